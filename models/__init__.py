@@ -1,0 +1,1 @@
+"""Data, base recommenders, the GNN encoder, fusion and metrics."""

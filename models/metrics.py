@@ -1,0 +1,52 @@
+"""Full-ranking metrics: HR@K, NDCG@K and MRR@K from the rank of a single target.
+
+Ranks are 0-based: rank 0 means the target is the top item. Ties are broken
+deterministically by item index (lower index first), the same order a stable
+descending sort gives, so top-k lists and metrics always agree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+DEFAULT_KS = (5, 10, 20)
+METRIC_NAMES = ("HR", "NDCG", "MRR")
+
+
+def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """0-based rank of each target among all items.
+
+    Args:
+        scores: ``[B, N]`` scores; column 0 (padding) must already be ``-inf``.
+        targets: ``[B]`` target item indices.
+
+    Returns:
+        ``[B]`` int64 ranks.
+    """
+    target_scores = scores.gather(1, targets.view(-1, 1))
+    higher = (scores > target_scores).sum(dim=1)
+    index = torch.arange(scores.shape[1], device=scores.device).view(1, -1)
+    tied_before = ((scores == target_scores) & (index < targets.view(-1, 1))).sum(dim=1)
+    return (higher + tied_before).to(torch.int64)
+
+
+def per_user_metrics(ranks: np.ndarray, ks: tuple[int, ...] = DEFAULT_KS) -> dict[str, np.ndarray]:
+    """Per-user metric values (for paired bootstrap and error analysis)."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    out: dict[str, np.ndarray] = {}
+    for k in ks:
+        hit = ranks < k
+        out[f"HR@{k}"] = hit.astype(np.float64)
+        out[f"NDCG@{k}"] = np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0)
+        out[f"MRR@{k}"] = np.where(hit, 1.0 / (ranks + 1.0), 0.0)
+    return out
+
+
+def metrics_from_ranks(ranks: np.ndarray, ks: tuple[int, ...] = DEFAULT_KS) -> dict[str, float]:
+    """Mean HR@K, NDCG@K and MRR@K over users, keys ordered HR, NDCG, MRR by K."""
+    values = per_user_metrics(ranks, ks)
+    ordered = [f"{m}@{k}" for m in METRIC_NAMES for k in ks]
+    if len(ranks) == 0:
+        return {key: 0.0 for key in ordered}
+    return {key: float(values[key].mean()) for key in ordered}
