@@ -1,0 +1,343 @@
+"""Shared torch machinery for the neural recommenders (GRU4Rec, SASRec, SR-GNN).
+
+:class:`NeuralRecommender` owns everything the three models have in common:
+
+* the training loop: full-softmax cross-entropy over all items, Adam, seeded and
+  deterministic on CPU, CUDA when :func:`resolve_device` says so, early stopping
+  on validation NDCG@10 with ``patience`` (the best weights are restored), a tqdm
+  bar with the loss and the ETA, and the :class:`FitReport`;
+* scoring: ``score = encode(items, lengths) @ item_embeddings.T``;
+* save/load: ``state_dict`` + a params JSON.
+
+A subclass supplies the network (:meth:`encode`, :meth:`item_embeddings`), its
+weight initialisation (:meth:`reset_parameters`), how training data is built
+from a split (:meth:`training_data`) and the loss of one batch
+(:meth:`batch_loss`).
+
+Training hyper-parameters: each model's ``Params`` carries its own tuned
+``batch_size``, ``learning_rate`` and ``weight_decay``. A :class:`TrainConfig`
+overrides them only when the caller set those fields explicitly (pydantic's
+``model_fields_set``); ``TrainConfig()`` leaves the tuned values alone. The
+values used are written back into ``params`` so a saved run records them.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import time
+from abc import abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+from tqdm.auto import tqdm
+
+from models.evaluation import evaluate
+from models.protocol import LeaveOneOut
+from models.recommenders.base import EpochLog, FitReport, Recommender, TrainConfig, resolve_device
+
+#: TrainConfig fields that override a model's tuned value when set explicitly.
+OVERRIDABLE = ("batch_size", "learning_rate", "weight_decay")
+
+
+class NeuralParams(BaseModel):
+    """Hyper-parameters every neural model has; subclasses add the network's own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch_size: int = Field(128, ge=1, description="training samples (windows or prefixes) per step")
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class NeuralRecommender(Recommender, nn.Module):
+    """Base class of the torch recommenders; see the module docstring."""
+
+    params_type: ClassVar[type[NeuralParams]]
+    params: NeuralParams
+
+    def __init__(self, n_items: int, params: NeuralParams | None = None) -> None:
+        nn.Module.__init__(self)
+        if n_items < 1:
+            raise ValueError(f"n_items must be positive, got {n_items}")
+        self.n_items = n_items
+        self.params = params if params is not None else self.params_type()
+
+    # ------------------------------------------------------------ subclass API
+    @abstractmethod
+    def reset_parameters(self) -> None:
+        """(Re-)initialise every weight from the global torch RNG."""
+
+    @abstractmethod
+    def item_embeddings(self) -> torch.Tensor:
+        """Output item embeddings ``[n_items + 1, d]`` (row 0 = padding)."""
+
+    @abstractmethod
+    def encode(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Session representation ``[B, d]``, the vector dotted with item embeddings.
+
+        Args:
+            items: ``[B, L]`` right-padded item indices (0 = padding).
+            lengths: ``[B]`` real items per row (at least 1).
+        """
+
+    @abstractmethod
+    def training_data(self, split: LeaveOneOut) -> Any:
+        """Build (once per fit) the training samples from ``split.train``."""
+
+    @abstractmethod
+    def iter_batches(self, data: Any, batch_size: int, rng: np.random.Generator,
+                     device: torch.device) -> Iterator[Any]:
+        """Yield shuffled batches of ``data`` on ``device`` (one epoch)."""
+
+    @abstractmethod
+    def n_batches(self, data: Any, batch_size: int) -> int:
+        """Number of batches :meth:`iter_batches` yields per epoch."""
+
+    @abstractmethod
+    def batch_loss(self, batch: Any) -> torch.Tensor:
+        """Mean cross-entropy of one training batch."""
+
+    # ---------------------------------------------------------------- scoring
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Scores of real items ``[N, n_items]`` (padding column dropped) for ``hidden [N, d]``."""
+        return hidden @ self.item_embeddings()[1:].T
+
+    def ce_loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Full-softmax cross-entropy of ``hidden [N, d]`` against ``targets [N]`` (1..n)."""
+        return F.cross_entropy(self.logits(hidden), targets - 1)
+
+    @torch.no_grad()
+    def score(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Score all items: ``[B, L]`` items, ``[B]`` lengths -> ``[B, n_items + 1]``.
+
+        Inputs are moved to the model's device; column 0 (padding) gets
+        ``-inf``. The model is put in eval mode.
+        """
+        self.eval()
+        device = self.device
+        hidden = self.encode(items.to(device), lengths.to(device))
+        scores = hidden @ self.item_embeddings().T
+        scores[:, 0] = -torch.inf
+        return scores
+
+    # --------------------------------------------------------------- training
+    def resolve_hyper(self, train: TrainConfig) -> NeuralParams:
+        """This model's params with the explicitly set TrainConfig overrides applied."""
+        update = {k: getattr(train, k) for k in OVERRIDABLE if k in train.model_fields_set}
+        return self.params.model_copy(update=update) if update else self.params
+
+    def fit(self, split: LeaveOneOut, train: TrainConfig) -> FitReport:
+        """Train on ``split.train``; early-stop on validation NDCG@10 (best weights kept)."""
+        start = time.perf_counter()
+        self.params = self.resolve_hyper(train)
+        hp = self.params
+        device = resolve_device(train.device)
+        with deterministic(train.seed):
+            self.reset_parameters()
+            self.to(device)
+            data = self.training_data(split)
+            optimizer = torch.optim.Adam(self.parameters(), lr=hp.learning_rate,
+                                         weight_decay=hp.weight_decay)
+            rng = np.random.default_rng(train.seed)
+            report = FitReport()
+            best_score, best_state, bad_epochs = -math.inf, None, 0
+            n_batches = self.n_batches(data, hp.batch_size)
+            for epoch in range(1, train.epochs + 1):
+                epoch_start = time.perf_counter()
+                self.train()
+                total, count = 0.0, 0
+                bar = tqdm(total=n_batches, disable=not train.progress, leave=False,
+                           desc=f"{self.name} epoch {epoch}/{train.epochs}", unit="batch",
+                           dynamic_ncols=True)
+                with bar:
+                    for batch in self.iter_batches(data, hp.batch_size, rng, device):
+                        loss = self.batch_loss(batch)
+                        optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        optimizer.step()
+                        total += float(loss.detach())
+                        count += 1
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{total / count:.4f}", refresh=False)
+                valid = evaluate(self, split, "valid", train.eval_batch_size, device)
+                seconds = time.perf_counter() - epoch_start
+                report.epochs.append(EpochLog(epoch=epoch, loss=total / max(count, 1),
+                                              valid_ndcg10=valid["NDCG@10"], seconds=seconds))
+                if valid["NDCG@10"] > best_score:
+                    best_score, bad_epochs = valid["NDCG@10"], 0
+                    best_state = copy.deepcopy(self.state_dict())
+                    report.best_epoch, report.best_valid = epoch, valid
+                else:
+                    bad_epochs += 1
+                if train.progress:
+                    tqdm.write(f"{self.name} epoch {epoch}: loss {total / max(count, 1):.4f} "
+                               f"valid NDCG@10 {valid['NDCG@10']:.4f} "
+                               f"(best {best_score:.4f} @ {report.best_epoch}) {seconds:.1f}s")
+                if bad_epochs >= train.patience:
+                    break
+            if best_state is not None:
+                self.load_state_dict(best_state)
+        self.eval()
+        report.seconds = time.perf_counter() - start
+        return report
+
+    # ------------------------------------------------------------ persistence
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
+        torch.save(state, directory / "model.pt")
+        meta = {"model": self.name, "n_items": self.n_items, "params": self.params.model_dump()}
+        (directory / "params.json").write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def load(cls, directory: Path, device: str = "auto") -> "NeuralRecommender":
+        directory = Path(directory)
+        meta = json.loads((directory / "params.json").read_text())
+        if meta.get("model", cls.name) != cls.name:
+            raise ValueError(f"{directory} holds a {meta['model']!r} model, not {cls.name!r}")
+        model = cls(n_items=int(meta["n_items"]), params=cls.params_type(**meta["params"]))
+        state = torch.load(directory / "model.pt", map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+        model.to(resolve_device(device))
+        model.eval()
+        return model
+
+
+class deterministic:
+    """Seed python, numpy and torch; make torch deterministic; restore on exit."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def __enter__(self) -> "deterministic":
+        self._was = torch.are_deterministic_algorithms_enabled()
+        self._warn = torch.is_deterministic_algorithms_warn_only_enabled()
+        random.seed(self.seed)
+        np.random.seed(self.seed % 2**32)
+        torch.manual_seed(self.seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        torch.use_deterministic_algorithms(self._was, warn_only=self._warn)
+
+
+# ---------------------------------------------------------------- sequence data
+def causal_windows(histories: list[np.ndarray], max_len: int,
+                   stride: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """All-positions training windows over histories.
+
+    Each history ``h`` gives the targets ``h[1:]``; target ``h[t]`` is predicted
+    from its causal prefix. Windows hold ``max_len`` inputs; the first starts at
+    the history's start and predicts all its targets; each later window moves
+    ``stride`` items on (the last one ends at the history's end) and predicts
+    only the targets not yet predicted, each with ``max_len - stride + 1`` to
+    ``max_len`` items of context. Every target is predicted exactly once.
+
+    Returns:
+        inputs ``[W, max_len]`` right-padded, targets ``[W, max_len]`` (0 = no loss
+        at that position) and lengths ``[W]``, all int64.
+    """
+    if stride < 1 or stride > max_len:
+        raise ValueError(f"stride must be in 1..{max_len}, got {stride}")
+    rows_in, rows_tg, lengths = [], [], []
+    for h in histories:
+        h = np.asarray(h, dtype=np.int64)
+        n = len(h)
+        if n < 2:
+            continue
+        prev_end = 0  # targets h[1 .. prev_end] already predicted
+        end = min(max_len, n - 1)  # window inputs h[end - L : end], targets h[.. end]
+        while True:
+            begin = max(0, end - max_len)
+            inp = h[begin:end]
+            tgt = h[begin + 1:end + 1].copy()
+            tgt[: max(0, prev_end - begin)] = 0
+            rows_in.append(inp)
+            rows_tg.append(tgt)
+            lengths.append(len(inp))
+            if end >= n - 1:
+                break
+            prev_end = end
+            end = min(end + stride, n - 1)
+    W = len(rows_in)
+    inputs = np.zeros((W, max_len), dtype=np.int64)
+    targets = np.zeros((W, max_len), dtype=np.int64)
+    for r, (i, t) in enumerate(zip(rows_in, rows_tg)):
+        inputs[r, : len(i)] = i
+        targets[r, : len(t)] = t
+    return torch.from_numpy(inputs), torch.from_numpy(targets), torch.tensor(lengths)
+
+
+def truncate_right_padded(items: torch.Tensor, lengths: torch.Tensor,
+                          max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keep the last ``max_len`` real items of each right-padded row.
+
+    Shapes:
+        items ``[B, L]``, lengths ``[B]`` -> ``[B, min(L, max_len)]``, ``[B]``.
+    """
+    if items.shape[1] <= max_len:
+        return items, lengths
+    start = (lengths - max_len).clamp(min=0)
+    idx = start.unsqueeze(1) + torch.arange(max_len, device=items.device).unsqueeze(0)
+    new_lengths = lengths.clamp(max=max_len)
+    out = items.gather(1, idx.clamp(max=items.shape[1] - 1))
+    out = out.masked_fill(torch.arange(max_len, device=items.device)[None] >= new_lengths[:, None], 0)
+    return out, new_lengths
+
+
+class WindowedSequenceModel(NeuralRecommender):
+    """A causal sequence encoder trained with the all-positions objective.
+
+    Subclasses implement :meth:`sequence_output` (``[B, L, d]`` causal outputs).
+    Params must have ``max_len`` and ``window_stride``.
+    """
+
+    @abstractmethod
+    def sequence_output(self, items: torch.Tensor) -> torch.Tensor:
+        """Causal outputs ``[B, L, d]``: position ``i`` depends on ``items[:, :i+1]`` only."""
+
+    def encode(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        items, lengths = truncate_right_padded(items, lengths, self.params.max_len)
+        out = self.sequence_output(items)
+        last = (lengths - 1).clamp(min=0)
+        return out[torch.arange(out.shape[0], device=out.device), last]
+
+    def training_data(self, split: LeaveOneOut) -> tuple[torch.Tensor, ...]:
+        max_len = min(split.max_len, self.params.max_len)
+        stride = min(self.params.window_stride, max_len)
+        inputs, targets, lengths = causal_windows(split.train, max_len, stride)
+        # Sort-free bucketing is unnecessary at this size; keep whole windows.
+        return inputs, targets, lengths
+
+    def n_batches(self, data: tuple[torch.Tensor, ...], batch_size: int) -> int:
+        return math.ceil(len(data[0]) / batch_size)
+
+    def iter_batches(self, data: tuple[torch.Tensor, ...], batch_size: int,
+                     rng: np.random.Generator, device: torch.device) -> Iterator[Any]:
+        inputs, targets, lengths = data
+        order = torch.from_numpy(rng.permutation(len(inputs)))
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            width = int(lengths[idx].max())  # trim trailing all-padding columns
+            yield (inputs[idx, :width].to(device), targets[idx, :width].to(device))
+
+    def batch_loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        inputs, targets = batch
+        out = self.sequence_output(inputs)
+        mask = targets > 0
+        return self.ce_loss(out[mask], targets[mask])

@@ -1,0 +1,152 @@
+"""The ``reasonrec`` command line.
+
+Every command maps to a call on :class:`reasonrec.studio.Studio` (or the
+reasoning/fusion layers); errors print one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from models.data.errors import DataError
+from reasonrec.config import ConfigError, StudioConfig, load_config
+
+app = typer.Typer(help="ReasonRec Studio: explainable recommendation with LLM reasoning graphs.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+bench_app = typer.Typer(help="Benchmarks that write JSON.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+EXIT_USER_ERROR = 2
+
+
+class UserError(Exception):
+    """Anything the user can fix; printed as one line."""
+
+
+@app.callback()
+def _global(ctx: typer.Context,
+            config: Optional[Path] = typer.Option(None, "--config", help="TOML config file."),
+            data: Optional[Path] = typer.Option(None, "--data",
+                                                help="Dataset directory (RecBole atomic or GroupLens)."),
+            data_dir: Optional[Path] = typer.Option(None, "--data-dir",
+                                                    help="Cache for data, runs and the KB."),
+            device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda."),
+            ) -> None:
+    overrides = {"data": {"path": str(data) if data else None,
+                          "data_dir": str(data_dir) if data_dir else None},
+                 "train": {"device": device}}
+    ctx.obj = {"config_path": config, "overrides": overrides}
+
+
+def _config(ctx: typer.Context, extra: dict[str, Any] | None = None) -> StudioConfig:
+    overrides = dict(ctx.obj["overrides"])
+    for key, value in (extra or {}).items():
+        overrides[key] = {**overrides.get(key, {}), **value}
+    return load_config(ctx.obj["config_path"], overrides)
+
+
+def _studio(ctx: typer.Context, extra: dict[str, Any] | None = None):
+    from reasonrec.studio import Studio  # lazy: keeps `--help` fast
+    return Studio(_config(ctx, extra))
+
+
+def _emit(payload: Any, as_json: bool, human: str) -> None:
+    typer.echo(json.dumps(payload, indent=2) if as_json else human)
+
+
+@app.command()
+def data(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"),
+         gap_minutes: Optional[float] = typer.Option(None, "--session-gap",
+                                                     help="Inactivity gap in minutes.")) -> None:
+    """Describe the dataset: users, items, interactions, sessions, source."""
+    studio = _studio(ctx, {"data": {"session_gap_minutes": gap_minutes}})
+    summary = studio.dataset_summary()
+    _emit(summary, as_json, "\n".join(f"{k:>20}: {v}" for k, v in summary.items()))
+
+
+@app.command()
+def train(ctx: typer.Context,
+          model: str = typer.Option(..., "--model", help="pop, gru4rec, sasrec or srgnn."),
+          epochs: Optional[int] = typer.Option(None, "--epochs"),
+          seed: Optional[int] = typer.Option(None, "--seed"),
+          quiet: bool = typer.Option(False, "--quiet", help="No progress bar.")) -> None:
+    """Train a base recommender and print where the run was saved."""
+    studio = _studio(ctx, {"train": {"epochs": epochs, "seed": seed,
+                                     "progress": False if quiet else None}})
+    info = studio.train(model)
+    test = info.metrics["test"]
+    typer.echo(f"test NDCG@10={test['NDCG@10']:.4f} HR@10={test['HR@10']:.4f} "
+               f"MRR@10={test['MRR@10']:.4f}", err=True)
+    typer.echo(str(info.directory))
+
+
+@app.command()
+def evaluate(ctx: typer.Context, model: str = typer.Option(..., "--model"),
+             as_json: bool = typer.Option(False, "--json")) -> None:
+    """Test metrics of the latest run of a model (training one first if none exists)."""
+    result = _studio(ctx).evaluate(model)
+    human = "\n".join(f"{k:>10}: {v:.4f}" if isinstance(v, float) else f"{k:>10}: {v}"
+                      for k, v in result.items())
+    _emit(result, as_json, human)
+
+
+@app.command()
+def recommend(ctx: typer.Context, user: str = typer.Option(..., "--user"),
+              k: int = typer.Option(10, "--k", min=1), model: Optional[str] = typer.Option(None, "--model"),
+              include_seen: bool = typer.Option(False, "--include-seen",
+                                                help="Allow items already in the history."),
+              as_json: bool = typer.Option(False, "--json")) -> None:
+    """A user's history, then their top-k."""
+    result = _studio(ctx).recommend(user, k, model, exclude_seen=not include_seen)
+    lines = [f"user {result['user']}: {len(result['history'])} items in history; "
+             f"top-{k} from {result['model']}:"]
+    lines += [f"{r['rank']:>3}. {r['title']}  ({r['score']:.3f})" for r in result["top_k"]]
+    _emit(result, as_json, "\n".join(lines))
+
+
+@bench_app.command("models")
+def bench_models_command(ctx: typer.Context,
+                         models: str = typer.Option("pop,gru4rec,sasrec,srgnn", "--models"),
+                         out: Optional[Path] = typer.Option(None, "--out", help="JSON file to write."),
+                         as_json: bool = typer.Option(False, "--json")) -> None:
+    """Train each model; report seconds/epoch, epochs, total time, peak RSS and test metrics."""
+    from models.bench import bench_models
+
+    studio = _studio(ctx)
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    result = bench_models(studio.config, names)
+    path = out or studio.config.bench_dir / "models.json"
+    _write_json(path, result)
+    typer.echo(f"wrote {path}", err=True)
+    rows = [f"{r['model']:>8}: {r['seconds_per_epoch']:.2f} s/epoch, {r['epochs']} epochs, "
+            f"{r['total_seconds']:.1f} s, NDCG@10={r['test']['NDCG@10']:.4f}"
+            for r in result["models"]]
+    _emit(result, as_json, "\n".join(rows))
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    """Write JSON atomically: a half-written bench file is never left behind."""
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    tmp.replace(path)
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit code 2."""
+    try:
+        app()
+    except (ConfigError, DataError, UserError, LookupError, ValueError, FileNotFoundError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        typer.echo(f"error: {message}", err=True)
+        sys.exit(EXIT_USER_ERROR)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""The studio facade: one object the CLI and the app call for data and models.
+
+It owns no modelling logic; it wires config to ``models/`` (and later
+``reasoning/``), and caches what is expensive to load. Thread-safe, because the
+app shares one instance across browser sessions.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from models.data import Dataset, ensure_ml100k, load_dataset
+from models.protocol import LeaveOneOut, leave_one_out, pad_sequences
+from models.recommenders import Recommender, model_class
+from models.runs import RunInfo, latest_run, load_run, train_and_save
+from reasonrec.config import StudioConfig
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    model: Recommender
+    run_dir: Path
+    metrics: dict[str, Any]
+
+
+class Studio:
+    """Loads the configured dataset and base models on demand."""
+
+    def __init__(self, config: StudioConfig) -> None:
+        self.config = config
+        self._lock = threading.RLock()
+        self._dataset: Dataset | None = None
+        self._split: LeaveOneOut | None = None
+        self._models: dict[str, LoadedModel] = {}
+
+    # ------------------------------------------------------------------ data
+    @property
+    def dataset_path(self) -> Path:
+        if self.config.data.path:
+            return Path(self.config.data.path).expanduser()
+        return ensure_ml100k(self.config.data_dir)
+
+    @property
+    def dataset(self) -> Dataset:
+        with self._lock:
+            if self._dataset is None:
+                self._dataset = load_dataset(self.dataset_path, self.config.data.encoding or None)
+            return self._dataset
+
+    @property
+    def split(self) -> LeaveOneOut:
+        with self._lock:
+            if self._split is None:
+                self._split = leave_one_out(self.dataset, self.config.data.max_len)
+            return self._split
+
+    @property
+    def session_gap_seconds(self) -> float:
+        return self.config.data.session_gap_minutes * 60.0
+
+    def dataset_summary(self) -> dict[str, Any]:
+        ds = self.dataset
+        return {"dataset": ds.name, "users": ds.n_users, "items": ds.n_items,
+                "interactions": ds.n_interactions,
+                "sessions": ds.n_sessions(self.session_gap_seconds),
+                "session_gap_minutes": self.config.data.session_gap_minutes,
+                "source": str(ds.source)}
+
+    # ---------------------------------------------------------------- models
+    def train(self, name: str) -> RunInfo:
+        model_class(name)
+        info = train_and_save(name, self.split, self.dataset.name, self.config.runs_dir,
+                              params=self.config.models.get(name),
+                              train=self.config.train)
+        with self._lock:
+            self._models[name] = LoadedModel(name, info.model, info.directory, info.metrics)
+        return info
+
+    def model(self, name: str, train_if_missing: bool = True) -> LoadedModel:
+        """The latest trained run of ``name``; trains one first when there is none."""
+        model_class(name)
+        with self._lock:
+            if name in self._models:
+                return self._models[name]
+            run = latest_run(self.config.runs_dir, self.dataset.name, name)
+            if run is None:
+                if not train_if_missing:
+                    raise LookupError(f"no trained {name} run under {self.config.runs_dir}; "
+                                      f"run `reasonrec train --model {name}` first")
+                self.train(name)
+                return self._models[name]
+            model, _config, metrics = load_run(run, self.config.train.device)
+            self._models[name] = LoadedModel(name, model, run, metrics)
+            return self._models[name]
+
+    def evaluate(self, name: str) -> dict[str, Any]:
+        loaded = self.model(name)
+        test = loaded.metrics["test"]
+        return {"model": name, "protocol": "loo", "split": "test",
+                "n_users": loaded.metrics["n_users"], **test, "run_dir": str(loaded.run_dir)}
+
+    # ----------------------------------------------------------- recommending
+    def item_json(self, index: int) -> dict[str, Any]:
+        item = self.dataset.catalogue[int(index)]
+        return {"item_id": item.item_id, "title": item.display_name, "year": item.year,
+                "genres": list(item.genres)}
+
+    @torch.no_grad()
+    def top_k(self, name: str, history: np.ndarray, k: int,
+              exclude_seen: bool | None = None) -> list[dict[str, Any]]:
+        """Top-k items for a history (item indices in time order)."""
+        if len(history) == 0:
+            raise ValueError("cannot recommend from an empty history")
+        exclude_seen = self.config.recommend.exclude_seen if exclude_seen is None else exclude_seen
+        model = self.model(name).model
+        items, lengths = pad_sequences([history], self.config.data.max_len)
+        device = _model_device(model)
+        scores = model.score(items.to(device), lengths.to(device))[0].float().cpu()
+        scores[0] = -torch.inf
+        if exclude_seen:
+            scores[torch.as_tensor(np.unique(history))] = -torch.inf
+        k = min(k, int(torch.isfinite(scores).sum()))
+        # Stable descending order: ties go to the lower item index, as in the metrics.
+        order = torch.from_numpy(np.argsort(-scores.numpy(), kind="stable")[:k])
+        return [{**self.item_json(int(i)), "score": float(scores[i]), "rank": r}
+                for r, i in enumerate(order.tolist(), start=1)]
+
+    def recommend(self, user: str, k: int | None = None, name: str | None = None,
+                  exclude_seen: bool | None = None) -> dict[str, Any]:
+        """History and top-k for a user, recommending after their whole history."""
+        name = name or self.config.recommend.default_model
+        k = k or self.config.recommend.k
+        history = self.dataset.history(user)
+        return {"user": str(user), "model": name,
+                "history": [self.item_json(i) for i in history],
+                "top_k": self.top_k(name, history, k, exclude_seen)}
+
+
+def _model_device(model: Recommender) -> torch.device:
+    if isinstance(model, torch.nn.Module):
+        for parameter in model.parameters():
+            return parameter.device
+    return torch.device("cpu")
