@@ -24,6 +24,9 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     Returns:
         ``[B]`` int64 ranks.
     """
+    if torch.isnan(scores).any():
+        # NaN compares false with everything: a NaN target would get rank 0 (a hit).
+        raise ValueError("scores contain NaN; cannot rank targets")
     target_scores = scores.gather(1, targets.view(-1, 1))
     higher = (scores > target_scores).sum(dim=1)
     index = torch.arange(scores.shape[1], device=scores.device).view(1, -1)

@@ -60,6 +60,8 @@ def leave_one_out(dataset: Dataset, max_len: int = DEFAULT_MAX_LEN) -> LeaveOneO
     Users with fewer than 3 interactions cannot give train, valid and test
     targets; they are kept as training data only (ml-100k has none).
     """
+    if max_len < 1:  # h[-0:] would silently mean "the whole history"
+        raise ValueError(f"max_len must be at least 1, got {max_len}")
     train, v_users, v_in, v_tg, t_users, t_in, t_tg = [], [], [], [], [], [], []
     for u, history in enumerate(dataset.histories):
         if len(history) < 3:
@@ -86,6 +88,8 @@ def pad_sequences(sequences: list[np.ndarray], max_len: int) -> tuple[torch.Tens
         items ``[B, L]`` (int64, 0 = padding) and lengths ``[B]`` (at least 1 per
         non-empty sequence; an empty sequence has length 0).
     """
+    if max_len < 1:
+        raise ValueError(f"max_len must be at least 1, got {max_len}")
     batch = len(sequences)
     length = max(1, min(max_len, max((len(s) for s in sequences), default=1)))
     items = np.zeros((batch, length), dtype=np.int64)

@@ -93,8 +93,10 @@ def order_histories(interactions: Interactions,
     """Group rows by user and order each user's rows by time.
 
     Ties in timestamp keep the file order: the sort is stable. About half of the
-    ml-100k rows share a timestamp with the previous row, so an unstable sort
-    would make histories (and every metric) depend on the sort implementation.
+    ml-100k rows (50,561 of 100,000) share a timestamp with the previous item of
+    the same user's time-ordered history (only 4 tie with the previous row of
+    the file), so an unstable sort would make histories (and every metric)
+    depend on the sort implementation.
 
     Returns:
         user tokens in order of first appearance, item-index histories, timestamps.
@@ -127,7 +129,7 @@ def split_sessions(timestamps: np.ndarray, gap_seconds: float) -> list[np.ndarra
     Returns:
         one array of history positions per session, covering every position once.
     """
-    if gap_seconds <= 0:
+    if not gap_seconds > 0:  # also rejects NaN, which would silently never split
         raise ValueError("session gap must be positive")
     n = len(timestamps)
     if n == 0:

@@ -24,6 +24,8 @@ TITLE_FIELDS = ("movie_title", "title", "name", "item_name")
 YEAR_FIELDS = ("release_year", "year")
 GENRE_FIELDS = ("class", "genre", "genres", "categories", "category")
 _YEAR_IN_TITLE = re.compile(r"\((\d{4})\)\s*$")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_LINE_BREAK_BYTES = re.compile(rb"\r\n|\r|\n")
 
 
 def read_lines(path: Path, encoding: str) -> list[str]:
@@ -38,14 +40,20 @@ def read_lines(path: Path, encoding: str) -> list[str]:
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
+        line = len(_LINE_BREAK_BYTES.findall(raw, 0, exc.start)) + 1
         raise DataFormatError(
             path, f"cannot decode byte 0x{raw[exc.start]:02x} as {encoding}; "
             "set the dataset encoding (e.g. latin-1) if the file is not UTF-8",
             line=line) from None
     if text.startswith("\ufeff"):
         text = text[1:]
-    return text.splitlines()
+    # Only \n, \r\n and \r end a line: str.splitlines() also splits at U+0085
+    # (byte 0x85, "..." in cp1252 text read as latin-1), U+2028, \f, etc., which
+    # would break a valid row in two and shift every later line number.
+    lines = _LINE_BREAK.split(text)
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 def _parse_float(path: Path, line: int, field: str, value: str) -> float:
