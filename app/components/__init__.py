@@ -1,0 +1,1 @@
+"""Reusable view pieces for the Streamlit pages."""

@@ -1,0 +1,154 @@
+"""Session explorer: find a user, choose a point in the history, see the session window.
+
+The window is the last ``l_tru`` items before the point, drawn as an offline
+pyvis graph; the item at the point is the true next item, shown for error
+analysis and marked as never seen by the models.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pandas as pd
+import streamlit as st
+
+from app.components.session_window import (
+    SessionWindow,
+    build_window,
+    describe_span,
+    users_who_watched,
+)
+from app.graph_html import NEVER_SEEN, OfflineHTMLError, session_graph_html
+from app.state import current_user, init_widget, set_current_user, studio_or_stop, window_length
+
+GRAPH_HEIGHT = 460
+BY_ID = "By user id"
+BY_MOVIE = "By a movie they watched"
+
+st.header("Session explorer")
+studio = studio_or_stop()
+dataset = studio.dataset
+try:
+    l_tru = window_length(studio)
+except ValueError as exc:
+    st.error(f"{exc}. Fix it in your config file (or $REASONREC_CONFIG) and reload the page.")
+    st.stop()
+
+
+def pick_user() -> str | None:
+    """The user to explore: by id, or among the users who watched a chosen movie."""
+    mode = st.radio("Find a user", [BY_ID, BY_MOVIE], horizontal=True, key="explorer_find_by")
+    if mode == BY_ID:
+        init_widget("explorer_user", current_user(studio))
+        return st.selectbox("User id", dataset.user_ids, key="explorer_user",
+                            help="Type to search the user ids.")
+    catalogue = dataset.catalogue
+    movie = st.selectbox("Movie", range(1, len(catalogue) + 1), index=None,
+                         format_func=lambda i: catalogue[i].display_name,
+                         key="explorer_movie", placeholder="Type part of a title…",
+                         help="Type to search the catalogue titles.")
+    if movie is None:
+        st.info("Pick a movie to list the users who watched it.")
+        return None
+    watchers = users_who_watched(dataset, movie)
+    if not watchers:
+        st.warning("Nobody in this dataset watched that movie; pick another one.")
+        return None
+    return st.selectbox(f"Users who watched it ({len(watchers)})", watchers,
+                        key="explorer_movie_user")
+
+
+def pick_point(user: str) -> int:
+    """Number of history items before the point (the window ends just before it)."""
+    n = len(dataset.history(user))
+    if n < 2:
+        st.caption(f"User {user} has a single interaction: the window is that item, "
+                   "with no next item.")
+        return n
+    with st.container(key="explorer-point"):
+        return st.slider(
+            "Point in the history", min_value=1, max_value=n, value=n - 1,
+            key=f"explorer_point_{user}",
+            help=f"The window is the last {l_tru} items before this point; the item at the "
+                 "point is the true next item. The default is the last item, the one the "
+                 "leave-one-out test holds out. At the end of the history there is no next item.")
+
+
+def show_stats(window: SessionWindow) -> None:
+    st.metric("Sessions (whole history)", f"{window.n_sessions:,}",
+              help=f"Split at gaps over {studio.config.data.session_gap_minutes:g} minutes.")
+    st.metric("Items in window", f"{len(window.items)} of {l_tru}")
+    st.metric("Sessions in window", window.sessions_in_window)
+    st.metric("Time span of window", describe_span(window.time_span_seconds))
+    if window.genre_mix:
+        total = len(window.items)
+        mix = pd.DataFrame([{"genre": g, "items": c, "share": c / total}
+                            for g, c in window.genre_mix])
+        st.caption("Genre mix of the window (an item counts once per genre)")
+        st.dataframe(mix, hide_index=True, key="explorer-genres",
+                     column_config={"share": st.column_config.NumberColumn(
+                         "share", format="percent")})
+
+
+def when(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def window_table(window: SessionWindow) -> pd.DataFrame:
+    items = [*window.items, *([window.next_item] if window.next_item else [])]
+    rows = [{"step": step, "title": item.title, "year": item.year,
+             "genres": ", ".join(item.genres), "watched": when(item.timestamp),
+             "session": item.session, "item_id": item.item_id,
+             "role": "window" if step <= len(window.items) else f"true next item ({NEVER_SEEN})"}
+            for step, item in enumerate(items, start=1)]
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["year"] = frame["year"].astype("Int64")  # unknown years stay empty, not NaN floats
+    return frame
+
+
+def embed(document: str) -> None:
+    """st.iframe (Streamlit >= 1.5x); the deprecated components.v1.html on older versions."""
+    if hasattr(st, "iframe"):
+        st.iframe(document, height=GRAPH_HEIGHT + 60)
+    else:  # pragma: no cover - older Streamlit
+        import streamlit.components.v1 as components
+        components.html(document, height=GRAPH_HEIGHT + 60)
+
+
+controls, _ = st.columns([2, 1])
+with controls:
+    user = pick_user()
+if user is None:
+    st.stop()
+set_current_user(user)
+with controls:
+    point = pick_point(user)
+
+try:
+    window = build_window(dataset, user, point, l_tru, studio.session_gap_seconds)
+except (KeyError, ValueError) as exc:
+    st.error(f"Cannot show this window: {exc}. Pick another user or point.")
+    st.stop()
+
+st.caption(f"User **{user}**: {window.history_length} interactions. Window: items "
+           f"{max(1, point - l_tru + 1)}–{point} of the history (l_tru = {l_tru}). "
+           + ("The dashed red box is the true next item; it is shown for error analysis "
+              f"and was {NEVER_SEEN}." if window.next_item else
+              "This is the end of the history: there is no next item."))
+graph_col, stats_col = st.columns([5, 2])
+with graph_col:
+    try:
+        document = session_graph_html(window.items, window.next_item, GRAPH_HEIGHT)
+    except OfflineHTMLError as exc:
+        st.error(f"The graph was not shown because it would load remote resources ({exc}). "
+                 "Report this as a bug; the table below still lists the window.")
+    else:
+        with st.container(key="session-graph"):
+            embed(document)
+        st.caption("Drag nodes or the canvas, scroll to zoom, hover a node for its details.")
+with stats_col:
+    show_stats(window)
+
+st.subheader("Window items")
+st.dataframe(window_table(window), hide_index=True, key="explorer-window")
