@@ -1,0 +1,1 @@
+"""Graph encoders (torch-geometric), one per module."""

@@ -1,0 +1,452 @@
+"""Reasoning graphs (#3) as torch-geometric data for the GNN encoders and fusion (#4).
+
+A reasoning graph (``reasoning/graph.py``: a ``networkx.DiGraph`` with
+``session_item`` / ``intent`` / ``candidate_item`` nodes and ``sequence`` /
+``chain`` / ``diverge`` edges) at a chosen prefix step becomes a
+:class:`GraphPair` of two :class:`GraphData` objects:
+
+* **G_rea** (encoded into E_ori): the session items of the prefix and the
+  edges between them: the window order (``sequence``) and the LLM's chains
+  (``chain``, weighted by the chain's verification score);
+* **G_div** (encoded into E_div): the divergent extension: the chain ends it
+  hangs off, the intents proposed there, and the catalogue items each intent
+  was localized to (weighted by similarity). Empty when there is none.
+
+The non-LLM control is :func:`sequence_graph`: the plain SR-GNN session graph
+of the same window. It uses the same node and edge conventions as G_rea, so
+G_rea with every chain, intent and candidate removed *is* the control graph.
+
+Conventions (shared by every graph built here, so one encoder reads them all):
+
+* Session items are merged by catalogue index (SR-GNN's session graph: a
+  repeated item is one node), nodes sorted by catalogue index; the sequence
+  edges are the consecutive pairs of the remaining session items in window
+  order, so removing a session item bridges over it exactly as if the user had
+  not seen it. Repeated edges (same source, target and type) are one edge,
+  with the largest weight; edges are sorted by (type, source, target).
+* ``x`` is the catalogue item index of item nodes (0 for intents) and indexes
+  the shared item embedding table; ``intent`` indexes an intent table (see
+  :class:`IntentIndex`; 0 for non-intent nodes and unknown intent texts).
+* ``alias_inputs`` lists the nodes the encoder's attention readout pools:
+  for session graphs the node of each window position (SR-GNN's alias), for
+  G_div every node. ``last`` is ``[1]`` (the node of the latest session item,
+  or for G_div the most recent chain end) or ``[0]`` for an empty graph.
+  Both are offset by :meth:`GraphData.__inc__` when batched.
+
+Prefixes: the graph of step ``t`` is ``reasoning.graph.prefix_graph``; chain
+scores come from verifying the whole window, so a chain that continues after
+``t`` counts as unverified there (``GraphOptions.hide_future_scores``): its
+score saw the items the model is asked to predict.
+
+Counterfactuals: :func:`remove` deletes chains and nodes from the networkx
+graph with their dependants (a chain's divergent extension, intents left
+without an anchor, candidates left without an intent) and bridges chains over
+removed session items; :func:`counterfactual_pair` converts the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+import torch
+from torch_geometric.data import Batch, Data
+
+from reasoning.graph import prefix_graph
+
+#: ``node_kind`` values.
+SESSION_ITEM, INTENT, CANDIDATE_ITEM = 0, 1, 2
+NODE_KINDS: dict[str, int] = {"session_item": SESSION_ITEM, "intent": INTENT,
+                              "candidate_item": CANDIDATE_ITEM}
+
+#: ``edge_type`` values. ``diverge`` edges are split by what they join: a chain
+#: end proposing an intent is not the same relation as an intent matching an item.
+SEQUENCE, CHAIN, DIVERGE_INTENT, DIVERGE_ITEM = 0, 1, 2, 3
+EDGE_TYPES: dict[str, int] = {"sequence": SEQUENCE, "chain": CHAIN,
+                              "diverge_intent": DIVERGE_INTENT, "diverge_item": DIVERGE_ITEM}
+NUM_EDGE_TYPES = len(EDGE_TYPES)
+NUM_NODE_KINDS = len(NODE_KINDS)
+
+
+@dataclass(frozen=True)
+class GraphOptions:
+    """How a reasoning graph becomes tensors; the ablations of #4 are settings here.
+
+    Args:
+        verification: weight chain edges by their chain's verification score
+            (rejected chains handled by ``drop_rejected``). False is the
+            "LLMRG without verification" ablation: every chain kept at weight 1.
+        drop_rejected: with verification on, leave chains marked ``rejected``
+            out of G_rea (LLMRG keeps only the chains that pass).
+        unverified_weight: chain-edge weight of a chain verification could not
+            score (every mask failed): neither kept nor rejected evidence.
+        divergent: build G_div; False is the "without divergent extension"
+            ablation (G_div is then always empty).
+        hide_future_scores: at a prefix step, treat a chain that continues
+            past the step as unverified. Verification runs once per window
+            and masks every item of a chain, so such a chain's score and
+            status depend on items after the prefix, the very items the
+            model is trained to predict there.
+    """
+
+    verification: bool = True
+    drop_rejected: bool = True
+    unverified_weight: float = 0.5
+    divergent: bool = True
+    hide_future_scores: bool = True
+
+
+class IntentIndex:
+    """Rows of the intent-embedding table: row 0 for unknown texts, then ``labels`` in order.
+
+    The table itself (text-encoder vectors of #3, ``[len(self), text_dim]``) is
+    built by :meth:`table` and passed to the encoder, which projects it.
+
+    Args:
+        labels: the intent texts, e.g. ``reasoning.prompts.load_intents().labels``.
+    """
+
+    def __init__(self, labels: Iterable[str]) -> None:
+        self.labels: tuple[str, ...] = tuple(dict.fromkeys(labels))
+        self._rows = {label: row for row, label in enumerate(self.labels, start=1)}
+
+    def __len__(self) -> int:
+        return len(self.labels) + 1
+
+    def __getitem__(self, text: str | None) -> int:
+        # Intents outside the vocabulary (a newer vocabulary, a hand-edited
+        # graph) share the unknown row instead of failing a whole batch.
+        return self._rows.get(text, 0) if text is not None else 0
+
+    def table(self, encode: Callable[[list[str]], torch.Tensor]) -> torch.Tensor:
+        """The intent table: ``encode(labels)`` (``[n, text_dim]``) under a zero row 0.
+
+        Shapes:
+            returns ``[len(self), text_dim]`` float.
+        """
+        vectors = torch.as_tensor(encode(list(self.labels)), dtype=torch.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != len(self.labels):
+            raise ValueError(f"encode must return [{len(self.labels)}, dim], got "
+                             f"{tuple(vectors.shape)}")
+        return torch.cat([vectors.new_zeros(1, vectors.shape[1]), vectors])
+
+
+class GraphData(Data):
+    """One encoder input graph (or a batch of them, via ``Batch.from_data_list``).
+
+    Attributes:
+        x: ``[N]`` long, catalogue item index of item nodes (0 for intents).
+        intent: ``[N]`` long, intent-table row of intent nodes (0 otherwise).
+        node_kind: ``[N]`` long, :data:`NODE_KINDS`.
+        edge_index: ``[2, E]`` long, ``source -> target``.
+        edge_type: ``[E]`` long, :data:`EDGE_TYPES`.
+        edge_weight: ``[E]`` float.
+        alias_inputs: ``[R]`` long, the nodes the attention readout pools.
+        last: ``[1]`` long (``[0]`` for an empty graph), the readout's last node.
+        node_ids: the networkx ids of each node (a merged session item has one
+            per window position), for mapping results back to the graph.
+    """
+
+    def __inc__(self, key: str, value: Any, *args: Any, **kwargs: Any) -> Any:
+        # Readout indices point at nodes: PyG offsets only *index* keys by
+        # itself, so these must be offset like edge_index or every graph after
+        # the first in a batch would read another graph's nodes.
+        if key in ("alias_inputs", "last"):
+            return self.num_nodes
+        return super().__inc__(key, value, *args, **kwargs)
+
+
+@dataclass
+class GraphPair:
+    """The encoder inputs of one reasoning graph at one prefix.
+
+    Attributes:
+        rea: G_rea (session items, sequence and chain edges).
+        div: G_div (chain ends, intents, candidate items); may be empty.
+        session: catalogue indices of the remaining session items in window
+            order (after removals), to recompute the base model's E_base.
+    """
+
+    rea: GraphData
+    div: GraphData
+    session: list[int]
+
+
+# ------------------------------------------------------------------ building
+def _session_nodes(items: Sequence[int]) -> tuple[list[int], list[int]]:
+    """Unique items sorted by index (the nodes) and each position's node (the alias)."""
+    nodes = sorted(set(items))
+    position = {item: node for node, item in enumerate(nodes)}
+    return nodes, [position[item] for item in items]
+
+
+def _make(x: list[int], intent: list[int], kind: list[int],
+          edges: dict[tuple[int, int, int], float], alias: list[int], last: list[int],
+          node_ids: list[tuple[str, ...]]) -> GraphData:
+    """Tensors from plain lists; ``edges`` maps ``(type, source, target)`` to a weight."""
+    keys = sorted(edges)
+    long = torch.long
+    return GraphData(
+        x=torch.tensor(x, dtype=long), intent=torch.tensor(intent, dtype=long),
+        node_kind=torch.tensor(kind, dtype=long),
+        edge_index=torch.tensor([[s for _, s, _ in keys], [t for _, _, t in keys]],
+                                dtype=long).reshape(2, -1),
+        edge_type=torch.tensor([k for k, _, _ in keys], dtype=long),
+        edge_weight=torch.tensor([edges[k] for k in keys], dtype=torch.float32),
+        alias_inputs=torch.tensor(alias, dtype=long), last=torch.tensor(last, dtype=long),
+        node_ids=node_ids, num_nodes=len(x))
+
+
+def _add_edge(edges: dict[tuple[int, int, int], float], key: tuple[int, int, int],
+              weight: float) -> None:
+    edges[key] = max(weight, edges.get(key, weight))
+
+
+def _session_graph(items: Sequence[int], ids: Sequence[str]) -> tuple[
+        list[int], list[int], dict[tuple[int, int, int], float], list[tuple[str, ...]]]:
+    """Nodes, alias, sequence edges and node ids of a session (items in window order)."""
+    nodes, alias = _session_nodes(items)
+    edges: dict[tuple[int, int, int], float] = {}
+    for a, b in zip(alias[:-1], alias[1:]):
+        _add_edge(edges, (SEQUENCE, a, b), 1.0)
+    node_ids: list[list[str]] = [[] for _ in nodes]
+    for node, nid in zip(alias, ids):
+        node_ids[node].append(nid)
+    return nodes, alias, edges, [tuple(n) for n in node_ids]
+
+
+def sequence_graph(items: Sequence[int]) -> GraphData:
+    """The non-LLM control: the plain SR-GNN session graph of a window.
+
+    Args:
+        items: catalogue indices in window order (may be empty: an empty graph).
+
+    Shapes:
+        ``x [N]`` unique items, ``edge_index [2, E]`` (all ``sequence``),
+        ``alias_inputs [L]``, ``last [1]`` (``[0]`` when empty).
+    """
+    items = [int(i) for i in items]
+    nodes, alias, edges, node_ids = _session_graph(items, [f"s{t}" for t in range(len(items))])
+    return _make(nodes, [0] * len(nodes), [SESSION_ITEM] * len(nodes), edges, alias,
+                 alias[-1:], node_ids)
+
+
+def _item_index(node: str, attrs: dict[str, Any]) -> int:
+    index = attrs.get("item_index")
+    if index is None:
+        raise ValueError(f"item node {node!r} has no catalogue item_index")
+    return int(index)
+
+
+def _chain_weight(attrs: dict[str, Any], record: Any, options: GraphOptions,
+                  unscored: Collection[str]) -> float | None:
+    """Weight of a chain edge; None when the edge is left out.
+
+    The edge's own score and status win; the chain's record (``graph.graph
+    ["chains"]``) fills in what the edge lacks.
+    """
+    if not options.verification:
+        return 1.0
+    if attrs.get("chain") in unscored:
+        return options.unverified_weight
+    status = attrs.get("status") or getattr(record, "status", None)
+    if status == "rejected" and options.drop_rejected:
+        return None
+    score = attrs.get("score")
+    score = getattr(record, "score", None) if score is None else score
+    return options.unverified_weight if score is None else float(score)
+
+
+def _rea_graph(graph: nx.DiGraph, options: GraphOptions,
+               unscored: Collection[str]) -> tuple[GraphData, list[int]]:
+    session = sorted(((a["step"], n) for n, a in graph.nodes(data=True)
+                      if a["kind"] == "session_item"))
+    items = [_item_index(n, graph.nodes[n]) for _, n in session]
+    nodes, alias, edges, node_ids = _session_graph(items, [n for _, n in session])
+    node_of = {n: alias[p] for p, (_, n) in enumerate(session)}
+    records = {c.id: c for c in graph.graph.get("chains", [])}
+    for u, v, attrs in graph.edges(data=True):
+        if attrs["kind"] != "chain" or u not in node_of or v not in node_of:
+            continue
+        weight = _chain_weight(attrs, records.get(attrs.get("chain")), options, unscored)
+        if weight is not None:
+            _add_edge(edges, (CHAIN, node_of[u], node_of[v]), weight)
+    rea = _make(nodes, [0] * len(nodes), [SESSION_ITEM] * len(nodes), edges, alias, alias[-1:],
+                node_ids)
+    return rea, items
+
+
+def _div_graph(graph: nx.DiGraph, intents: IntentIndex, options: GraphOptions) -> GraphData:
+    diverge = [(u, v, a) for u, v, a in graph.edges(data=True) if a["kind"] == "diverge"]
+    if not options.divergent:
+        diverge = []
+    members = {n for u, v, _ in diverge for n in (u, v)}
+    kinds = {n: graph.nodes[n]["kind"] for n in members}
+    anchors = sorted((n for n in members if kinds[n] == "session_item"),
+                     key=lambda n: graph.nodes[n]["step"])
+    # Chain ends merge by item like G_rea's session items; intents keep their
+    # own node each; candidates are one node per catalogue item already (c<index>).
+    anchor_items = [_item_index(n, graph.nodes[n]) for n in anchors]
+    anchor_nodes, anchor_alias = _session_nodes(anchor_items)
+    intent_ids = sorted((n for n in members if kinds[n] == "intent"),
+                        key=lambda n: (graph.nodes[n]["step"], n))
+    candidate_ids = sorted((n for n in members if kinds[n] == "candidate_item"),
+                           key=lambda n: _item_index(n, graph.nodes[n]))
+    node_of: dict[str, int] = {n: anchor_alias[p] for p, n in enumerate(anchors)}
+    node_ids: list[list[str]] = [[] for _ in anchor_nodes]
+    for n in anchors:
+        node_ids[node_of[n]].append(n)
+    x = list(anchor_nodes)
+    intent = [0] * len(x)
+    kind = [SESSION_ITEM] * len(x)
+    for n in intent_ids:
+        node_of[n] = len(x)
+        x.append(0)
+        intent.append(intents[graph.nodes[n].get("intent")])
+        kind.append(INTENT)
+        node_ids.append([n])
+    for n in candidate_ids:
+        node_of[n] = len(x)
+        x.append(_item_index(n, graph.nodes[n]))
+        intent.append(0)
+        kind.append(CANDIDATE_ITEM)
+        node_ids.append([n])
+    edges: dict[tuple[int, int, int], float] = {}
+    for u, v, attrs in diverge:
+        relation = DIVERGE_ITEM if kinds[v] == "candidate_item" else DIVERGE_INTENT
+        weight = attrs.get("weight")
+        weight = 1.0 if weight is None else float(weight)
+        _add_edge(edges, (relation, node_of[u], node_of[v]), weight)
+    # The readout's "last" node is the most recent chain end: the divergent
+    # graph's counterpart of SR-GNN's last clicked item.
+    last = [node_of[anchors[-1]]] if anchors else ([0] if x else [])
+    return _make(x, intent, kind, edges, list(range(len(x))), last, [tuple(n) for n in node_ids])
+
+
+def reasoning_pair(graph: nx.DiGraph, intents: IntentIndex, step: int | None = None,
+                   options: GraphOptions = GraphOptions()) -> GraphPair:
+    """G_rea and G_div of a reasoning graph at a prefix.
+
+    Args:
+        graph: a reasoning graph (``reasoning.graph`` schema); not modified.
+        intents: the intent-table rows for intent nodes.
+        step: the last window step included (``reasoning.graph.prefix_graph``);
+            None for the whole graph.
+        options: verification and divergence settings (the ablations).
+
+    Shapes:
+        see :class:`GraphData`; ``rea.alias_inputs`` is ``[step + 1]`` minus removed items.
+    """
+    unscored: frozenset[str] = frozenset()
+    if step is not None:
+        unscored = _chains_after(graph, step) if options.hide_future_scores else frozenset()
+        graph = prefix_graph(graph, step)
+    return _pair(graph, intents, options, unscored)
+
+
+def _pair(graph: nx.DiGraph, intents: IntentIndex, options: GraphOptions,
+          unscored: Collection[str]) -> GraphPair:
+    rea, session = _rea_graph(graph, options, unscored)
+    return GraphPair(rea=rea, div=_div_graph(graph, intents, options), session=session)
+
+
+def _chains_after(graph: nx.DiGraph, step: int) -> frozenset[str]:
+    """Chains with an item after window step ``step`` (from records and item nodes)."""
+    late = {c.id for c in graph.graph.get("chains", []) if max(c.steps, default=-1) > step}
+    late |= {a["chain"] for _, a in graph.nodes(data=True)
+             if a["kind"] == "session_item" and a["step"] > step and a.get("chain")}
+    return frozenset(late)
+
+
+# ----------------------------------------------------------- counterfactuals
+def reasoning_elements(graph: nx.DiGraph) -> tuple[list[str], list[str]]:
+    """Every chain id and every intent and candidate node id of ``graph``.
+
+    Removing both (:func:`remove`) leaves the plain session: the control's input.
+    """
+    chains = sorted({a["chain"] for _, _, a in graph.edges(data=True)
+                     if a["kind"] == "chain" and a.get("chain") is not None}
+                    | {c.id for c in graph.graph.get("chains", [])})
+    nodes = sorted(n for n, a in graph.nodes(data=True) if a["kind"] != "session_item")
+    return chains, nodes
+
+
+def remove(graph: nx.DiGraph, chains: Collection[str] = (),
+           nodes: Collection[str] = ()) -> nx.DiGraph:
+    """A copy of ``graph`` without the given chains and nodes, and what depended on them.
+
+    * a chain loses its chain edges and the intents proposed from it (intent
+      nodes whose ``chain`` attribute names it); its session items stay;
+    * a removed session item is bridged over: within each chain the edge into
+      it and the edge out of it become one edge (the outgoing edge's
+      attributes); the window order skips it (see the module docstring);
+    * intents left with no incoming ``diverge`` edge, then candidates left with
+      none, are removed: the LLM proposed them from what was removed.
+
+    Args:
+        graph: a reasoning graph; not modified.
+        chains: chain ids (``c1``...).
+        nodes: node ids of any kind (``s3``, ``dc1.2``, ``c42``).
+
+    Raises:
+        KeyError: a chain or node id that is not in the graph.
+    """
+    known_chains, _ = reasoning_elements(graph)
+    unknown = [c for c in chains if c not in known_chains] + [n for n in nodes if n not in graph]
+    if unknown:
+        raise KeyError(f"not in the graph: {', '.join(map(str, unknown))}")
+    out = graph.copy()
+    drop_chains = set(chains)
+    out.remove_edges_from([(u, v) for u, v, a in out.edges(data=True)
+                           if a["kind"] == "chain" and a.get("chain") in drop_chains])
+    out.remove_nodes_from([n for n, a in out.nodes(data=True)
+                           if a["kind"] == "intent" and a.get("chain") in drop_chains])
+    for node in nodes:
+        if node not in out:   # already gone with a removed chain
+            continue
+        if out.nodes[node]["kind"] == "session_item":
+            _bridge_chains(out, node)
+        out.remove_node(node)
+    for kind in ("intent", "candidate_item"):
+        orphans = [n for n, a in out.nodes(data=True) if a["kind"] == kind
+                   and not any(out.edges[p, n]["kind"] == "diverge" for p in out.predecessors(n))]
+        out.remove_nodes_from(orphans)
+    out.graph["chains"] = [c for c in out.graph.get("chains", []) if c.id not in drop_chains]
+    return out
+
+
+def _bridge_chains(graph: nx.DiGraph, node: str) -> None:
+    incoming = [(u, a) for u, _, a in graph.in_edges(node, data=True) if a["kind"] == "chain"]
+    outgoing = [(v, a) for _, v, a in graph.out_edges(node, data=True) if a["kind"] == "chain"]
+    for u, a_in in incoming:
+        for v, a_out in outgoing:
+            if a_in.get("chain") == a_out.get("chain") and u != node and v != node:
+                graph.add_edge(u, v, **a_out)
+
+
+def counterfactual_pair(graph: nx.DiGraph, intents: IntentIndex, step: int | None = None, *,
+                        chains: Collection[str] = (), nodes: Collection[str] = (),
+                        options: GraphOptions = GraphOptions()) -> GraphPair:
+    """:func:`reasoning_pair` of the prefix graph with ``chains`` and ``nodes`` removed.
+
+    The prefix is taken first, so ids must exist at that prefix.
+    """
+    unscored: frozenset[str] = frozenset()
+    if step is not None:
+        unscored = _chains_after(graph, step) if options.hide_future_scores else frozenset()
+        graph = prefix_graph(graph, step)
+    return _pair(remove(graph, chains, nodes), intents, options, unscored)
+
+
+# ------------------------------------------------------------------ batching
+def collate_pairs(pairs: Sequence[GraphPair]) -> tuple[Batch, Batch]:
+    """Batch G_rea and G_div of each pair (``Batch.from_data_list``, offsets included).
+
+    Shapes:
+        two batches of ``len(pairs)`` graphs; an empty G_div adds no nodes but
+        keeps its row (the encoder returns zeros there).
+    """
+    return (Batch.from_data_list([p.rea for p in pairs]),
+            Batch.from_data_list([p.div for p in pairs]))
