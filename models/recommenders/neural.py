@@ -2,7 +2,8 @@
 
 :class:`NeuralRecommender` owns everything the three models have in common:
 
-* the training loop: full-softmax cross-entropy over all items, Adam, seeded and
+* the training loop: full-softmax cross-entropy over all items, Adam (with an
+  optional per-epoch exponential learning-rate decay), seeded and
   deterministic on CPU, CUDA when :func:`resolve_device` says so, early stopping
   on validation NDCG@10 with ``patience`` (the best weights are restored), a tqdm
   bar with the loss and the ETA, and the :class:`FitReport`;
@@ -12,7 +13,11 @@
 A subclass supplies the network (:meth:`encode`, :meth:`item_embeddings`), its
 weight initialisation (:meth:`reset_parameters`), how training data is built
 from a split (:meth:`training_data`) and the loss of one batch
-(:meth:`batch_loss`).
+(:meth:`batch_loss`). Two data regimes are provided:
+:class:`WindowedSequenceModel` (causal encoders trained on every position of
+history windows: GRU4Rec, SASRec) and :class:`PrefixSequenceModel` (one
+forward pass per prefix and target, as RecBole trains: SR-GNN, whose session
+graph depends on the whole prefix).
 
 Training hyper-parameters: each model's ``Params`` carries its own tuned
 ``batch_size``, ``learning_rate`` and ``weight_decay``. A :class:`TrainConfig`
@@ -30,6 +35,7 @@ import random
 import time
 from abc import abstractmethod
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -56,6 +62,7 @@ class NeuralParams(BaseModel):
     batch_size: int = Field(128, ge=1, description="training samples (windows or prefixes) per step")
     learning_rate: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
+    lr_decay: float = Field(1.0, gt=0, le=1, description="learning-rate factor per epoch")
 
 
 class NeuralRecommender(Recommender, nn.Module):
@@ -117,7 +124,7 @@ class NeuralRecommender(Recommender, nn.Module):
 
     def ce_loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Full-softmax cross-entropy of ``hidden [N, d]`` against ``targets [N]`` (1..n)."""
-        return F.cross_entropy(self.logits(hidden), targets - 1)
+        return softmax_cross_entropy(hidden, self.item_embeddings()[1:], targets - 1)
 
     @torch.no_grad()
     def score(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -151,6 +158,7 @@ class NeuralRecommender(Recommender, nn.Module):
             data = self.training_data(split)
             optimizer = torch.optim.Adam(self.parameters(), lr=hp.learning_rate,
                                          weight_decay=hp.weight_decay)
+            schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=hp.lr_decay)
             rng = np.random.default_rng(train.seed)
             report = FitReport()
             best_score, best_state, bad_epochs = -math.inf, None, 0
@@ -172,6 +180,7 @@ class NeuralRecommender(Recommender, nn.Module):
                         count += 1
                         bar.update(1)
                         bar.set_postfix(loss=f"{total / count:.4f}", refresh=False)
+                schedule.step()
                 valid = evaluate(self, split, "valid", train.eval_batch_size, device)
                 seconds = time.perf_counter() - epoch_start
                 report.epochs.append(EpochLog(epoch=epoch, loss=total / max(count, 1),
@@ -215,6 +224,65 @@ class NeuralRecommender(Recommender, nn.Module):
         model.to(resolve_device(device))
         model.eval()
         return model
+
+
+class _FusedSoftmaxCE(torch.autograd.Function):
+    """Cross-entropy over ``hidden @ weight.T`` computed in row chunks, gradients included.
+
+    On CPU the ``[N, n_items]`` logits of a batch do not fit in cache, and
+    memory traffic (log-softmax, its backward, zero-filled gradients) costs
+    more than the matrix products. This computes each chunk's logits, loss and
+    gradients while they are in cache, so the full logits never exist. The
+    gradients are computed in the forward pass (training always backprops).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                chunk: int) -> torch.Tensor:
+        n = hidden.shape[0]
+        grad_h = torch.empty_like(hidden)
+        grad_w = torch.zeros_like(weight)
+        total = hidden.new_zeros((), dtype=torch.float64)
+        rows = torch.arange(chunk, device=hidden.device)
+        for start in range(0, n, chunk):
+            h = hidden[start:start + chunk]
+            t = targets[start:start + chunk]
+            r = rows[: len(t)]
+            logits = h @ weight.T
+            lse = torch.logsumexp(logits, dim=1)
+            total += (lse - logits[r, t]).sum().double()
+            probs = logits.sub_(lse[:, None]).exp_()   # softmax, in place
+            probs[r, t] -= 1.0                          # d loss / d logits (unscaled)
+            torch.mm(probs, weight, out=grad_h[start:start + chunk])
+            grad_w.addmm_(probs.T, h)
+        ctx.save_for_backward(grad_h, grad_w)
+        ctx.n = n
+        return (total / n).to(hidden.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        grad_h, grad_w = ctx.saved_tensors
+        scale = grad_out / ctx.n
+        return grad_h * scale, grad_w * scale, None, None
+
+
+def softmax_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                          chunk: int = 256) -> torch.Tensor:
+    """Mean full-softmax cross-entropy of ``hidden @ weight.T`` against ``targets``.
+
+    Args:
+        hidden: ``[N, d]`` representations.
+        weight: ``[V, d]`` class (item) embeddings.
+        targets: ``[N]`` class indices in ``0..V-1``.
+        chunk: rows per chunk for the fused CPU path.
+
+    Uses the chunked fused kernel on CPU when gradients are needed, plain
+    ``F.cross_entropy`` otherwise (and on CUDA, where it is fast).
+    """
+    needs_grad = torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)
+    if hidden.device.type == "cpu" and needs_grad and len(hidden) > 0:
+        return _FusedSoftmaxCE.apply(hidden, weight, targets, chunk)
+    return F.cross_entropy(hidden @ weight.T, targets)
 
 
 class deterministic:
@@ -341,3 +409,74 @@ class WindowedSequenceModel(NeuralRecommender):
         out = self.sequence_output(inputs)
         mask = targets > 0
         return self.ce_loss(out[mask], targets[mask])
+
+
+@dataclass
+class PrefixSamples:
+    """Every training target with its causal prefix (RecBole's per-prefix augmentation).
+
+    Attributes:
+        flat: ``[T]`` all training histories (of at least 2 items) concatenated.
+        starts, ends: ``[S]`` sample ``s`` has input ``flat[starts[s]:ends[s]]``
+            (at most ``max_len`` items, never crossing a user boundary) and
+            target ``flat[ends[s]]``.
+    """
+
+    flat: torch.Tensor
+    starts: torch.Tensor
+    ends: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def gather(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Samples ``index [B]`` as right-padded ``items [B, L]``, ``lengths [B]``, ``targets [B]``."""
+        starts, ends = self.starts[index], self.ends[index]
+        lengths = ends - starts
+        positions = torch.arange(int(lengths.max()))
+        take = starts[:, None] + positions[None]
+        valid = positions[None] < lengths[:, None]
+        items = torch.where(valid, self.flat[take.clamp(max=len(self.flat) - 1)], 0)
+        return items, lengths, self.flat[ends]
+
+
+def prefix_samples(histories: list[np.ndarray], max_len: int) -> PrefixSamples:
+    """One sample per target ``h[t]`` (``t >= 1``) of each history, input ``h[max(0, t - max_len):t]``."""
+    if max_len < 1:
+        raise ValueError(f"max_len must be at least 1, got {max_len}")
+    kept = [np.asarray(h, dtype=np.int64) for h in histories if len(h) >= 2]
+    if not kept:
+        raise ValueError("no training history has 2 or more items")
+    sizes = np.array([len(h) for h in kept])
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])       # each history's offset in flat
+    ends = np.arange(int(sizes.sum()))
+    owner_first = np.repeat(first, sizes)
+    keep = ends > owner_first                                  # h[0] is never a target
+    ends, owner_first = ends[keep], owner_first[keep]
+    starts = np.maximum(owner_first, ends - max_len)
+    return PrefixSamples(torch.from_numpy(np.concatenate(kept)), torch.from_numpy(starts),
+                         torch.from_numpy(ends))
+
+
+class PrefixSequenceModel(NeuralRecommender):
+    """A model trained on :func:`prefix_samples`: one forward pass per (prefix, target).
+
+    The subclass's :meth:`encode` gives the prefix representation; params must
+    have ``max_len``.
+    """
+
+    def training_data(self, split: LeaveOneOut) -> PrefixSamples:
+        return prefix_samples(split.train, min(split.max_len, self.params.max_len))
+
+    def n_batches(self, data: PrefixSamples, batch_size: int) -> int:
+        return math.ceil(len(data) / batch_size)
+
+    def iter_batches(self, data: PrefixSamples, batch_size: int, rng: np.random.Generator,
+                     device: torch.device) -> Iterator[tuple[torch.Tensor, ...]]:
+        order = torch.from_numpy(rng.permutation(len(data)))
+        for start in range(0, len(order), batch_size):
+            yield tuple(t.to(device) for t in data.gather(order[start:start + batch_size]))
+
+    def batch_loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        items, lengths, targets = batch
+        return self.ce_loss(self.encode(items, lengths), targets)

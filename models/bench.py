@@ -1,0 +1,105 @@
+"""``reasonrec bench models``: train each base model and report speed, memory and accuracy.
+
+Each model trains in a fresh Python process, so its peak RSS is its own (not
+the largest of the models trained before it in the same process). The child
+trains through :class:`reasonrec.studio.Studio`, which saves the run like
+``reasonrec train`` does, and prints one JSON line with its measurements.
+
+Usage of the child (internal): ``python -m models.bench MODEL`` with the
+studio config as JSON on stdin.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from models.recommenders import MODEL_NAMES, model_class
+from models.recommenders.base import resolve_device
+
+if TYPE_CHECKING:
+    from reasonrec.config import StudioConfig
+
+
+def bench_models(config: StudioConfig, names: list[str] | None = None) -> dict[str, Any]:
+    """Train ``names`` (default: all models) one after another, each in a fresh process.
+
+    Args:
+        config: studio config; its ``train`` section and ``[models.NAME]`` params apply
+            (the progress bar is turned off).
+        names: models to run, in order.
+
+    Returns:
+        ``{"dataset", "protocol", "machine", "models": [row, ...]}``; each row has
+        ``model, seconds_per_epoch, epochs, best_epoch, total_seconds,
+        seconds_to_best, peak_rss_mb, valid, test, run_dir``.
+    """
+    names = list(names or MODEL_NAMES)
+    for name in names:
+        model_class(name)  # fail on a typo before spending minutes on the others
+    child_config = config.model_copy(update={"train": config.train.model_copy(
+        update={"progress": False})}).model_dump_json()
+    rows = [_run_child(name, child_config) for name in names]
+    return {
+        "dataset": rows[0].pop("dataset") if rows else None,
+        "protocol": "loo",
+        "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "device": str(resolve_device(config.train.device)),
+                    "platform": platform.platform(), "python": platform.python_version()},
+        "models": [{k: v for k, v in row.items() if k != "dataset"} for row in rows],
+    }
+
+
+def _run_child(name: str, config_json: str) -> dict[str, Any]:
+    result = subprocess.run([sys.executable, "-m", "models.bench", name], input=config_json,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = "\n".join(result.stderr.strip().splitlines()[-15:])
+        raise RuntimeError(f"benchmark of {name} failed (exit {result.returncode}):\n{tail}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _child(name: str, config_json: str) -> dict[str, Any]:
+    """Train ``name`` in this process and measure it (run by :func:`bench_models`)."""
+    from reasonrec.config import StudioConfig
+    from reasonrec.studio import Studio
+
+    config = StudioConfig.model_validate_json(config_json)
+    studio = Studio(config)
+    split = studio.split  # load data before timing starts
+    info = studio.train(name)
+    fit = info.fit
+    epoch_seconds = [e["seconds"] for e in fit["epochs"]]
+    # Pop has no epochs: its one counting pass is its epoch.
+    epochs = len(epoch_seconds) or 1
+    best = fit["best_epoch"] or epochs
+    setup = fit["seconds"] - sum(epoch_seconds)
+    to_best = setup + sum(epoch_seconds[:best]) if epoch_seconds else fit["seconds"]
+    # ru_maxrss is in KiB on Linux and bytes on macOS.
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_mb = rss / 2**20 if sys.platform == "darwin" else rss / 1024
+    return {
+        "model": name,
+        "seconds_per_epoch": sum(epoch_seconds) / epochs if epoch_seconds else fit["seconds"],
+        "epochs": epochs,
+        "best_epoch": best,
+        "total_seconds": fit["seconds"],
+        "seconds_to_best": to_best,
+        "peak_rss_mb": rss_mb,
+        "n_users": len(split.test.targets),
+        "valid": info.metrics["valid"],
+        "test": info.metrics["test"],
+        "run_dir": str(info.directory),
+        "dataset": info.metrics["dataset"],
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(_child(sys.argv[1], sys.stdin.read())))

@@ -1,0 +1,35 @@
+"""``models.bench``: each model measured in its own process, with a saved run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from models.bench import bench_models
+from models.runs import latest_run
+from reasonrec.config import load_config
+
+
+def test_bench_pop_in_a_child_process(ml100k_dir: Path, tmp_path: Path):
+    config = load_config(overrides={"data": {"path": str(ml100k_dir), "data_dir": str(tmp_path)}})
+    result = bench_models(config, ["pop"])
+    json.dumps(result)  # the CLI writes it as JSON
+    assert result["dataset"] == "ml-100k" and result["protocol"] == "loo"
+    assert result["machine"]["cpu_count"] >= 1 and result["machine"]["torch_threads"] >= 1
+    (row,) = result["models"]
+    assert row["model"] == "pop" and row["epochs"] == row["best_epoch"] == 1
+    assert 0 < row["seconds_to_best"] <= row["total_seconds"] + 1e-9
+    # The child loads torch and the data: tens of MB at least, far from the parent's own.
+    assert 20 < row["peak_rss_mb"] < 4096
+    assert set(row["test"]) == {f"{m}@{k}" for m in ("HR", "NDCG", "MRR") for k in (5, 10, 20)}
+    assert 0 < row["test"]["NDCG@10"] < row["test"]["HR@10"] < 1
+    assert Path(row["run_dir"]) == latest_run(config.runs_dir, "ml-100k", "pop")
+
+
+def test_bench_rejects_unknown_model_before_training(tmp_path: Path):
+    config = load_config(overrides={"data": {"data_dir": str(tmp_path)}})
+    with pytest.raises(ValueError, match="unknown model 'bert4rec'"):
+        bench_models(config, ["pop", "bert4rec"])
+    assert not (tmp_path / "runs").exists()
