@@ -1,0 +1,149 @@
+"""The OpenAI-compatible HTTP backend against a real loopback ``python -m llama_cpp.server``."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from models.data import Dataset
+from reasoning.backend import LLMError, LLMRequest, LLMTimeout
+from reasoning.builder import GraphBuilder, session_window
+from reasoning.http_backend import HttpBackend
+from reasoning.llama_backend import default_model_path
+from reasoning.localizer import IntentLocalizer
+from reasoning.prompts import load_prompt
+from reasoning.schemas import IntentAnswer, answer_prefix, intent_schema
+from tests.reasoning.conftest import MakeConfig
+from tests.reasoning.test_builder import _check_graph
+
+pytestmark = [pytest.mark.llm, pytest.mark.slow]
+OPTIONS = ["a good laugh", "family fun", "romance"]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A llama.cpp server on 127.0.0.1 serving the packaged model (stopped after the module)."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with open(log, "wb") as out:
+        # Its load log goes to a file: a pipe nobody reads fills up and blocks the server.
+        server = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model",
+                                   str(default_model_path()), "--host", "127.0.0.1", "--port",
+                                   str(port), "--n_threads", "1", "--n_ctx", "2048"],
+                                  stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited: {log.read_text(errors='replace')[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("llama_cpp.server did not start in 120 s")
+                time.sleep(0.3)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
+
+
+def _request() -> LLMRequest:
+    prompt = load_prompt("intent")
+    schema = intent_schema(OPTIONS)
+    return LLMRequest(messages=prompt.messages(item="Liar Liar (1997) [Comedy]", options=", ".join(OPTIONS)),
+                      schema=schema, max_tokens=prompt.max_tokens, prefill=answer_prefix(schema))
+
+
+def test_structured_answer_and_streaming(server_url: str, make_config: MakeConfig) -> None:
+    backend = HttpBackend(make_config(backend="http", http_url=server_url))
+    assert backend.info()["model"].endswith(".gguf")
+    assert backend.model_identity.startswith("http:")
+    response = backend.complete(_request())
+    IntentAnswer.model_validate(json.loads(response.text), context={"options": OPTIONS})
+    assert response.finish_reason == "stop" and response.tokens_in > 0 and response.tokens_out > 0
+    pieces: list[str] = []
+    streamed = backend.complete(_request(), on_token=pieces.append)
+    assert len(pieces) > 1 and "".join(pieces) == streamed.text == response.text
+    backend.close()
+
+
+def test_concurrent_requests(server_url: str, make_config: MakeConfig) -> None:
+    backend = HttpBackend(make_config(backend="http", http_url=server_url, concurrency=3))
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        texts = list(pool.map(lambda _: backend.complete(_request()).text, range(6)))
+    assert len(set(texts)) == 1   # greedy: the same answer every time
+    backend.close()
+
+
+def test_timeout_and_refused_connection(server_url: str, make_config: MakeConfig) -> None:
+    slow = HttpBackend(make_config(backend="http", http_url=server_url, http_model="m",
+                                   http_timeout_s=0.001))
+    with pytest.raises(LLMTimeout, match="no answer in"):
+        slow.complete(_request())
+    closed = f"http://127.0.0.1:{_free_port()}/v1"
+    refused = HttpBackend(make_config(backend="http", http_url=closed, http_model="m"))
+    with pytest.raises(LLMError, match=closed):
+        refused.complete(_request())
+
+
+def test_graph_over_http(server_url: str, make_config: MakeConfig, ml100k: Dataset,
+                         tmp_path: Path) -> None:
+    # Short window and one mask: the server decodes under a stock grammar sampler (slow on CPU).
+    config = make_config(backend="http", http_url=server_url, l_tru=2, masks_per_chain=1,
+                         lexical_weight=1.0)
+    backend = HttpBackend(config)
+    localizer = IntentLocalizer(ml100k.catalogue, _Unused(), tmp_path, lexical_weight=1.0)
+    graph = GraphBuilder(backend, ml100k.catalogue, config, None, localizer).build(
+        session_window(ml100k, "2", config.l_tru))
+    _check_graph(graph, ml100k, "2")
+    assert graph.graph["build_log"].backend["backend"] == "http"
+    backend.close()
+
+
+class _Unused:
+    """A lexical-only localizer never encodes."""
+
+    identity = "unused"
+
+    def encode(self, texts: list[str]):
+        raise AssertionError("the encoder was used")
+
+
+def test_build_graphs_over_http_with_concurrent_users(server_url: str, ml100k_dir: Path,
+                                                      tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from reasonrec.cli import app
+    from reasoning.store import GraphStore
+
+    config = tmp_path / "studio.toml"
+    config.write_text(f'[data]\npath = {json.dumps(str(ml100k_dir))}\n\n[reasoning]\n'
+                      'lexical_weight = 1.0\nl_tru = 2\nmasks_per_chain = 1\n')
+    result = CliRunner().invoke(app, ["--config", str(config), "--data-dir", str(tmp_path / "d"),
+                                      "build-graphs", "--users", "2", "--backend", "http", "--url",
+                                      server_url, "--concurrency", "2", "--quiet"])
+    assert result.exit_code == 0, result.output
+    store = GraphStore(tmp_path / "d" / "reasoning" / "graphs")
+    assert store.users() == ["186", "196"]
+    assert store.load("196").graph["build_log"].backend["concurrency"] == 2

