@@ -123,8 +123,10 @@ def bench_models_command(ctx: typer.Context,
     path = out or studio.config.bench_dir / "models.json"
     _write_json(path, result)
     typer.echo(f"wrote {path}", err=True)
-    rows = [f"{r['model']:>8}: {r['seconds_per_epoch']:.2f} s/epoch, {r['epochs']} epochs, "
-            f"{r['total_seconds']:.1f} s, NDCG@10={r['test']['NDCG@10']:.4f}"
+    rows = [f"{r['model']:>8}: {r['seconds_per_epoch']:.2f} s/epoch, {r['epochs']} epochs "
+            f"(best {r['best_epoch']}), {r['total_seconds']:.1f} s, {r['peak_rss_mb']:.0f} MB; "
+            f"test HR@10={r['test']['HR@10']:.4f} NDCG@10={r['test']['NDCG@10']:.4f} "
+            f"MRR@10={r['test']['MRR@10']:.4f}"
             for r in result["models"]]
     _emit(result, as_json, "\n".join(rows))
 
@@ -136,6 +138,15 @@ def _write_json(path: Path, payload: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2))
     tmp.replace(path)
+
+
+from reasonrec import cli_fusion  # noqa: E402  (after the helpers it is handed)
+cli_fusion.register(app, bench_app, _studio, _emit, _write_json)
+
+
+from reasonrec.cli_reasoning import register as _register_reasoning  # noqa: E402 (needs the apps)
+
+_register_reasoning(app, bench_app)
 
 
 def main() -> None:

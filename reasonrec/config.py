@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from models.data.fetch import default_data_dir
+from models.fusion.settings import FusionSettings
 from models.recommenders import MODEL_NAMES
 from models.recommenders.base import TrainConfig
 
@@ -61,9 +62,9 @@ class StudioConfig(BaseModel):
     train: TrainConfig = TrainConfig()
     # Per-model hyper-parameter overrides, e.g. [models.sasrec] hidden_size = 64.
     models: dict[str, dict[str, Any]] = {}
-    # Sections owned by other layers (reasoning, fusion) are validated there.
+    # Sections owned by other layers (reasoning) are validated there.
     reasoning: dict[str, Any] = {}
-    fusion: dict[str, Any] = {}
+    fusion: FusionSettings = FusionSettings()
 
     @field_validator("models")
     @classmethod

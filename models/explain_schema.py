@@ -1,0 +1,203 @@
+"""The explanation JSON of ``reasonrec explain --json`` and the app: pydantic models.
+
+Conventions: ranks are 1-based positions in a top list (1 = first);
+``delta_score`` and ``delta_rank`` are *after minus before*, so a removal that
+hurts an item has a negative ``delta_score`` and a positive ``delta_rank``
+(it moved down); ``rank_shift`` is *base rank minus fused rank* (positive:
+fusion moved the item up). Texts from the LLM (``reason``, ``label``) are raw
+and untrusted: renderers escape them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EXPLANATION_SCHEMA: Literal["reasonrec.explanation"] = "reasonrec.explanation"
+EXPLANATION_VERSION: Literal[1] = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ItemRef(_Strict):
+    index: int = Field(ge=1, description="catalogue index")
+    item_id: str
+    title: str
+
+
+class RankedItem(ItemRef):
+    """An item in one model's top-k, with where the other model put it."""
+
+    rank: int = Field(ge=1)
+    score: float
+    other_rank: int = Field(ge=1, description="the other model's rank of this item")
+    rank_shift: int = Field(description="base rank - fused rank (positive: fusion moved it up)")
+
+
+class TopK(_Strict):
+    base: list[RankedItem]
+    fused: list[RankedItem]
+
+
+class Effect(_Strict):
+    """What a change (zeroing a branch, removing a path) did to one item."""
+
+    delta_score: float
+    delta_rank: int
+    rank_after: int = Field(ge=1)
+    in_top_k_after: bool
+
+
+class BranchEffects(ItemRef):
+    """Each fused top-k item under each zeroed branch (``ori``: E_ori, ``div``: E_div)."""
+
+    rank: int = Field(ge=1)
+    score: float
+    zeroed: dict[str, Effect]
+
+
+class PathNode(_Strict):
+    id: str
+    kind: Literal["session_item", "intent", "candidate_item"]
+    step: int
+    label: str = Field(description="item title or intent text")
+    item_index: int | None = None
+
+
+class PathEdge(_Strict):
+    source: str
+    target: str
+    kind: Literal["chain", "diverge"]
+    reason: str | None = None
+    intent: str | None = None
+    score: float | None = Field(None, description="the chain's verification score")
+    status: str | None = None
+    weight: float | None = Field(None, description="intent-to-item similarity")
+
+
+class ExplanationPath(_Strict):
+    """A reasoning path and its measured counterfactual effect on the explained item.
+
+    ``kind``: ``divergent`` (session items -> chain -> chain end -> intent ->
+    item) or ``chain`` (a chain's session items; acts through E_ori).
+    ``ends_at``: ``item`` (the item is a candidate of the graph),
+    ``nearest_divergent`` (the candidate nearest the item in the fused item
+    space; ``similarity`` is their cosine) or ``chain_end``. Removing the path
+    removes its ``edges`` (and intents or candidates left without a proposer).
+    """
+
+    id: str
+    kind: Literal["divergent", "chain"]
+    ends_at: Literal["item", "nearest_divergent", "chain_end"]
+    chain: str | None
+    similarity: float | None = None
+    nodes: list[PathNode]
+    edges: list[PathEdge]
+    effect: Effect
+
+
+class DeletionCurve(_Strict):
+    """The item's rank as its explanation paths are removed cumulatively.
+
+    ``explanation_ranks[j]``: rank after removing the first ``j + 1`` paths in
+    explanation order; ``random_ranks[j]``: the mean over seeded random orders.
+    ``faster``: the explanation order pushes the item down faster (larger area
+    under the rank curve) than random; None with fewer than 2 paths.
+    """
+
+    start_rank: int = Field(ge=1)
+    explanation_ranks: list[int]
+    random_ranks: list[float]
+    random_orders: int
+    area_explanation: float
+    area_random: float
+    faster: bool | None
+
+
+class Fidelity(_Strict):
+    """PyG's model fidelity adapted to "is the item in the top-k".
+
+    ``plus`` = 1 - [prediction unchanged with the explanation removed];
+    ``minus`` = 1 - [prediction unchanged with only the explanation kept] (all
+    other reasoning removed; session items always stay). The explanation is
+    the paths whose removal lowers the item's score.
+    """
+
+    explanation_paths: int = Field(ge=0)
+    in_top_k: bool
+    plus: float = Field(ge=0, le=1)
+    minus: float = Field(ge=0, le=1)
+
+
+class ItemExplanation(ItemRef):
+    rank: int = Field(ge=1)
+    score: float
+    paths: list[ExplanationPath]
+    deletion: DeletionCurve
+    fidelity: Fidelity
+
+
+class Faithfulness(_Strict):
+    """This user's summary over the explained items."""
+
+    items_compared: int = Field(ge=0, description="items with at least 2 paths")
+    share_faster: float | None
+    user_faster: bool | None = Field(description="summed over items, explanation order drops "
+                                                 "ranks faster than random")
+    fidelity_plus: float | None
+    fidelity_minus: float | None
+
+
+class PointInfo(_Strict):
+    step: int = Field(ge=0, description="window step of the prefix graph")
+    steps: int = Field(ge=1, description="window length L")
+    role: Literal["train", "valid", "test"]
+    history_length: int = Field(ge=1, description="items before the predicted position")
+    target: ItemRef
+    target_rank_base: int = Field(ge=1)
+    target_rank_fused: int = Field(ge=1)
+
+
+class Provenance(_Strict):
+    base_model: str
+    base_run: str
+    fusion_variant: str
+    fusion_run: str
+    graph_source: str
+    graph_backend: str = Field(description="what built the graph (the build log's backend)")
+
+
+class Explanation(_Strict):
+    """Everything ``reasonrec explain`` says about one user at one point."""
+
+    schema_name: Literal["reasonrec.explanation"] = Field(EXPLANATION_SCHEMA, alias="schema")
+    version: Literal[1] = EXPLANATION_VERSION
+    dataset: str
+    user: str
+    k: int = Field(ge=1)
+    exclude_seen: bool
+    point: PointInfo
+    provenance: Provenance
+    top_k: TopK
+    branch_effects: list[BranchEffects]
+    items: list[ItemExplanation]
+    faithfulness: Faithfulness
+    seconds: float
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Counterfactual(_Strict):
+    """Fused top-k before and after a removal."""
+
+    removed_chains: list[str]
+    removed_nodes: list[str]
+    removed_edges: list[tuple[str, str]]
+    top_k: list[RankedItem] = Field(description="after; other_rank = rank before the removal, "
+                                                "rank_shift = before - after")
+    entered: list[ItemRef]
+    left: list[ItemRef]
+    focus: Effect | None = None

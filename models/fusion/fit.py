@@ -1,0 +1,245 @@
+"""Fit a fusion strategy with early stopping, rank its targets, save and load its runs.
+
+Training is seeded and deterministic on the CPU: the seed fixes the weight
+initialization (drawn inside a forked torch RNG, so callers' random streams
+are untouched) and the shuffling order. The starting point counts as epoch 0:
+with ``identity_init`` the fused model starts as the base model, so when no
+epoch beats the base model on validation NDCG@10 the fit keeps the base
+model's behaviour and says so (``best_epoch == 0``) instead of returning a
+worse model.
+
+Run layout: ``RUNS_ROOT/DATASET/fusion-VARIANT/YYYYmmdd-HHMMSS-xxxx/`` with
+``model.pt``, ``fusion.json`` (strategy, constructor arguments, fingerprint),
+``fit.json`` and ``metrics.json``; written under a temporary name and renamed
+when complete, as :mod:`models.runs` does for base models.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from models.early_stopping import EarlyStopping
+from models.fusion import create
+from models.fusion.base import ConcatFusion, FusionStrategy
+from models.fusion.settings import FusionSettings
+from models.fusion.train import FusionSample, score_samples, train_epoch
+from models.metrics import metrics_from_ranks, target_ranks
+from models.recommenders.base import FitReport
+
+
+def new_strategy(name: str, n_items: int, base_dim: int, *, seed: int,
+                 item_init: Tensor | None, kwargs: Mapping[str, Any]) -> ConcatFusion:
+    """A freshly initialized strategy starting as the base model (identity init).
+
+    Args:
+        name: registry name (``llmrg``, ``seqgraph``).
+        n_items: real items.
+        base_dim: size of E_base.
+        seed: weight initialization seed.
+        item_init: the base model's item table ``[n_items + 1, base_dim]``.
+        kwargs: the strategy's own arguments (``steps``, ``num_intents``...).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _concat(create(name, n_items, base_dim, item_init=item_init, identity_init=True,
+                              **dict(kwargs)))
+
+
+def _concat(strategy: FusionStrategy) -> ConcatFusion:
+    # Fitting (identity start, frozen E_base block) and saving (base_dim) rely on
+    # ConcatFusion's projection; a strategy without one needs its own fit.
+    if not isinstance(strategy, ConcatFusion):
+        raise ValueError(f"fusion strategy {strategy.name!r} is not a concatenating fusion; "
+                         f"fit and save support ConcatFusion strategies")
+    return strategy
+
+
+def rank_samples(strategy: FusionStrategy, samples: Sequence[FusionSample],
+                 zero: Sequence[str] = ()) -> np.ndarray:
+    """0-based rank of each sample's target among all items (history not masked, as ``loo``)."""
+    scores = score_samples(strategy, samples, zero=zero)
+    targets = torch.tensor([s.target for s in samples], dtype=torch.long)
+    return target_ranks(scores, targets).numpy()
+
+
+def base_ranks(e_base: Tensor, item_table: Tensor, targets: Tensor) -> np.ndarray:
+    """0-based target ranks of the base model itself (``E_base @ items.T``).
+
+    Shapes:
+        ``e_base [N, d]``, ``item_table [n_items + 1, d]``, ``targets [N]`` -> ``[N]``.
+    """
+    scores = e_base @ item_table.T
+    scores[:, 0] = -torch.inf
+    return target_ranks(scores, targets).numpy()
+
+
+def fit_fusion(strategy: ConcatFusion, train: Sequence[FusionSample],
+               valid: Sequence[FusionSample], settings: FusionSettings,
+               log: Callable[[str], None] | None = None) -> FitReport:
+    """Train ``strategy`` in place; early-stop on validation NDCG@10 (best weights kept).
+
+    Args:
+        strategy: from :func:`new_strategy`.
+        train: training samples (precomputed E_base).
+        valid: validation samples of the same users.
+        settings: epochs, patience, batch size, learning rate, weight decay,
+            ``freeze_items`` and the shuffling seed.
+        log: called with one line per epoch (progress).
+
+    Returns:
+        the report; ``best_epoch == 0`` means no epoch beat the starting point.
+    """
+    if not train or not valid:
+        raise ValueError(f"fusion needs training and validation samples, got {len(train)} "
+                         f"and {len(valid)}")
+    start = time.perf_counter()
+    if settings.freeze_items:
+        strategy.item_embedding.weight.requires_grad_(False)
+    if settings.freeze_base:
+        strategy.project.bias.requires_grad_(False)
+    params = [p for p in strategy.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=settings.learning_rate,
+                                 weight_decay=settings.weight_decay)
+    if settings.freeze_base:
+        _freeze_base_block(strategy, optimizer)
+    rng = np.random.default_rng(settings.seed)
+    stopper = EarlyStopping(strategy, settings.patience,
+                            start=metrics_from_ranks(rank_samples(strategy, valid)))
+    for epoch in range(1, settings.epochs + 1):
+        epoch_start = time.perf_counter()
+        loss = train_epoch(strategy, train, optimizer, batch_size=settings.batch_size, rng=rng)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"fusion loss became {loss} at epoch {epoch}; lower the "
+                                     f"learning rate")
+        valid_metrics = metrics_from_ranks(rank_samples(strategy, valid))
+        stop = stopper.step(epoch, loss, valid_metrics, time.perf_counter() - epoch_start)
+        if log is not None:
+            log(f"{strategy.name} epoch {epoch}: loss {loss:.4f} valid NDCG@10 "
+                f"{valid_metrics['NDCG@10']:.4f} (best {stopper.best_score:.4f} @ "
+                f"{stopper.report.best_epoch})")
+        if stop:
+            break
+    report = stopper.restore()
+    strategy.eval()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _freeze_base_block(strategy: ConcatFusion, optimizer: torch.optim.Optimizer) -> None:
+    """Restore the projection's E_base columns after every optimizer step.
+
+    They are a slice of one weight matrix, so they cannot leave the
+    optimizer; restoring them after each step keeps them exactly fixed
+    whatever Adam's moments or weight decay would do to them.
+    """
+    project = strategy.project
+    width = strategy.base_dim
+    frozen = project.weight.detach()[:, -width:].clone()
+
+    def restore(*_: Any) -> None:
+        with torch.no_grad():
+            project.weight[:, -width:] = frozen
+
+    optimizer.register_step_post_hook(restore)
+
+
+# ---------------------------------------------------------------- persistence
+@dataclass
+class FusionRun:
+    """A trained fused model and where it came from.
+
+    Attributes:
+        variant: the bench variant name.
+        strategy: the model (eval mode).
+        report: its fit report.
+        meta: ``fusion.json``: strategy, kwargs, n_items, base_dim, fingerprint.
+        metrics: ``metrics.json`` (validation/test metrics on the sampled users).
+        directory: the run directory.
+    """
+
+    variant: str
+    strategy: ConcatFusion
+    report: FitReport
+    meta: dict[str, Any]
+    metrics: dict[str, Any]
+    directory: Path
+
+
+def _parent(runs_root: Path, dataset: str, variant: str) -> Path:
+    return Path(runs_root).expanduser() / dataset / f"fusion-{variant}"
+
+
+def save_fusion_run(runs_root: Path, dataset: str, variant: str, strategy: ConcatFusion,
+                    kwargs: Mapping[str, Any], fingerprint: Mapping[str, Any],
+                    report: FitReport, metrics: Mapping[str, Any]) -> FusionRun:
+    """Write a complete run directory atomically and return it as a :class:`FusionRun`."""
+    parent = _parent(runs_root, dataset, variant)
+    parent.mkdir(parents=True, exist_ok=True)
+    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+    staging = parent / f".{run_id}.partial"
+    meta = {"variant": variant, "strategy": strategy.name, "kwargs": dict(kwargs),
+            "n_items": strategy.n_items, "base_dim": strategy.base_dim,
+            "fingerprint": dict(fingerprint)}
+    try:
+        staging.mkdir()
+        state = {k: v.detach().cpu() for k, v in strategy.state_dict().items()}
+        torch.save(state, staging / "model.pt")
+        (staging / "fusion.json").write_text(json.dumps(meta, indent=2))
+        (staging / "fit.json").write_text(report.model_dump_json(indent=2))
+        (staging / "metrics.json").write_text(json.dumps(dict(metrics), indent=2))
+        os.replace(staging, parent / run_id)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return FusionRun(variant, strategy, report, meta, dict(metrics), parent / run_id)
+
+
+def load_fusion_run(directory: Path) -> FusionRun:
+    """Load a run written by :func:`save_fusion_run` (CPU, eval mode).
+
+    Raises:
+        FileNotFoundError: not a complete fusion run directory.
+    """
+    directory = Path(directory)
+    if not (directory / "fusion.json").is_file() or not (directory / "model.pt").is_file():
+        raise FileNotFoundError(f"{directory} is not a fusion run (no fusion.json/model.pt)")
+    meta = json.loads((directory / "fusion.json").read_text())
+    strategy = _concat(create(meta["strategy"], int(meta["n_items"]), int(meta["base_dim"]),
+                              identity_init=False, **meta["kwargs"]))
+    state = torch.load(directory / "model.pt", map_location="cpu", weights_only=True)
+    strategy.load_state_dict(state)
+    strategy.eval()
+    report = FitReport.model_validate_json((directory / "fit.json").read_text())
+    metrics = json.loads((directory / "metrics.json").read_text())
+    return FusionRun(meta["variant"], strategy, report, meta, metrics, directory)
+
+
+def find_fusion_run(runs_root: Path, dataset: str, variant: str,
+                    fingerprint: Mapping[str, Any]) -> Path | None:
+    """Newest complete run of ``variant`` trained on exactly ``fingerprint``'s inputs, or None."""
+    parent = _parent(runs_root, dataset, variant)
+    if not parent.is_dir():
+        return None
+    wanted = json.loads(json.dumps(dict(fingerprint)))   # JSON-normalized, like the saved one
+    for run in sorted((p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                      reverse=True):
+        try:
+            meta = json.loads((run / "fusion.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if meta.get("fingerprint") == wanted:
+            return run
+    return None

@@ -1,0 +1,241 @@
+"""Wiring of the fused models: base model, user sample, graphs, points, fitted variants.
+
+:class:`FusionWorkspace` owns what every fused variant shares (the frozen
+base model, the seeded user sample, their placed graphs, every point's
+E_base) and fits, saves, finds and loads the variants' runs. A saved run is
+reused only when its *fingerprint* matches: the base run, the graph source and
+a digest of the sample's graphs, the users and the training settings, so a
+rebuilt graph store or a retrained base model never silently serves an old
+fused model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import Tensor
+
+from models.data import Dataset
+from models.explain import Explainer
+from models.fusion.fit import (FusionRun, base_ranks, find_fusion_run, fit_fusion, load_fusion_run,
+                               new_strategy, rank_samples, save_fusion_run)
+from models.fusion.llmrg import LLMRGFusion
+from models.fusion.samples import (PointSet, Role, UserGraph, base_item_table, build_points,
+                                   describe_points, fusion_samples, load_user_graphs, sample_users,
+                                   strategy_kwargs, variant)
+from models.fusion.settings import FusionSettings
+from models.fusion.train import FusionSample
+from models.graph_data import IntentIndex
+from models.graph_sources import GraphSource, graph_backend, source_label
+from models.metrics import metrics_from_ranks
+from models.protocol import LeaveOneOut
+from models.recommenders import MODEL_NAMES, Recommender, TrainConfig
+from models.runs import latest_run, load_run, train_and_save
+from reasoning.graph import graph_to_json
+from reasoning.prompts import load_intents
+
+Log = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+@dataclass
+class BaseChoice:
+    """The frozen base model that gives E_base.
+
+    Attributes:
+        name: model name.
+        model: the loaded model (eval mode).
+        run_dir: its saved run.
+        valid_ndcg10: its validation NDCG@10 on all users (how "best" was chosen).
+    """
+
+    name: str
+    model: Recommender
+    run_dir: Path
+    valid_ndcg10: float
+
+
+def choose_base(runs_root: Path, dataset_name: str, split: LeaveOneOut, settings: FusionSettings,
+                train: TrainConfig, params: Mapping[str, dict[str, Any]] | None = None,
+                log: Log = _quiet) -> BaseChoice:
+    """The base model: the named one, or with ``best`` the saved neural run with the
+    highest validation NDCG@10; trains ``base_fallback`` (or the named model) when no run exists.
+
+    Args:
+        runs_root: where base runs live (``models.runs`` layout).
+        dataset_name: the dataset's name.
+        split: the ``loo`` split (for training when needed).
+        settings: ``base_model`` and ``base_fallback``.
+        train: training settings for a base model trained here.
+        params: per-model hyper-parameters (``[models.NAME]``).
+        log: progress lines.
+    """
+    neural = [n for n in MODEL_NAMES if n != "pop"]
+    names = neural if settings.base_model == "best" else [settings.base_model]
+    found: list[tuple[float, str, Path]] = []
+    for name in names:
+        run = latest_run(runs_root, dataset_name, name)
+        if run is not None:
+            metrics = json.loads((run / "metrics.json").read_text())
+            found.append((float(metrics["valid"]["NDCG@10"]), name, run))
+    if not found:
+        name = settings.base_fallback if settings.base_model == "best" else settings.base_model
+        log(f"no saved {' or '.join(names)} run under {runs_root}: training {name} first")
+        info = train_and_save(name, split, dataset_name, runs_root,
+                              params=(params or {}).get(name), train=train)
+        return BaseChoice(name, info.model, info.directory, info.metrics["valid"]["NDCG@10"])
+    score, name, run = max(found)
+    model, _config, _metrics = load_run(run, "cpu")
+    return BaseChoice(name, model, run, score)
+
+
+def _digest(values: Any) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+class FusionWorkspace:
+    """Everything the fused variants share, and their runs.
+
+    Args:
+        dataset: the dataset.
+        split: its ``loo`` split.
+        base: the frozen base model (:func:`choose_base`).
+        source: where the sampled users' graphs come from.
+        settings: the fusion settings.
+        runs_root: where fused runs are saved (next to the base runs).
+        log: progress lines (training epochs, what is reused).
+        user_graphs: the sample's graphs when already loaded (callers check
+            them before spending minutes on a base model).
+    """
+
+    def __init__(self, dataset: Dataset, split: LeaveOneOut, base: BaseChoice,
+                 source: GraphSource, settings: FusionSettings, runs_root: Path,
+                 log: Log = _quiet, user_graphs: Sequence[UserGraph] | None = None) -> None:
+        self.dataset = dataset
+        self.split = split
+        self.base = base
+        self.source = source
+        self.settings = settings
+        self.runs_root = Path(runs_root)
+        self.log = log
+        self.intents = IntentIndex(load_intents().labels)
+        self.users = sample_users(split, settings.users, settings.seed)
+        self._samples: dict[tuple[str, Role], list[FusionSample]] = {}
+        self._graphs = list(user_graphs) if user_graphs is not None else None
+        if self._graphs is not None and [u.user for u in self._graphs] != self.users.tolist():
+            raise ValueError("user_graphs are not the graphs of this workspace's user sample")
+
+    # ----------------------------------------------------------------- shared
+    @property
+    def user_graphs(self) -> list[UserGraph]:
+        """The sampled users' graphs, placed (MissingGraphsError when any is missing)."""
+        if self._graphs is None:
+            self._graphs = load_user_graphs(self.dataset, self.users, self.source, self.intents)
+        return self._graphs
+
+    @cached_property
+    def points(self) -> PointSet:
+        """Every sampled user's test, valid and training points with E_base."""
+        return build_points(self.user_graphs, self.base.model, self.split.max_len,
+                            self.settings.train_steps)
+
+    @cached_property
+    def item_table(self) -> Tensor:
+        """The base model's item table ``[n_items + 1, d]``."""
+        table = base_item_table(self.base.model)
+        if table.shape[1] != self.points.e_base.shape[1]:
+            raise ValueError(f"{self.base.name}'s item table has width {table.shape[1]} but its "
+                             f"session vectors {self.points.e_base.shape[1]}; fusion starts "
+                             f"from E_base @ items.T and needs them equal")
+        return table
+
+    @cached_property
+    def fingerprint(self) -> dict[str, Any]:
+        """What a saved fused run must have been trained on to be reused."""
+        graphs = [graph_to_json(u.graph) for u in self.user_graphs]
+        return {"dataset": self.dataset.name, "base_run": str(self.base.run_dir),
+                "graph_source": source_label(self.source), "graphs": _digest(graphs),
+                "users": _digest([u.user_id for u in self.user_graphs]),
+                "max_len": self.split.max_len, "settings": self.settings.training_key()}
+
+    def describe(self) -> dict[str, Any]:
+        """Sample size and provenance, for reports."""
+        return {"users": len(self.user_graphs), "points": dict(describe_points(self.points)),
+                "seed": self.settings.seed, "base_model": self.base.name,
+                "base_run": str(self.base.run_dir), "graph_source": source_label(self.source),
+                "graph_backends": sorted({graph_backend(u.graph) for u in self.user_graphs})}
+
+    def samples(self, name: str, role: Role) -> list[FusionSample]:
+        """Variant ``name``'s samples of ``role`` (built once)."""
+        key = (name, role)
+        if key not in self._samples:
+            self._samples[key] = fusion_samples(self.points, variant(name), role)
+        return self._samples[key]
+
+    def targets(self, role: Role) -> Tensor:
+        return self.points.targets(role)
+
+    def base_ranks(self, role: Role) -> np.ndarray:
+        """The base model's 0-based target ranks at the ``role`` points."""
+        index = self.points.indices(role)
+        return base_ranks(self.points.e_base[index], self.item_table, self.targets(role))
+
+    # ----------------------------------------------------------------- fitting
+    def fit(self, name: str) -> FusionRun:
+        """Train variant ``name`` from scratch, evaluate it on the sample and save the run."""
+        chosen = variant(name)
+        kwargs = strategy_kwargs(chosen, self.intents, self.settings.gnn_steps)
+        strategy = new_strategy(chosen.strategy, self.dataset.n_items, self.item_table.shape[1],
+                                seed=self.settings.seed, item_init=self.item_table, kwargs=kwargs)
+        self.log(f"training {name} on {len(self.samples(name, 'train'))} points of "
+                 f"{len(self.user_graphs)} users")
+        report = fit_fusion(strategy, self.samples(name, "train"), self.samples(name, "valid"),
+                            self.settings, log=self.log)
+        metrics = {role: metrics_from_ranks(rank_samples(strategy, self.samples(name, role)))
+                   for role in ("valid", "test")}
+        return save_fusion_run(self.runs_root, self.dataset.name, name, strategy, kwargs,
+                               {**self.fingerprint, "variant": name}, report,
+                               {**metrics, "n_users": len(self.user_graphs)})
+
+    def fused(self, name: str, train_if_missing: bool = True) -> FusionRun:
+        """The saved run of ``name`` matching this workspace, else a new one (or LookupError)."""
+        variant(name)
+        found = find_fusion_run(self.runs_root, self.dataset.name, name,
+                                {**self.fingerprint, "variant": name})
+        if found is not None:
+            self.log(f"reusing fused run {found}")
+            return load_fusion_run(found)
+        if not train_if_missing:
+            raise LookupError(f"no fused {name} run for this base model, sample and graphs "
+                              f"under {self.runs_root}; run `reasonrec fusion fit`")
+        return self.fit(name)
+
+    def ranks(self, run: FusionRun, role: Role) -> np.ndarray:
+        """A fused run's 0-based target ranks at the ``role`` points."""
+        return rank_samples(run.strategy, self.samples(run.variant, role))
+
+    def explainer(self, run: FusionRun, *, k: int | None = None,
+                  exclude_seen: bool = True) -> Explainer:
+        """An :class:`Explainer` of ``run`` (any user the source has a graph for)."""
+        if not isinstance(run.strategy, LLMRGFusion):
+            raise ValueError(f"explanations need a reasoning-graph fused model; {run.variant} "
+                             f"is {run.strategy.name}")
+        s = self.settings
+        return Explainer(self.dataset, self.base.model, run.strategy, variant(run.variant),
+                         self.intents, self.source, self.split.max_len, k=k or s.k,
+                         exclude_seen=exclude_seen, seed=s.seed, random_orders=s.random_orders,
+                         max_paths=s.max_paths,
+                         provenance={"base_model": self.base.name,
+                                     "base_run": str(self.base.run_dir),
+                                     "fusion_run": str(run.directory),
+                                     "graph_source": source_label(self.source)})

@@ -1,0 +1,185 @@
+"""Fusion commands of ``reasonrec``: ``bench fusion``, ``explain``, ``fusion fit|bundle``.
+
+:func:`register` adds them to the app; ``reasonrec.cli`` passes its helpers
+in, so this module never imports ``reasonrec.cli`` (which imports it).
+Errors are raised as ValueError, LookupError or FileNotFoundError, which the
+CLI's entry point prints as one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+import typer
+
+from reasonrec.fusion import graph_source, workspace
+
+if TYPE_CHECKING:
+    from reasonrec.studio import Studio
+
+GRAPHS_HELP = ("Graph source: auto (reasoning store, then the shipped bundle), store, bundle, "
+               "genre (LLM-free stand-in), a directory or a .jsonl.gz bundle.")
+
+
+def _log(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+def _table(result: dict[str, Any]) -> str:
+    lines = [f"{result['sample']['users']} users ({result['sample']['graph_source']}); "
+             f"test metrics with 95% CI; diff vs base"]
+    for row in result["rows"]:
+        cells = []
+        for metric in ("HR@10", "NDCG@10", "MRR@10"):
+            m = row["metrics"][metric]
+            cells.append(f"{metric} {m['mean']:.4f} [{m['low']:.4f},{m['high']:.4f}]")
+        diff = row["vs_base"]["NDCG@10"] if row["vs_base"] else None
+        tail = (f"  dNDCG@10 {diff['diff']['mean']:+.4f} [{diff['diff']['low']:+.4f},"
+                f"{diff['diff']['high']:+.4f}]") if diff else ""
+        lines.append(f"{row['name']:>16}: {'  '.join(cells)}{tail}")
+    lines.append(result["verdict"])
+    if "latency" in result:
+        lat = result["latency"]
+        lines.append(f"counterfactual rescoring: p50 {lat['p50_ms']:.1f} ms, p95 "
+                     f"{lat['p95_ms']:.1f} ms over {lat['users']} users")
+    if "faithfulness" in result:
+        f = result["faithfulness"]
+        share = "n/a" if f["share_users_faster"] is None else f"{f['share_users_faster']:.0%}"
+        lines.append(f"faithfulness: explanation order faster than random for {share} of "
+                     f"{f['users_compared']} users; fidelity+ {f['fidelity_plus']:.2f}, "
+                     f"fidelity- {f['fidelity_minus']:.2f}")
+    return "\n".join(lines)
+
+
+def _explanation_text(payload: dict[str, Any]) -> str:
+    point = payload["point"]
+    lines = [f"user {payload['user']} at step {point['step']} of {point['steps']} "
+             f"({point['role']}; next: {point['target']['title']}, base rank "
+             f"{point['target_rank_base']}, fused rank {point['target_rank_fused']})",
+             f"{'base':<40} {'fused':<40} shift"]
+    for base, fused in zip(payload["top_k"]["base"], payload["top_k"]["fused"]):
+        lines.append(f"{base['rank']:>2}. {base['title'][:36]:<36} {fused['rank']:>2}. "
+                     f"{fused['title'][:36]:<36} {fused['rank_shift']:+d}")
+    for item in payload["items"]:
+        best = item["paths"][0] if item["paths"] else None
+        why = (f"strongest path {best['id']}: dscore {best['effect']['delta_score']:+.3f}, "
+               f"drank {best['effect']['delta_rank']:+d}") if best else "no reasoning path"
+        lines.append(f"  {item['rank']:>2}. {item['title'][:40]}: {why}")
+    return "\n".join(lines)
+
+
+def register(app: typer.Typer, bench_app: typer.Typer, studio: Callable[..., Studio],
+             emit: Callable[[Any, bool, str], None],
+             write_json: Callable[[Path, Any], None]) -> None:
+    """Add the fusion commands to ``app`` and ``bench_app``.
+
+    Args:
+        app: the ``reasonrec`` app.
+        bench_app: its ``bench`` group.
+        studio: ``(ctx) -> Studio`` from the CLI's global options.
+        emit: ``(payload, as_json, human)`` printer.
+        write_json: atomic JSON writer.
+    """
+    fusion_app = typer.Typer(help="Fused models: fit them, bundle their graphs.",
+                             no_args_is_help=True)
+    app.add_typer(fusion_app, name="fusion")
+
+    @bench_app.command("fusion")
+    def bench_fusion_command(
+            ctx: typer.Context,
+            users: Optional[int] = typer.Option(None, "--users", help="Sample size (>= 300)."),
+            graphs: Optional[str] = typer.Option(None, "--graphs", help=GRAPHS_HELP),
+            variants: Optional[str] = typer.Option(None, "--variants",
+                                                   help="Comma-separated rows (default all)."),
+            retrain: bool = typer.Option(False, "--retrain", help="Ignore saved fused runs."),
+            out: Optional[Path] = typer.Option(None, "--out", help="JSON file to write."),
+            as_json: bool = typer.Option(False, "--json")) -> None:
+        """Base vs fused (control, LLMRG, ablations) on the same users, with paired CIs,
+        counterfactual latency and faithfulness; writes JSON."""
+        from models.bench_fusion import bench_fusion
+        from models.fusion.samples import VARIANTS
+        from models.fusion.settings import MIN_BENCH_USERS
+
+        st = studio(ctx, {"fusion": dict(users=users, graphs=graphs)})
+        settings = st.config.fusion
+        if settings.users < MIN_BENCH_USERS:   # before minutes of base training, not after
+            raise ValueError(f"the fusion bench needs at least {MIN_BENCH_USERS} users; "
+                             f"fusion.users is {settings.users}")
+        names = ([v.strip() for v in variants.split(",") if v.strip()] if variants
+                 else list(VARIANTS))
+        result = bench_fusion(workspace(st, settings, _log), variants=names, retrain=retrain,
+                              log=_log)
+        path = out or st.config.bench_dir / "fusion.json"
+        write_json(path, result)
+        _log(f"wrote {path}")
+        emit(result, as_json, _table(result))
+
+    @app.command("explain")
+    def explain_command(
+            ctx: typer.Context, user: str = typer.Option(..., "--user"),
+            k: int = typer.Option(10, "--k", min=1, max=1000),
+            step: Optional[int] = typer.Option(None, "--step", min=0,
+                                               help="Window step (default: the last, "
+                                                    "predicting the test target)."),
+            item: Optional[list[str]] = typer.Option(None, "--item",
+                                                     help="Explain this item id (repeatable; "
+                                                          "default: the fused top-k)."),
+            graphs: Optional[str] = typer.Option(None, "--graphs", help=GRAPHS_HELP),
+            include_seen: bool = typer.Option(False, "--include-seen"),
+            as_json: bool = typer.Option(False, "--json")) -> None:
+        """Top-k base vs fused, branch effects and measured explanation paths for one user."""
+        st = studio(ctx, {"fusion": dict(graphs=graphs)})
+        settings = st.config.fusion
+        # An unknown user or item, or a user without a graph, fails before any model work.
+        st.dataset.user_index(user)
+        items = [st.dataset.catalogue.by_id(i).index for i in item] if item else None
+        if graph_source(st, settings).get(user) is None:
+            raise LookupError(f"no reasoning graph for user {user} ({settings.graphs} graphs); "
+                              f"build it with `reasonrec build-graphs`, or use --graphs genre")
+        ws = workspace(st, settings, _log)
+        explainer = ws.explainer(ws.fused(settings.variant), k=k, exclude_seen=not include_seen)
+        explanation = explainer.explain(user, step, items)
+        payload = explanation.model_dump(mode="json", by_alias=True)
+        emit(payload, as_json, _explanation_text(payload))
+
+    @fusion_app.command("fit")
+    def fit_command(ctx: typer.Context,
+                    variant: Optional[str] = typer.Option(None, "--variant"),
+                    users: Optional[int] = typer.Option(None, "--users"),
+                    graphs: Optional[str] = typer.Option(None, "--graphs", help=GRAPHS_HELP),
+                    as_json: bool = typer.Option(False, "--json")) -> None:
+        """Train a fused variant on the seeded user sample and save the run."""
+        st = studio(ctx, {"fusion": dict(variant=variant, users=users, graphs=graphs)})
+        settings = st.config.fusion
+        run = workspace(st, settings, _log).fit(settings.variant)
+        payload = {"variant": run.variant, "run_dir": str(run.directory),
+                   "fit": run.report.model_dump(), "metrics": run.metrics}
+        test = run.metrics["test"]
+        emit(payload, as_json, f"{run.directory}\nbest epoch {run.report.best_epoch}; sample "
+                               f"test NDCG@10={test['NDCG@10']:.4f} HR@10={test['HR@10']:.4f}")
+
+    @fusion_app.command("bundle")
+    def bundle_command(ctx: typer.Context,
+                       out: Path = typer.Option(..., "--out", help="The .jsonl.gz to write, e.g. "
+                                                                   "assets/graphs/ml-100k.jsonl.gz."),
+                       users: Optional[int] = typer.Option(None, "--users"),
+                       graphs: str = typer.Option("store", "--graphs", help=GRAPHS_HELP)) -> None:
+        """Bundle the sampled users' graphs (default: from the reasoning store) for shipping."""
+        from models.fusion.samples import load_user_graphs, sample_users
+        from models.graph_data import IntentIndex
+        from models.graph_sources import graph_backend, source_label, write_bundle
+        from reasoning.prompts import load_intents
+
+        st = studio(ctx, {"fusion": dict(users=users, graphs=graphs)})
+        settings = st.config.fusion
+        source = graph_source(st, settings)
+        # Placing each graph checks it is that user's window before the test target.
+        placed = load_user_graphs(st.dataset, sample_users(st.split, settings.users, settings.seed),
+                                  source, IntentIndex(load_intents().labels))
+        backends = sorted({graph_backend(u.graph) for u in placed})
+        path = write_bundle(out, [u.graph for u in placed],
+                            {"sample_seed": settings.seed, "users": len(placed),
+                             "source": source_label(source), "backends": backends})
+        typer.echo(str(path))

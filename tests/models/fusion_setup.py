@@ -1,0 +1,57 @@
+"""Shared real-data setup for the fusion and explanation tests (ml-100k, no LLM).
+
+LLM graphs for the sample are not shipped yet, so these tests read the
+LLM-free genre graphs (same schema, see ``models.genre_graphs``) of real
+ml-100k users, on top of a small base model trained for one epoch. Each test
+module builds its own copy (module-scoped fixtures), a few seconds each.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from models.data import Dataset
+from models.fusion.samples import base_item_table
+from models.fusion.settings import FusionSettings
+from models.fusion.workspace import BaseChoice, FusionWorkspace
+from models.genre_graphs import GenreGraphSource
+from models.protocol import LeaveOneOut, leave_one_out
+from models.recommenders import TrainConfig, create
+
+SMALL_GRU = {"embedding_size": 16, "hidden_size": 16, "max_len": 20}
+
+
+def small_base(split: LeaveOneOut, seed: int = 3) -> BaseChoice:
+    """A GRU4Rec trained for one epoch (seconds), as the frozen base model."""
+    model = create("gru4rec", split.n_items, SMALL_GRU)
+    report = model.fit(split, TrainConfig(epochs=1, progress=False, seed=seed, device="cpu"))
+    return BaseChoice("gru4rec", model, Path("in-memory"), report.best_valid["NDCG@10"])
+
+
+def small_workspace(dataset: Dataset, runs_root: Path, **settings: object) -> FusionWorkspace:
+    """A workspace over a few sampled users with genre graphs (settings override defaults)."""
+    split = leave_one_out(dataset)
+    values: dict[str, object] = {"users": 24, "epochs": 2, "patience": 2, "train_steps": 4,
+                                 "learning_rate": 0.01, "bootstrap": 50, "latency_users": 5,
+                                 "faithfulness_users": 3, "random_orders": 3}
+    values.update(settings)
+    return FusionWorkspace(dataset, split, small_base(split),
+                           GenreGraphSource(dataset, split.train), FusionSettings(**values),
+                           runs_root)
+
+
+def random_llmrg(workspace: FusionWorkspace, seed: int = 0) -> torch.nn.Module:
+    """An LLMRG fusion with random (not identity) weights: every graph part moves scores.
+
+    A trained model on this tiny sample may stay at the identity start (no
+    epoch beats the base model), where removing a path changes nothing; the
+    explanation tests need a model in which it does.
+    """
+    from models.fusion import create as create_fusion
+
+    torch.manual_seed(seed)
+    table = base_item_table(workspace.base.model)
+    return create_fusion("llmrg", workspace.dataset.n_items, table.shape[1], item_init=table,
+                         identity_init=False, num_intents=len(workspace.intents)).eval()

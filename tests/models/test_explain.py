@@ -1,0 +1,258 @@
+"""Explanations: top-k, branch effects, counterfactuals, measured paths, faithfulness, schema."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from models.data import Dataset, load_dataset
+from models.explain import NOTHING, Explainer, ExplainPoint, Removal
+from models.explain_schema import Explanation
+from models.fusion.samples import VARIANTS, base_vectors
+from models.fusion.workspace import FusionWorkspace
+from models.graph_data import (GraphPair, IntentIndex, counterfactual_pair, reasoning_elements,
+                               sequence_graph)
+from models.graph_sources import FirstGraphSource
+from models.recommenders import create
+from tests.models.fusion_setup import random_llmrg, small_workspace
+from tests.models.reasoning_graphs import INTENTS, example_graph
+from tests.models.single_thread import one_torch_thread  # noqa: F401  (autouse fixture)
+
+
+@pytest.fixture(scope="module")
+def workspace(ml100k: Dataset, tmp_path_factory: pytest.TempPathFactory) -> FusionWorkspace:
+    return small_workspace(ml100k, tmp_path_factory.mktemp("runs"), users=12)
+
+
+@pytest.fixture(scope="module")
+def explainer(workspace: FusionWorkspace) -> Explainer:
+    return Explainer(workspace.dataset, workspace.base.model, random_llmrg(workspace),
+                     VARIANTS["llmrg"], workspace.intents, workspace.source,
+                     workspace.split.max_len, k=10, random_orders=4, max_paths=6)
+
+
+def user_ids(workspace: FusionWorkspace, n: int = 4) -> list[str]:
+    return [u.user_id for u in workspace.user_graphs[:n]]
+
+
+@torch.no_grad()
+def independent_scores(explainer: Explainer, point: ExplainPoint, *, chains: tuple = (),
+                       nodes: tuple = (), edges: tuple = ()) -> torch.Tensor:
+    """Fused scores recomputed without the explainer's caches or batching."""
+    graph = point.user.graph.copy()
+    graph.remove_edges_from(edges)
+    pair = counterfactual_pair(graph, explainer.intents, point.step, chains=chains, nodes=nodes,
+                               options=VARIANTS["llmrg"].options)
+    e_base = base_vectors(explainer.base, [point.user.base_input(point.step, pair.session)],
+                          explainer.max_len)
+    scores = explainer.strategy(e_base, explainer.strategy.pair_inputs([pair]))[0]
+    scores[0] = -torch.inf
+    return scores.masked_fill(point.masked, -torch.inf)
+
+
+# ------------------------------------------------------------ real ml-100k
+def test_removing_every_reasoning_element_gives_the_control_ranking(
+        explainer: Explainer, workspace: FusionWorkspace) -> None:
+    for user_id in user_ids(workspace):
+        for step in (None, 5):
+            point = explainer.point(user_id, step)
+            chains, nodes = reasoning_elements(point.prefix)
+            stripped = explainer.counterfactual(point, explainer.removal(point, chains=chains,
+                                                                         nodes=nodes))
+            window = point.user.window[: point.step + 1]
+            control = GraphPair(rea=sequence_graph(window), div=sequence_graph([]), session=window)
+            with torch.no_grad():
+                scores = explainer.strategy(point.e_base, explainer.strategy.pair_inputs([control]))
+            scores = scores[0].masked_fill(point.masked, -torch.inf)
+            expected = torch.argsort(-scores, stable=True)[:10].tolist()
+            assert [r.index for r in stripped.top_k] == expected
+            assert [r.score for r in stripped.top_k] == pytest.approx(
+                scores[expected].tolist(), abs=1e-5)
+            # ... while the reasoning does move this (random) model's scores.
+            assert not torch.allclose(point.fused_scores[expected], scores[expected])
+
+
+def test_removing_a_path_changes_the_score_exactly_as_explained(
+        explainer: Explainer, workspace: FusionWorkspace) -> None:
+    moved = 0
+    for user_id in user_ids(workspace):
+        point = explainer.point(user_id)
+        for item in [r.index for r in explainer.top_k(point).fused[:3]] + [point.target]:
+            explanation = explainer.explain_item(point, item)
+            effects = [p.effect.delta_score for p in explanation.paths]
+            assert effects == sorted(effects)                      # ranked by measured effect
+            for path in explanation.paths:
+                edges = [(e.source, e.target) for e in path.edges]
+                after = independent_scores(explainer, point, edges=edges)
+                before = point.fused_scores
+                assert path.effect.delta_score == pytest.approx(
+                    float(after[item] - before[item]), abs=1e-5)
+                tied_before = (after == after[item]) & (torch.arange(len(after)) < item)
+                rank = int((after > after[item]).sum() + tied_before.sum())
+                assert path.effect.rank_after == rank + 1
+                moved += abs(path.effect.delta_score) > 1e-6
+            if explanation.paths:   # the curve starts with the strongest path's removal
+                assert explanation.deletion.explanation_ranks[0] == \
+                    explanation.paths[0].effect.rank_after
+    assert moved > 0, "no path moved any score: the test would pass vacuously"
+
+
+def test_explain_output_validates_against_its_schema(explainer: Explainer,
+                                                     workspace: FusionWorkspace) -> None:
+    user_id = user_ids(workspace, 1)[0]
+    explanation = explainer.explain(user_id)
+    text = json.dumps(explanation.model_dump(mode="json", by_alias=True))
+    again = Explanation.model_validate_json(text)
+    assert again == explanation and json.loads(text)["schema"] == "reasonrec.explanation"
+    assert [r.rank for r in explanation.top_k.fused] == list(range(1, 11))
+    base_rank = {r.index: r.rank for r in explanation.top_k.base}
+    for row in explanation.top_k.fused:
+        assert row.rank_shift == row.other_rank - row.rank
+        if row.index in base_rank:
+            assert row.other_rank == base_rank[row.index]
+    assert [i.index for i in explanation.items] == [r.index for r in explanation.top_k.fused]
+    for item in explanation.items:
+        assert len(item.deletion.explanation_ranks) == len(item.paths) <= 6
+        assert item.fidelity.in_top_k and item.fidelity.plus in (0.0, 1.0)
+    assert explanation.provenance.graph_backend == "genre-heuristic"
+    bad = json.loads(text)
+    bad["items"][0]["paths"] = "none"
+    with pytest.raises(ValueError):
+        Explanation.model_validate(bad)
+
+
+def test_branch_effects_equal_the_zeroed_forward_pass(explainer: Explainer,
+                                                      workspace: FusionWorkspace) -> None:
+    point = explainer.point(user_ids(workspace, 1)[0])
+    pair = explainer.pair(point, NOTHING)
+    inputs = explainer.strategy.pair_inputs([pair])
+    with torch.no_grad():
+        zeroed = explainer.strategy(point.e_base, inputs, zero=["div"])[0]
+    rows = explainer.branch_effects(point)
+    assert [r.index for r in rows] == [r.index for r in explainer.top_k(point).fused]
+    for row in rows:
+        assert set(row.zeroed) == {"ori", "div"}
+        assert row.zeroed["div"].delta_score == pytest.approx(
+            float(zeroed[row.index] - point.fused_scores[row.index]), abs=1e-5)
+
+
+def test_removing_a_session_item_re_encodes_the_base_input(explainer: Explainer,
+                                                           workspace: FusionWorkspace) -> None:
+    point = explainer.point(user_ids(workspace, 1)[0])
+    item_id = workspace.dataset.catalogue[point.user.window[3]].item_id
+    removal = explainer.removal(point, items=[item_id])
+    assert "s3" in removal.nodes
+    result = explainer.counterfactual(point, removal, focus=point.target)
+    after = independent_scores(explainer, point, nodes=removal.nodes)
+    assert [r.index for r in result.top_k] == torch.argsort(-after, stable=True)[:10].tolist()
+    assert result.focus.delta_score == pytest.approx(
+        float(after[point.target] - point.fused_scores[point.target]), abs=1e-5)
+    before = {r.index for r in explainer.top_k(point).fused}
+    assert {i.index for i in result.left} == before - {r.index for r in result.top_k}
+
+
+def test_bad_input_gives_clear_errors(explainer: Explainer, workspace: FusionWorkspace) -> None:
+    user_id = user_ids(workspace, 1)[0]
+    point = explainer.point(user_id)
+    with pytest.raises(KeyError, match="unknown user"):
+        explainer.point("no-such-user")
+    with pytest.raises(ValueError, match="outside user .* window"):
+        explainer.point(user_id, 10)
+    with pytest.raises(KeyError, match="not in user .* graph at step 9: c99"):
+        explainer.removal(point, chains=["c99"])
+    u, v = next((u, v) for u, v, a in point.prefix.edges(data=True) if a["kind"] == "sequence")
+    with pytest.raises(KeyError, match=f"no chain or diverge edge {u}->{v}"):
+        explainer.removal(point, edges=[(u, v)])             # the window order is not removable
+    with pytest.raises(KeyError, match="no chain or diverge edge s9->s0"):
+        explainer.removal(point, edges=[("s9", "s0")])        # no such edge
+    with pytest.raises(KeyError, match="not in user .* window"):
+        explainer.removal(point, items=[workspace.dataset.catalogue[point.target].item_id])
+    with pytest.raises(ValueError, match="already seen"):
+        explainer.explain_item(point, point.user.window[0])
+    with pytest.raises(ValueError, match="reasoning-graph fused model"):
+        Explainer(workspace.dataset, workspace.base.model, explainer.strategy,
+                  VARIANTS["seqgraph"], workspace.intents, workspace.source, 50)
+
+
+# ---------------------------------------------------------- hand-built graph
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Explainer, Dataset]:
+    """example_graph()'s user u1 in a 30-item dataset: history i1, then its window, then i17."""
+    folder = tmp_path_factory.mktemp("toy")
+    history = [1, 5, 9, 2, 7, 11, 3, 8, 14, 17]
+    (folder / "toy.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n" + "".join(
+        f"u1\ti{item}\t{t}\n" for t, item in enumerate(history))
+        + "u2\ti3\t1\nu2\ti4\t2\nu2\ti6\t3\n")
+    (folder / "toy.item").write_text("item_id:token\tmovie_title:token_seq\n" + "".join(
+        f"i{i}\tMovie {i}\n" for i in range(1, 31)))
+    dataset = load_dataset(folder)
+    assert [dataset.catalogue[i].item_id for i in range(1, 31)] == [f"i{i}" for i in range(1, 31)]
+    torch.manual_seed(0)
+    base = create("gru4rec", 30, {"embedding_size": 8, "hidden_size": 8})
+    from models.fusion import create as create_fusion
+    strategy = create_fusion("llmrg", 30, 8, identity_init=False,
+                             num_intents=len(INTENTS) + 1).eval()
+
+    class HandBuilt:
+        label = "hand-built"
+
+        def get(self, user_id: str):
+            return example_graph() if user_id == "u1" else None
+
+    explainer = Explainer(dataset, base, strategy, VARIANTS["llmrg"], IntentIndex(INTENTS),
+                          FirstGraphSource(HandBuilt()), 50, k=5, random_orders=3)
+    return explainer, dataset
+
+
+def test_paths_of_a_hand_built_graph(toy: tuple[Explainer, Dataset]) -> None:
+    explainer, _ = toy
+    point = explainer.point("u1")
+    assert point.target == 17 and point.user.offset == 1
+    paths = {p.id: p for p in explainer.explain_item(point, 20).paths}
+    # c20 is proposed by dc1.1 (from c1's end s5) and dc3.1 (from c3's end s7).
+    assert set(paths) == {"c1>dc1.1>c20", "c3>dc3.1>c20", "c1", "c2", "c3"}
+    c1 = paths["c1>dc1.1>c20"]
+    assert [(e.source, e.target) for e in c1.edges] == [("s0", "s2"), ("s2", "s5"),
+                                                        ("s5", "dc1.1"), ("dc1.1", "c20")]
+    assert [n.id for n in c1.nodes] == ["s0", "s2", "s5", "dc1.1", "c20"] and c1.ends_at == "item"
+    assert c1.edges[0].reason == "light comedy again" and c1.edges[0].score == 0.8
+    assert [n.label for n in c1.nodes][-2:] == ["dark thriller", "Movie 20"]
+    # c2 is rejected: its edges are not in G_rea, so removing it measurably does nothing.
+    assert paths["c2"].effect.delta_score == 0.0 and paths["c2"].effect.delta_rank == 0
+    assert paths["c1"].effect.delta_score != 0.0
+    # Item 25 is no candidate: paths end at the graph's candidate nearest to it.
+    nearest = explainer.explain_item(point, 25).paths
+    divergent = [p for p in nearest if p.kind == "divergent"]
+    assert divergent and all(p.ends_at == "nearest_divergent" and p.similarity is not None
+                             for p in divergent)
+    assert len({p.nodes[-1].id for p in divergent}) == 1
+
+
+def test_deletion_curve_and_fidelity_by_recomputation(toy: tuple[Explainer, Dataset]) -> None:
+    explainer, _ = toy
+    point = explainer.point("u1")
+    item = explainer.top_k(point).fused[0].index
+    explained = explainer.explain_item(point, item)
+    units = [Removal(edges=tuple((e.source, e.target) for e in p.edges))
+             for p in explained.paths]
+    removed = NOTHING
+    for j, unit in enumerate(units):
+        removed = removed.union(unit)
+        scores = independent_scores(explainer, point, edges=removed.edges)
+        rank = int((scores > scores[item]).sum() + 1)
+        assert explained.deletion.explanation_ranks[j] == rank
+    support = [u for u, p in zip(units, explained.paths) if p.effect.delta_score < 0]
+    assert explained.fidelity.explanation_paths == len(support)
+    without = NOTHING
+    for unit in support:
+        without = without.union(unit)
+    scores = independent_scores(explainer, point, edges=without.edges)
+    still_in = int((scores > scores[item]).sum() + 1) <= explainer.k
+    assert explained.fidelity.plus == float(not still_in)
+    assert explained.deletion.faster is (
+        explained.deletion.area_explanation > explained.deletion.area_random)
+    assert len(explained.deletion.random_ranks) == len(units)
+    with pytest.raises(LookupError, match="no reasoning graph for user u2 in hand-built"):
+        explainer.point("u2")
