@@ -41,8 +41,8 @@ class ReasoningConfig(BaseModel):
         None, description="layers to offload; None = all (-1) when the build can offload, else 0")
     n_ctx: int = Field(2048, ge=256, le=131072)
     n_threads: int | None = Field(
-        None, ge=1, description="CPU threads for llama.cpp and the encoder; None = the cores this "
-                                "process may use minus those busy at load time (see `threads`)")
+        None, ge=1, description="CPU threads for llama.cpp and the encoder; None = free cores minus "
+                                "one, at least one (see `threads`)")
     seed: int = 2020
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     http_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible base URL")
@@ -106,13 +106,17 @@ class ReasoningConfig(BaseModel):
 
     @property
     def threads(self) -> int:
-        """``n_threads``, or the cores this process may use that are not busy right now.
+        """``n_threads``, or the free cores minus one (at least one thread).
 
-        llama.cpp's OpenMP threads spin while they wait for each other: with
-        more threads than free cores every call gets several times slower (we
-        measured 9 s instead of 1 s for a 121-token prompt with 2 threads on 2
-        cores while another process kept one busy). So the default leaves out
-        the cores the 1-minute load average says are taken, keeping at least one.
+        llama.cpp's OpenMP threads spin while they wait for each other, so more
+        threads than free cores is a disaster, not a slowdown: on our 2-core
+        machine a 121-token prompt took 0.47 s with 2 threads when idle, 0.93 s
+        with 1 thread, but 9 s with 2 threads while another process kept one core
+        busy, and a benchmark started with 2 threads on an idle machine stalled
+        when another job started a minute later. So the default leaves one core
+        to everything else (the app, torch, other jobs) and also leaves out the
+        cores the 1-minute load average says are busy now. Set ``n_threads``
+        (``--threads``) on a machine you have to yourself.
         """
         if self.n_threads:
             return self.n_threads
@@ -124,7 +128,7 @@ class ReasoningConfig(BaseModel):
             busy = os.getloadavg()[0]
         except OSError:
             busy = 0.0
-        return max(1, min(cores, int(cores - busy + 0.5)))
+        return max(1, min(cores - 1, int(cores - busy + 0.5)))
 
 
 def load_reasoning_config(section: dict[str, Any] | None = None, **overrides: Any) -> ReasoningConfig:
