@@ -223,8 +223,9 @@ def _choose_users(user_ids: list[str], spec: str) -> list[str]:
     known = set(user_ids)
     unknown = [u for u in wanted if u not in known]
     if unknown or not wanted:
+        named = ", ".join(unknown[:5]) if unknown else repr(spec)
         raise ReasoningUserError(f"--users must be a number, 'all', ids separated by commas or "
-                                 f"@FILE; unknown user(s): {', '.join(unknown[:5]) or spec!r}")
+                                 f"@FILE; unknown user(s): {named}")
     return list(dict.fromkeys(wanted))
 
 
