@@ -10,9 +10,11 @@ A chain none of whose masks could be asked is ``unverified`` (score ``None``).
 
 What makes the questions recur in the knowledge base: the distractors and the
 true option's letter depend only on the seed and the masked item, and the
-prompt shows at most :data:`CONTEXT` chain items around the mask, so a
-one-item chain's question is item-level and short chains' questions recur. A
-whole chain's score is stored too (``verified_chain``), keyed by its items.
+prompt shows the chain's intent and the options, not the titles around the
+mask. A mask question is then item-level (item and intent) and recurs across
+sessions; with up to three neighbouring titles shown, no question recurred in
+a 60-session bench. A whole chain's score is stored too (``verified_chain``),
+keyed by its items.
 """
 
 from __future__ import annotations
@@ -32,11 +34,7 @@ from reasoning.schemas import VerifyAnswer, verify_schema
 from reasoning.structured import Asker, Question
 
 STAGE = "verify"
-MASK = "[MASK]"
 LETTERS = "ABCDEFGHIJ"
-CONTEXT = 3   # chain items shown around the mask: two before it, one after
-
-
 @dataclass
 class Verdict:
     score: float | None
@@ -49,15 +47,6 @@ def mask_positions(length: int, count: int) -> list[int]:
     then the first, then the middle ones."""
     order = [length - 1] + [p for p in range(length - 1)]
     return order[: min(count, length)]
-
-
-def context_window(length: int, position: int) -> range:
-    """Chain positions shown for a mask at ``position``: up to two before, one after."""
-    start = max(0, position - (CONTEXT - 1))
-    stop = min(length, position + 2)
-    # Use the room a chain end leaves after the mask for one more item before it.
-    start = max(0, min(start, stop - (CONTEXT + 1)))
-    return range(start, stop)
 
 
 def _stable_seed(*parts: object) -> int:
@@ -83,10 +72,6 @@ def build_options(catalogue: Catalogue, true_index: int, exclude: set[int], n_di
     return options
 
 
-def _short(item: Item) -> str:
-    return item.title if item.year is None or f"({item.year})" in item.title else f"{item.title} ({item.year})"
-
-
 def status_of(score: float | None, tau: float) -> str:
     if score is None:
         return "unverified"
@@ -101,7 +86,7 @@ def verify_chain(asker: Asker, chain: Chain, items: list[Item], catalogue: Catal
     # The whole-chain entry stores the score, not the status: tau may change.
     whole_key = {"items": [i.describe() for i in chain_items], "intent": chain.intent,
                  "masks": config.masks_per_chain, "distractors": config.n_distractors,
-                 "seed": config.seed, "context": CONTEXT}
+                 "seed": config.seed}
     stored = asker.kb_get(STAGE, "verified_chain", prompt.version, whole_key)
     if stored is not None:
         masks = [MaskRecord.model_validate({**{k: v for k, v in m.items() if k != "position"},
@@ -138,12 +123,6 @@ def _ask_mask(asker: Asker, prompt: Prompt, chain: Chain, chain_items: list[Item
     options = build_options(catalogue, true_item.index, exclude, config.n_distractors, config.seed)
     letters = list(LETTERS[: len(options)])
     true_letter = letters[options.index(true_item.index)]
-    shown_positions = context_window(len(chain_items), position)
-    shown = " -> ".join(MASK if p == position else _short(chain_items[p]) for p in shown_positions)
-    if shown_positions.start > 0:
-        shown = "... -> " + shown
-    if shown_positions.stop < len(chain_items):
-        shown += " -> ..."
     option_lines = [f"{letter}: {catalogue[index].describe()}" for letter, index in zip(letters, options)]
 
     def finish(value: dict, response: LLMResponse) -> dict:
@@ -153,9 +132,9 @@ def _ask_mask(asker: Asker, prompt: Prompt, chain: Chain, chain_items: list[Item
 
     question = Question(
         stage=STAGE, kind="verify", prompt=prompt,
-        messages=prompt.messages(intent=chain.intent, chain=shown, options="\n".join(option_lines)),
+        messages=prompt.messages(intent=chain.intent, options="\n".join(option_lines)),
         schema=verify_schema(letters), answer_model=VerifyAnswer, context={"letters": letters},
-        key_fields={"intent": chain.intent, "chain": shown, "options": option_lines},
+        key_fields={"intent": chain.intent, "options": option_lines},
         piece=f"mask of step {chain.steps[position]} in {chain.id}", watch=tuple(letters),
         finish=finish, fallback="mask left out of the score")
     answer = asker.ask(question)

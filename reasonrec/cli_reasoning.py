@@ -131,7 +131,8 @@ def _describe(document: dict[str, Any]) -> str:
 
 def build_graphs(ctx: typer.Context,
                  users: str = typer.Option(
-                     ..., "--users", help="N (the first N users), 'all', ID,ID,... or @FILE."),
+                     ..., "--users", help="N (the first N users), 'all', 'fusion' (the fused models' "
+                     "seeded sample), ID,ID,... or @FILE."),
                  window: Optional[int] = WINDOW_OPTION, model: Optional[Path] = MODEL_OPTION,
                  backend: Optional[str] = BACKEND_OPTION, url: Optional[str] = URL_OPTION,
                  threads: Optional[int] = THREADS_OPTION,
@@ -149,7 +150,10 @@ def build_graphs(ctx: typer.Context,
     overrides["concurrency"] = concurrency
     config = reasoning_config(ctx, **overrides)
     dataset = _cli()._studio(ctx).dataset
-    chosen = _choose_users(dataset.user_ids, users)
+    if users.strip().lower() == "fusion":
+        chosen = _fusion_sample(ctx)
+    else:
+        chosen = _choose_users(dataset.user_ids, users)
     store = GraphStore(config.graphs_dir)
     with _user_errors():
         builder = open_builder(dataset, config)
@@ -200,6 +204,16 @@ def build_graphs(ctx: typer.Context,
     typer.echo(f"built {totals['built']} graphs in {time.perf_counter() - started:.1f} s "
                f"({totals['calls']} LLM calls, {totals['hits']} KB hits); "
                f"{totals['empty']} users had no window; graphs in {store.directory}", err=True)
+
+
+def _fusion_sample(ctx: typer.Context) -> list[str]:
+    """The seeded user sample that ``reasonrec fusion fit`` and ``bench fusion`` read."""
+    from models.fusion.samples import sample_users
+
+    studio = _cli()._studio(ctx)
+    settings = studio.config.fusion
+    return [studio.dataset.user_ids[int(u)]
+            for u in sample_users(studio.split, settings.users, settings.seed)]
 
 
 def _choose_users(user_ids: list[str], spec: str) -> list[str]:

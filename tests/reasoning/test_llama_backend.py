@@ -33,7 +33,7 @@ def _requests() -> list[LLMRequest]:
         (chain.messages(viewer="unknown", chains="romance; serious drama", intent="romance",
                         options="romance, serious drama, new"),
          chain_schema(["romance", "serious drama", "new"]), chain.max_tokens),
-        (verify.messages(intent="sci-fi wonder", chain="Star Wars (1977) -> [MASK]",
+        (verify.messages(intent="sci-fi wonder",
                          options="A: Fargo (1996) [Crime, Drama, Thriller]\nB: Alien (1979) [Sci-Fi]"),
          verify_schema(["A", "B"]), verify.max_tokens),
         (diverge.messages(task_fields={"k": 3}, item="Babe (1995) [Children's, Comedy, Drama]",
