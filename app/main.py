@@ -12,10 +12,16 @@ import streamlit as st
 # (emoji would be inline data: URLs, but render as boxes without an emoji font).
 st.set_page_config(page_title="ReasonRec Studio", layout="wide")
 
+# The session explorer opens first: it needs only the data, so the app is
+# interactive in seconds; the model pages load their models on first visit.
 PAGES = [
-    st.Page("views/recommendations.py", title="Recommendations", url_path="recommendations",
+    st.Page("views/session_explorer.py", title="Session explorer", url_path="session-explorer",
             default=True),
-    st.Page("views/session_explorer.py", title="Session explorer", url_path="session-explorer"),
+    st.Page("views/reasoning.py", title="Reasoning", url_path="reasoning"),
+    st.Page("views/recommendations.py", title="Recommendations", url_path="recommendations"),
+    st.Page("views/evaluation.py", title="Evaluation", url_path="evaluation"),
+    st.Page("views/knowledge_base.py", title="Knowledge base", url_path="knowledge-base"),
+    st.Page("views/settings.py", title="Settings", url_path="settings"),
 ]
 
 page = st.navigation(PAGES)

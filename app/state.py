@@ -8,6 +8,8 @@ of widgets that the current page does not draw.
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 import streamlit as st
@@ -64,6 +66,93 @@ def window_length(studio: Studio) -> int:
     Raises:
         ValueError: a bad ``[reasoning]`` value, naming the field (e.g. ``reasoning.l_tru``).
     """
-    from reasoning.config import load_reasoning_config  # the owner of [reasoning] validation
+    return reasoning_config(studio).l_tru
 
-    return load_reasoning_config(studio.config.reasoning).l_tru
+
+# ---------------------------------------------------------------- shared models
+# Loading a model, the LLM or a fused run takes seconds to minutes; each is
+# loaded once per process and shared by every browser session. Each holder
+# carries a lock for the work that is not thread-safe by itself.
+
+
+@dataclass
+class FusionHandle:
+    """The fused model the app explains, with what it was built from.
+
+    Attributes:
+        workspace: base model, user sample, graph source (``models.fusion.workspace``).
+        run: the fused run (``[fusion] variant``) the explainer reads.
+        explainer: top-k, branch effects, counterfactuals and explanation paths.
+        lock: serializes explainer calls across browser sessions (torch modules
+            and the explainer's caches are shared).
+    """
+
+    workspace: Any
+    run: Any
+    explainer: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@st.cache_resource(show_spinner="Loading the base and fused models…")
+def get_fusion() -> FusionHandle:
+    """The configured fused model; trains it first when no saved run matches (minutes)."""
+    from reasonrec.fusion import workspace
+
+    studio = get_studio()
+    settings = studio.config.fusion
+    ws = workspace(studio, settings)
+    run = ws.fused(settings.variant)
+    return FusionHandle(ws, run, ws.explainer(run))
+
+
+REASONING_OVERRIDES = "rr_reasoning_overrides"
+
+
+def reasoning_overrides() -> dict[str, Any]:
+    """This browser session's ``[reasoning]`` overrides from the Settings page."""
+    return dict(st.session_state.get(REASONING_OVERRIDES, {}))
+
+
+def reasoning_config(studio: Studio, overrides: dict[str, Any] | None = None) -> Any:
+    """The validated ``[reasoning]`` settings: config file, then this session's overrides.
+
+    Raises:
+        ValueError: a bad value, naming the field (``reasoning.tau: ...``).
+    """
+    from reasoning.config import load_reasoning_config
+
+    section = dict(studio.config.reasoning)
+    if not section.get("data_dir"):
+        section["data_dir"] = str(studio.config.data_dir)
+    values = reasoning_overrides() if overrides is None else overrides
+    return load_reasoning_config(section, **values)
+
+
+@st.cache_resource(show_spinner="Loading the local LLM…", max_entries=2)
+def _builder_for(overrides_json: str) -> Any:
+    """One builder (one LLM) per distinct settings; sessions with the same settings share it."""
+    import json
+
+    from reasoning.builder import open_builder
+
+    studio = get_studio()
+    builder = open_builder(studio.dataset, reasoning_config(studio, json.loads(overrides_json)))
+    builder.warm_up()
+    return builder
+
+
+def get_builder() -> Any:
+    """The reasoning-graph builder for this session's settings (LLM calls serialized).
+
+    Raises:
+        ValueError: a bad setting; FileNotFoundError and friends: no model file.
+    """
+    import json
+
+    return _builder_for(json.dumps(reasoning_overrides(), sort_keys=True))
+
+
+def clear_shared() -> None:
+    """Drop every shared resource (after a settings change, or between tests)."""
+    for holder in (get_studio, get_fusion, _builder_for):
+        holder.clear()

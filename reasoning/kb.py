@@ -57,6 +57,12 @@ CREATE TABLE IF NOT EXISTS counters (
     hits INTEGER NOT NULL DEFAULT 0,
     misses INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS counter_log (
+    time REAL NOT NULL,
+    kind TEXT NOT NULL,
+    hits INTEGER NOT NULL,
+    misses INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -158,6 +164,12 @@ class KnowledgeBase:
                     self._conn.execute("INSERT OR IGNORE INTO counters(kind) VALUES(?)", (kind,))
                     self._conn.execute(f"UPDATE counters SET {outcome} = {outcome} + ? WHERE kind=?",
                                        (count, kind))
+                # One row per kind and flush (about one per graph): hit rates over time.
+                now = time.time()
+                for kind in sorted({kind for kind, _ in pending}):
+                    self._conn.execute(
+                        "INSERT INTO counter_log(time, kind, hits, misses) VALUES(?,?,?,?)",
+                        (now, kind, pending[(kind, "hits")], pending[(kind, "misses")]))
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -190,6 +202,44 @@ class KnowledgeBase:
                 "hit_rate": round(total_hits / total_lookups, 4) if total_lookups else None,
                 "kinds": per_kind, "models": models, "prompt_versions": versions, "bytes": size}
 
+    def entries(self, kind: str | None = None, search: str = "", limit: int = 100,
+                offset: int = 0) -> list[dict[str, Any]]:
+        """Stored entries, newest first: what each question showed and what was stored.
+
+        Args:
+            kind: only this kind (``intent``, ``chain``, ...); ``None`` for all.
+            search: case-insensitive text that the question or the answer contains.
+            limit, offset: one page of results.
+        """
+        sql = ("SELECT kind, model, prompt_version, key_json, value_json, created FROM entries "
+               "WHERE (? IS NULL OR kind = ?) AND (? = '' OR key_json LIKE ? OR value_json LIKE ?) "
+               "ORDER BY created DESC, key LIMIT ? OFFSET ?")
+        pattern = f"%{search}%"
+        with self._lock:
+            rows = self._conn.execute(sql, (kind, kind, search, pattern, pattern,
+                                            int(limit), int(offset))).fetchall()
+        return [{"kind": k, "model": m, "prompt_version": v, "question": json.loads(q),
+                 "answer": json.loads(a), "created": c} for k, m, v, q, a, c in rows]
+
+    def history(self) -> list[dict[str, Any]]:
+        """Hits and misses per kind and flush (about one per built graph), oldest first."""
+        self.flush_counters()
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT time, kind, hits, misses FROM counter_log ORDER BY time, kind").fetchall()
+        return [{"time": t, "kind": k, "hits": h, "misses": m} for t, k, h, m in rows]
+
+    def export_jsonl(self) -> str:
+        """Every entry as JSON lines (one object per line, oldest first)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT kind, model, prompt_version, key_json, value_json, created FROM entries "
+                "ORDER BY created, kind, key").fetchall()
+        return "".join(json.dumps({"kind": k, "model": m, "prompt_version": v,
+                                   "question": json.loads(q), "answer": json.loads(a),
+                                   "created": c}, ensure_ascii=False) + "\n"
+                       for k, m, v, q, a, c in rows)
+
     def clear(self) -> int:
         """Delete every entry and counter; returns how many entries were removed."""
         with self._lock:
@@ -198,6 +248,7 @@ class KnowledgeBase:
             try:
                 removed = self._conn.execute("DELETE FROM entries").rowcount
                 self._conn.execute("DELETE FROM counters")
+                self._conn.execute("DELETE FROM counter_log")
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")

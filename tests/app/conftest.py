@@ -23,8 +23,8 @@ def use_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> UseConfig:
     def use(data_path: Path, extra_toml: str = "") -> Path:
         config = write_config(tmp_path / "studio.toml", data_path, tmp_path / "data", extra_toml)
         monkeypatch.setenv("REASONREC_CONFIG", str(config))
-        from app.state import get_studio
-        get_studio.clear()  # the cached Studio was built from another test's config
+        from app.state import clear_shared
+        clear_shared()  # the cached Studio and models were built from another test's config
         return config
 
     return use

@@ -52,6 +52,31 @@ def test_disabled_kb_stores_nothing_and_always_misses(tmp_path: Path) -> None:
     kb.close()
 
 
+def test_entries_history_and_export_for_browsing(tmp_path: Path) -> None:
+    kb = KnowledgeBase(tmp_path / "kb.sqlite")
+    kb.put("intent", MODEL, "intent-v3", {"item": "Alien (1979)"}, {"intent": "edge of the seat"})
+    kb.put("chain", MODEL, "chain-v3", {"intent": "romance"}, {"chain": "new", "reason": "x"})
+    kb.get("intent", MODEL, "intent-v3", {"item": "Alien (1979)"})
+    kb.flush_counters()
+    kb.get("intent", MODEL, "intent-v3", {"item": "Fargo (1996)"})
+    kb.get("chain", MODEL, "chain-v3", {"intent": "romance"})
+    history = kb.history()
+    assert [(h["kind"], h["hits"], h["misses"]) for h in history] == [
+        ("intent", 1, 0), ("chain", 1, 0), ("intent", 0, 1)]
+    assert history[0]["time"] <= history[-1]["time"]
+    assert {e["kind"] for e in kb.entries()} == {"intent", "chain"}
+    found = kb.entries(search="alien")
+    assert len(found) == 1 and found[0]["answer"] == {"intent": "edge of the seat"}
+    assert found[0]["question"] == {"item": "Alien (1979)"}
+    assert kb.entries(kind="chain")[0]["prompt_version"] == "chain-v3"
+    assert kb.entries(limit=1, offset=1) and len(kb.entries(limit=1)) == 1
+    lines = [json.loads(line) for line in kb.export_jsonl().splitlines()]
+    assert [line["kind"] for line in lines] == ["intent", "chain"]
+    kb.clear()
+    assert kb.history() == [] and kb.entries() == []
+    kb.close()
+
+
 def test_clear_removes_entries_and_counters(tmp_path: Path) -> None:
     kb = KnowledgeBase(tmp_path / "kb.sqlite")
     for i in range(5):

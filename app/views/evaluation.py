@@ -1,0 +1,166 @@
+"""Evaluation and error analysis: the bench tables, and where the reasoning graph helped or hurt.
+
+The tables are the JSON files the benches write (``reasonrec bench models``,
+``bench fusion``, ``bench reasoning``); this page reads them and never runs a
+bench. The per-user list compares the base and the fused model on the fused
+model's user sample (``models.fusion.error_analysis``); one click opens a user
+in the other pages.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from app.state import get_fusion, set_current_user, studio_or_stop
+
+METRICS_AT_10 = ("HR@10", "NDCG@10", "MRR@10")
+
+st.header("Evaluation and error analysis")
+studio = studio_or_stop()
+bench_dir = Path(studio.config.bench_dir)
+
+
+def read_bench(name: str) -> dict[str, Any] | None:
+    """A bench JSON, or ``None`` (with a warning when the file is there but unreadable)."""
+    path = bench_dir / f"{name}.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        st.warning(f"Could not read {path}: {exc}. Rerun `reasonrec bench {name}`.")
+        return None
+
+
+models_tab, fusion_tab, reasoning_tab, users_tab = st.tabs(
+    ["Base models", "Fusion", "Reasoning cost", "Users: won and lost"])
+
+with models_tab:
+    bench = read_bench("models")
+    if bench is None:
+        st.info(f"No base-model bench in {bench_dir}: run `reasonrec bench models --json`.")
+    else:
+        rows = [{"model": r["model"], "s/epoch": round(r["seconds_per_epoch"], 2),
+                 "epochs": r["epochs"], "total s": round(r["total_seconds"], 1),
+                 "peak RSS MB": round(r["peak_rss_mb"]),
+                 **{m: round(r["test"][m], 4) for m in METRICS_AT_10}} for r in bench["models"]]
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="eval_models_table")
+        figure = go.Figure([go.Bar(x=[r["model"] for r in rows], y=[r["NDCG@10"] for r in rows])])
+        figure.update_layout(title="Test NDCG@10 (loo, full ranking)", height=300,
+                             margin={"t": 40, "b": 30})
+        st.plotly_chart(figure, key="eval_models_chart")
+
+with fusion_tab:
+    bench = read_bench("fusion")
+    if bench is None:
+        st.info(f"No fusion bench in {bench_dir}: run `reasonrec bench fusion --json`.")
+    else:
+        sample = bench.get("sample", {})
+        st.write(bench.get("verdict", ""))
+        st.caption(f"{sample.get('users', '?')} users (seed {sample.get('seed', '?')}), graphs: "
+                   f"{sample.get('graph_source', '?')}, base: {sample.get('base_model', '?')}.")
+        metric = st.selectbox("Metric", [f"{m}@{k}" for k in (5, 10, 20)
+                                         for m in ("HR", "NDCG", "MRR")], index=4,
+                              key="eval_fusion_metric")
+        table = []
+        for row in bench["rows"]:
+            value = row["metrics"][metric]
+            diff = (row.get("vs_base") or {}).get(metric)
+            table.append({"variant": row["name"], "description": row["description"],
+                          metric: round(value["mean"], 4),
+                          "95% CI": f"[{value['low']:.4f}, {value['high']:.4f}]",
+                          "vs base": "" if diff is None else
+                          f"{diff['diff']['mean']:+.4f} [{diff['diff']['low']:+.4f}, "
+                          f"{diff['diff']['high']:+.4f}]"})
+        st.dataframe(pd.DataFrame(table), hide_index=True, key="eval_fusion_table")
+        means = [r["metrics"][metric]["mean"] for r in bench["rows"]]
+        figure = go.Figure([go.Bar(
+            x=[r["name"] for r in bench["rows"]], y=means,
+            error_y={"type": "data", "symmetric": False,
+                     "array": [r["metrics"][metric]["high"] - m for r, m in zip(bench["rows"], means)],
+                     "arrayminus": [m - r["metrics"][metric]["low"]
+                                    for r, m in zip(bench["rows"], means)]})])
+        figure.update_layout(title=f"Test {metric} with 95% bootstrap intervals", height=320,
+                             margin={"t": 40, "b": 30})
+        st.plotly_chart(figure, key="eval_fusion_chart")
+        latency = bench.get("latency") or {}
+        faithfulness = bench.get("faithfulness") or {}
+        if latency or faithfulness:
+            st.json({"counterfactual latency": latency, "faithfulness": faithfulness},
+                    expanded=False)
+
+with reasoning_tab:
+    bench = read_bench("reasoning")
+    if bench is None:
+        st.info(f"No reasoning bench in {bench_dir}: run `reasonrec bench reasoning --json`.")
+    else:
+        st.caption(f"{bench['users']} sessions, window {bench['window']}, "
+                   f"{bench['environment']['threads']} LLM thread(s).")
+        bars = [{"bar": name, "target": value["bar"], "met": value["met"],
+                 "measured": json.dumps({k: v for k, v in value.items() if k not in ("bar", "met")})}
+                for name, value in bench["bars"].items()]
+        st.dataframe(pd.DataFrame(bars), hide_index=True, key="eval_reasoning_bars")
+        passes = {name: bench[name] for name in ("no_reuse", "reuse", "warm_repeat")}
+        st.dataframe(pd.DataFrame([{
+            "pass": name, "median s": p["wall_seconds"]["median"], "p95 s": p["wall_seconds"]["p95"],
+            "LLM calls/session": p["llm_calls_per_session"], "KB hits": p["kb_hits"],
+            "pass rate": p["verification_pass_rate"]} for name, p in passes.items()]),
+            hide_index=True, key="eval_reasoning_passes")
+
+with users_tab:
+    try:
+        handle = get_fusion()
+        with handle.lock:
+            from models.fusion.error_analysis import user_outcomes
+            rows = user_outcomes(handle.workspace, handle.run)
+    except Exception as exc:   # no graphs for the sample, a broken run: say what to do
+        st.error(f"Could not load the fused model: {exc}. Build the sample's graphs with "
+                 "`reasonrec build-graphs --users fusion` (or set `[fusion] graphs = \"genre\"`), "
+                 "then `reasonrec fusion fit`.")
+        st.stop()
+    frame = pd.DataFrame(rows)
+    won, lost = int((frame["outcome"] == "won").sum()), int((frame["outcome"] == "lost").sum())
+    st.write(f"On {len(frame)} sampled users the fused model ({handle.run.variant}) ranks the "
+             f"true next item higher for **{won}** and lower for **{lost}** "
+             f"({len(frame) - won - lost} ties).")
+    genres = sorted({g for gs in frame["target_genres"] for g in gs})
+    c1, c2, c3, c4 = st.columns(4)
+    outcome = c1.selectbox("Outcome", ["all", "won", "lost", "tie"], key="eval_outcome")
+    genre = c2.selectbox("Target genre", ["all", *genres], key="eval_genre")
+    lengths = c3.slider("History length", int(frame["history_length"].min()),
+                        int(frame["history_length"].max()),
+                        (int(frame["history_length"].min()), int(frame["history_length"].max())),
+                        key="eval_length")
+    pass_rate = c4.slider("Verification pass rate", 0.0, 1.0, (0.0, 1.0), step=0.05,
+                          key="eval_pass_rate")
+    shown = frame[frame["history_length"].between(*lengths)]
+    if outcome != "all":
+        shown = shown[shown["outcome"] == outcome]
+    if genre != "all":
+        shown = shown[shown["target_genres"].apply(lambda gs: genre in gs)]
+    if pass_rate != (0.0, 1.0):   # users without a scored chain only pass the full range
+        shown = shown[shown["verification_pass_rate"].between(*pass_rate)]
+    shown = shown.sort_values("rank_gain", ascending=False)
+    view = shown.assign(target_genres=shown["target_genres"].apply(", ".join))
+    selection = st.dataframe(
+        view[["user", "outcome", "base_rank", "fused_rank", "rank_gain", "target", "target_genres",
+              "history_length", "chains", "verification_pass_rate"]],
+        hide_index=True, on_select="rerun", selection_mode="single-row", key="eval_users")
+    picked = selection.selection.rows if selection else []
+    if picked:
+        user = str(view.iloc[picked[0]]["user"])
+        set_current_user(user)
+        st.write(f"User **{user}** is now the current user in every page:")
+        links = st.columns(3)
+        links[0].page_link("views/session_explorer.py", label="Open in Session explorer")
+        links[1].page_link("views/reasoning.py", label="Open in Reasoning")
+        links[2].page_link("views/recommendations.py", label="Open in Recommendations")
+    else:
+        st.caption("Select a row to open that user in the session explorer, reasoning and "
+                   "recommendation pages.")

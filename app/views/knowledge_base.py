@@ -1,0 +1,104 @@
+"""Knowledge base: browse the stored LLM answers, hit rates over time, export and clear.
+
+The KB (``reasoning.kb``) stores every reusable answer of the four stages,
+tagged with model and prompt version. This page reads it; clearing asks for a
+confirmation first because every answer would have to be asked again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from app.state import reasoning_config, studio_or_stop
+
+PAGE_SIZE = 50
+
+st.header("Knowledge base")
+studio = studio_or_stop()
+try:
+    config = reasoning_config(studio)
+except ValueError as exc:
+    st.error(f"{exc}. Fix it on the Settings page or in your config file.")
+    st.stop()
+
+
+def open_kb():
+    from reasoning.kb import KnowledgeBase, KnowledgeBaseError
+
+    try:
+        return KnowledgeBase(config.kb_path)
+    except KnowledgeBaseError as exc:
+        st.error(f"{exc}. Clear it with `reasonrec kb clear` (or delete the file) and reload.")
+        st.stop()
+
+
+kb = open_kb()
+try:
+    stats = kb.stats()
+    cols = st.columns(4)
+    cols[0].metric("Entries", f"{stats['entries']:,}")
+    cols[1].metric("Lookups", f"{stats['hits'] + stats['misses']:,}")
+    cols[2].metric("Hit rate", "–" if stats["hit_rate"] is None else f"{stats['hit_rate']:.0%}")
+    cols[3].metric("Size", f"{stats['bytes'] / 1e6:.1f} MB")
+    st.caption(f"`{stats['path']}` · prompt versions: {', '.join(stats['prompt_versions']) or '–'}")
+    if stats["kinds"]:
+        st.dataframe(pd.DataFrame([{"kind": kind, **values} for kind, values in stats["kinds"].items()]),
+                     hide_index=True)
+
+    history = kb.history()
+    if history:
+        frame = pd.DataFrame(history)
+        frame["when"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+        figure = go.Figure()
+        for kind, rows in frame.groupby("kind"):
+            hits, lookups = rows["hits"].cumsum(), (rows["hits"] + rows["misses"]).cumsum()
+            figure.add_trace(go.Scatter(x=rows["when"], y=hits / lookups, mode="lines", name=kind))
+        totals = frame.groupby("time")[["hits", "misses"]].sum().cumsum()
+        figure.add_trace(go.Scatter(x=pd.to_datetime(totals.index, unit="s", utc=True),
+                                    y=totals["hits"] / (totals["hits"] + totals["misses"]),
+                                    mode="lines", name="all", line={"width": 4}))
+        figure.update_layout(title="Cumulative hit rate over time", yaxis_title="hit rate",
+                             yaxis_range=[0, 1], height=320, margin={"t": 40, "b": 30})
+        st.plotly_chart(figure, key="kb_hit_rate_chart")
+    else:
+        st.info("No lookups recorded yet: build reasoning graphs (Reasoning page or "
+                "`reasonrec build-graphs`) and the hit rates appear here.")
+
+    st.subheader("Stored answers")
+    left, middle, right = st.columns([1, 2, 1])
+    kind = left.selectbox("Kind", ["all", *sorted(stats["kinds"])], key="kb_kind")
+    search = middle.text_input("Search questions and answers", key="kb_search",
+                               placeholder="a title, an intent, a reason…")
+    page = right.number_input("Page", min_value=1, value=1, step=1, key="kb_page")
+    rows = kb.entries(None if kind == "all" else kind, search.strip(), PAGE_SIZE,
+                      (int(page) - 1) * PAGE_SIZE)
+    if rows:
+        # Question and answer stay JSON text: st.dataframe renders them as plain text.
+        import json
+        table = pd.DataFrame([{
+            "kind": r["kind"], "prompt": r["prompt_version"],
+            "question": json.dumps(r["question"], ensure_ascii=False),
+            "answer": json.dumps(r["answer"], ensure_ascii=False),
+            "stored": datetime.fromtimestamp(r["created"], tz=timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        } for r in rows])
+        st.dataframe(table, hide_index=True, key="kb_entries")
+    else:
+        st.info("No stored answer matches." if stats["entries"] else "The knowledge base is empty.")
+
+    st.subheader("Export and clear")
+    export_col, clear_col = st.columns(2)
+    export_col.download_button("Export all entries (JSON lines)", kb.export_jsonl(),
+                               file_name="reasonrec-kb.jsonl", mime="application/x-ndjson",
+                               key="kb_export", disabled=not stats["entries"])
+    with clear_col:
+        confirm = st.checkbox("I understand every answer will be asked again", key="kb_confirm")
+        if st.button("Clear the knowledge base", key="kb_clear", disabled=not confirm,
+                     type="primary"):
+            removed = kb.clear()
+            st.success(f"Removed {removed:,} entries and the counters.")
+finally:
+    kb.close()

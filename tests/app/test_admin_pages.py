@@ -1,0 +1,118 @@
+"""AppTest flows for the evaluation, knowledge-base and settings pages (real ml-100k)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from reasoning.kb import KnowledgeBase
+from tests.app.conftest import APP, UseConfig
+from tests.models.single_thread import one_torch_thread  # noqa: F401  (autouse fixture)
+
+# A fused model in seconds: tiny GRU4Rec base, LLM-free genre graphs, a small sample.
+SMALL_FUSION = """
+[train]
+epochs = 1
+progress = false
+[models.gru4rec]
+embedding_size = 16
+hidden_size = 16
+max_len = 20
+[fusion]
+graphs = "genre"
+base_model = "gru4rec"
+users = 20
+epochs = 1
+train_steps = 2
+"""
+
+
+def open_page(page: str, timeout: int = 180) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=timeout).run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_settings_validate_and_apply_per_session(ml100k_dir: Path, use_config: UseConfig) -> None:
+    use_config(ml100k_dir)
+    at = open_page("views/settings.py")
+    at.number_input(key="settings_tau").set_value(1.5)   # outside [0, 1]
+    at.button[0].click().run()                 # the form's Apply
+    assert not at.exception
+    assert "reasoning.tau" in at.error[0].value and "Not applied" in at.error[0].value
+    assert "rr_reasoning_overrides" not in at.session_state
+
+    at.text_input(key="settings_model").set_value("/no/such/model.gguf")
+    at.number_input(key="settings_tau").set_value(0.6)
+    at.button[0].click().run()
+    assert "reasoning.model_path" in at.error[0].value and "/no/such/model.gguf" in at.error[0].value
+
+    at.text_input(key="settings_model").set_value("")
+    at.number_input(key="settings_l_tru").set_value(6)
+    at.button[0].click().run()
+    assert not at.error and at.success[0].value == "Applied to this session."
+    assert at.session_state["rr_reasoning_overrides"] == {"tau": 0.6, "l_tru": 6}
+    # Other pages read the session's settings: the explorer's window is now 6 items.
+    at.switch_page("views/session_explorer.py").run()
+    assert not at.exception
+    assert any("(l_tru = 6)" in c.value for c in at.caption)
+
+    at.switch_page("views/settings.py").run()
+    at.button(key="settings_reset").click().run()
+    assert "rr_reasoning_overrides" not in at.session_state
+
+
+def test_knowledge_base_browse_search_export_and_clear(ml100k_dir: Path, tmp_path: Path,
+                                                     use_config: UseConfig) -> None:
+    use_config(ml100k_dir)
+    kb = KnowledgeBase(tmp_path / "data" / "reasoning" / "kb.sqlite")
+    kb.put("intent", "m", "intent-v3", {"item": "Alien (1979)"}, {"intent": "edge of the seat"})
+    kb.put("intent", "m", "intent-v3", {"item": "<script>alert(1)</script>"}, {"intent": "x"})
+    kb.get("intent", "m", "intent-v3", {"item": "Alien (1979)"})
+    kb.close()
+
+    at = open_page("views/knowledge_base.py")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Entries"] == "2" and metrics["Lookups"] == "1" and metrics["Hit rate"] == "100%"
+    assert len(at.dataframe[1].value) == 2          # the stored answers (after the per-kind table)
+    at.text_input(key="kb_search").set_value("alien").run()
+    assert list(at.dataframe[1].value["answer"]) == ['{"intent": "edge of the seat"}']
+
+    assert at.button(key="kb_clear").disabled       # needs the confirmation first
+    at.checkbox(key="kb_confirm").check().run()
+    at.button(key="kb_clear").click().run()
+    assert not at.exception and "Removed 2 entries" in at.success[0].value
+    at.run()
+    assert {m.label: m.value for m in at.metric}["Entries"] == "0"
+
+
+def test_evaluation_tables_and_user_outcomes(ml100k_dir: Path, tmp_path: Path,
+                                             use_config: UseConfig) -> None:
+    use_config(ml100k_dir, SMALL_FUSION)
+    bench = tmp_path / "data" / "bench"
+    bench.mkdir(parents=True)
+    metric = {"mean": 0.06, "low": 0.04, "high": 0.08}
+    all_metrics = {f"{m}@{k}": metric for m in ("HR", "NDCG", "MRR") for k in (5, 10, 20)}
+    (bench / "fusion.json").write_text(json.dumps({
+        "sample": {"users": 300, "seed": 2020, "graph_source": "bundle", "base_model": "sasrec"},
+        "verdict": "It does not measurably help.",
+        "rows": [{"name": "base", "description": "best base", "metrics": all_metrics,
+                  "vs_base": None},
+                 {"name": "llmrg", "description": "base + LLMRG", "metrics": all_metrics,
+                  "vs_base": {k: {"diff": {"mean": 0.0, "low": -0.01, "high": 0.01}}
+                              for k in all_metrics}}]}))
+    at = open_page("views/evaluation.py", timeout=300)
+    assert "It does not measurably help." in [m.value for m in at.markdown]
+    fusion = at.dataframe[0].value            # models and reasoning tabs: no bench file
+    assert list(fusion["variant"]) == ["base", "llmrg"] and fusion["95% CI"][0] == "[0.0400, 0.0800]"
+    assert any("reasonrec bench models" in i.value for i in at.info)
+
+    users = at.dataframe[1].value
+    assert len(users) == 20 and set(users["outcome"]) <= {"won", "lost", "tie"}
+    assert list(users["rank_gain"]) == sorted(users["rank_gain"], reverse=True)
+    at.selectbox(key="eval_outcome").set_value("lost").run()
+    lost = at.dataframe[1].value
+    assert (lost["rank_gain"] < 0).all()
