@@ -23,8 +23,11 @@ CURRENT_USER = "rr_current_user"
 @st.cache_resource(show_spinner="Loading the dataset…")
 def get_studio() -> Studio:
     """One Studio per process: it is thread-safe and caches data and models."""
+    from models.runs import seed_runs
+
     studio = Studio(load_config())
     studio.dataset  # load eagerly so the first page has data
+    seed_runs(studio.config.runs_dir, studio.dataset.name)   # shipped models, when missing
     return studio
 
 

@@ -80,3 +80,40 @@ def load_run(run_dir: Path, device: str = "auto") -> tuple[Recommender, dict, di
     metrics = json.loads((run_dir / "metrics.json").read_text())
     model = model_class(config["model"]).load(run_dir / "model", device=device)
     return model, config, metrics
+
+
+def shipped_runs_dir() -> Path:
+    """Trained runs shipped with the project (``assets/runs``): the app starts without training."""
+    return Path(__file__).resolve().parents[1] / "assets" / "runs"
+
+
+def seed_runs(runs_root: Path, dataset_name: str, shipped: Path | None = None) -> list[Path]:
+    """Copy shipped runs of ``dataset_name`` into ``runs_root`` where they are missing.
+
+    A run is copied under its own id, to a temporary name first, so the copy
+    is complete or absent. Runs trained locally are never touched, and a newer
+    local run of the same model wins (``latest_run`` picks the newest id).
+
+    Returns:
+        The run directories copied now.
+    """
+    source = (shipped or shipped_runs_dir()) / dataset_name
+    if not source.is_dir():
+        return []
+    copied = []
+    for run in sorted(p for p in source.glob("*/*") if p.is_dir() and not p.name.startswith(".")):
+        target = Path(runs_root).expanduser() / dataset_name / run.parent.name / run.name
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.parent / f".{run.name}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            shutil.copytree(run, staging)
+            os.replace(staging, target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        copied.append(target)
+    return copied
+

@@ -60,7 +60,10 @@ def workspace(studio: Studio, settings: FusionSettings,
     from models.graph_data import IntentIndex
     from reasoning.prompts import load_intents
 
+    from models.runs import seed_runs
+
     dataset, split, config = studio.dataset, studio.split, studio.config
+    seed_runs(config.runs_dir, dataset.name)   # shipped base and fused runs, when missing
     source = graph_source(studio, settings)
     # Graphs first: a missing graph is found in seconds, not after training a base model.
     graphs = load_user_graphs(dataset, sample_users(split, settings.users, settings.seed),

@@ -18,7 +18,7 @@ import torch
 from models.data import Dataset, ensure_ml100k, load_dataset
 from models.protocol import LeaveOneOut, leave_one_out, pad_sequences
 from models.recommenders import Recommender, model_class
-from models.runs import RunInfo, latest_run, load_run, train_and_save
+from models.runs import RunInfo, latest_run, load_run, seed_runs, train_and_save
 from reasonrec.config import StudioConfig
 
 
@@ -89,6 +89,7 @@ class Studio:
         with self._lock:
             if name in self._models:
                 return self._models[name]
+            seed_runs(self.config.runs_dir, self.dataset.name)   # shipped runs, when missing
             run = latest_run(self.config.runs_dir, self.dataset.name, name)
             if run is None:
                 if not train_if_missing:

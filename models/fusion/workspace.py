@@ -163,7 +163,10 @@ class FusionWorkspace:
     def fingerprint(self) -> dict[str, Any]:
         """What a saved fused run must have been trained on to be reused."""
         graphs = [graph_to_json(u.graph) for u in self.user_graphs]
-        return {"dataset": self.dataset.name, "base_run": str(self.base.run_dir),
+        # The base run by model and run id, not by path: a run copied to another
+        # machine (or shipped in assets/runs) still matches its fused runs.
+        return {"dataset": self.dataset.name,
+                "base_run": f"{self.base.name}/{Path(self.base.run_dir).name}",
                 "graph_source": source_label(self.source), "graphs": _digest(graphs),
                 "users": _digest([u.user_id for u in self.user_graphs]),
                 "max_len": self.split.max_len, "settings": self.settings.training_key()}
