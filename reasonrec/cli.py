@@ -131,6 +131,29 @@ def bench_models_command(ctx: typer.Context,
     _emit(result, as_json, "\n".join(rows))
 
 
+@bench_app.command("app")
+def bench_app_command(ctx: typer.Context,
+                      out: Optional[Path] = typer.Option(None, "--out", help="JSON file to write."),
+                      as_json: bool = typer.Option(False, "--json")) -> None:
+    """The studio in Chromium: cold start, page switches and counterfactual toggles."""
+    from reasonrec.bench_app import AppBenchError, bench_app
+
+    studio = _studio(ctx)
+    config = ctx.obj.get("config_path") if isinstance(ctx.obj, dict) else None
+    try:
+        result = bench_app(config, log=lambda line: typer.echo(line, err=True))
+    except AppBenchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    path = out or studio.config.bench_dir / "app.json"
+    _write_json(path, result)
+    typer.echo(f"wrote {path}", err=True)
+    bars = result["bars"]
+    _emit(result, as_json, "\n".join(f"{name}: {bar['value']} ({bar['bar']}) "
+                                     f"{'met' if bar['met'] else 'NOT met'}"
+                                     for name, bar in bars.items()))
+
+
 def _write_json(path: Path, payload: Any) -> None:
     """Write JSON atomically: a half-written bench file is never left behind."""
     path = Path(path).expanduser()

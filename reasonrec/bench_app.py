@@ -1,0 +1,182 @@
+"""``reasonrec bench app``: how fast the studio feels in a real browser.
+
+Starts ``streamlit run app/main.py`` on a free localhost port with the given
+config, drives Debian's Chromium through Playwright and measures, against #5's
+bars:
+
+* **cold start**: from launching the server to the first page being
+  interactive (the app drawn, no script running) — bar 15 s;
+* **page switch**: clicking a page in the sidebar until that page is drawn,
+  for every page, twice: the first visit (which may load a model) and the
+  second (what an analyst feels moving around) — bar 1 s on the second;
+* **counterfactual toggle**: switching a chain off on the Recommendations
+  page until the fused top-k is redrawn — bar 1 s.
+
+Times are wall-clock seconds on this machine, with its current load recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+BARS = {"cold_start_seconds": 15.0, "page_switch_seconds": 1.0, "toggle_seconds": 1.0}
+#: Sidebar titles in app/main.py, visited in this order (and back to the first).
+PAGES = ("Session explorer", "Reasoning", "Recommendations", "Evaluation", "Knowledge base",
+         "Settings")
+Log = Callable[[str], None]
+
+
+class AppBenchError(RuntimeError):
+    """The app or the browser could not be started; the message says why."""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_idle(page: Any, timeout_ms: int) -> None:
+    """Until the app is drawn and no script run is in progress."""
+    page.wait_for_selector("[data-testid='stApp']", timeout=timeout_ms)
+    page.wait_for_function(
+        "() => !document.querySelector(\"[data-test-script-state='running']\")",
+        timeout=timeout_ms, polling=50)
+
+
+def _switch(page: Any, title: str, timeout_ms: int) -> float:
+    """Seconds from clicking ``title`` in the sidebar until its page is drawn and idle."""
+    link = page.get_by_test_id("stSidebarNavLink").filter(has_text=title).first
+    started = time.perf_counter()
+    link.click()
+    # The rerun starts asynchronously: wait for this page's link to become the
+    # active one, then for the script run to finish.
+    page.wait_for_function(
+        "(title) => [...document.querySelectorAll(\"[data-testid='stSidebarNavLink']\")]"
+        ".some(a => a.getAttribute('aria-current') === 'page' && a.innerText.trim() === title)",
+        arg=title, timeout=timeout_ms, polling=50)
+    _wait_idle(page, timeout_ms)
+    return time.perf_counter() - started
+
+
+def bench_app(config: Path | None = None, log: Log = lambda _: None,
+              timeout_s: float = 600.0, toggle: bool = True) -> dict[str, Any]:
+    """Run the browser bench and return its report (see the module docstring)."""
+    if not CHROMIUM.exists():
+        raise AppBenchError(f"{CHROMIUM} is missing: install Debian's chromium "
+                            "(`make chromium`); never `playwright install`")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:
+        raise AppBenchError("playwright is not installed: run `make setup`") from exc
+    port = _free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if config is not None:
+        env["REASONREC_CONFIG"] = str(Path(config).resolve())
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="reasonrec-bench-app-") as folder:
+        server_log = Path(folder) / "streamlit.log"
+        cmd = [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless",
+               "true", "--server.address", "127.0.0.1", "--server.port", str(port),
+               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+        started = time.perf_counter()
+        with open(server_log, "wb") as out:
+            server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + timeout_s
+            while True:
+                if server.poll() is not None:
+                    raise AppBenchError(f"streamlit exited with {server.returncode}: "
+                                        f"{server_log.read_text(errors='replace')[-2000:]}")
+                try:
+                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                        if reply.read().decode().strip() == "ok":
+                            break
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise AppBenchError("streamlit did not become healthy in time")
+                time.sleep(0.1)
+            healthy = time.perf_counter() - started
+            timeout_ms = int(timeout_s * 1000)
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                                     args=CHROMIUM_ARGS)
+                try:
+                    page = browser.new_context(viewport={"width": 1440, "height": 1000}).new_page()
+                    page.goto(url)
+                    _wait_idle(page, timeout_ms)
+                    cold = time.perf_counter() - started
+                    log(f"cold start {cold:.2f} s (server healthy after {healthy:.2f} s)")
+                    visits: dict[str, list[float]] = {title: [] for title in PAGES}
+                    for round_ in range(2):
+                        for title in (*PAGES[1:], PAGES[0]):
+                            seconds = _switch(page, title, timeout_ms)
+                            visits[title].append(seconds)
+                            log(f"round {round_ + 1}: {title} in {seconds:.2f} s")
+                    toggles = _toggle_times(page, timeout_ms, log) if toggle else []
+                finally:
+                    browser.close()
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    warm = [v[1] for v in visits.values()]
+    return {
+        "benchmark": "app",
+        "environment": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
+                        "load_average_before": [round(x, 2) for x in load_before],
+                        "load_average_after": [round(x, 2) for x in os.getloadavg()]},
+        "cold_start_seconds": round(cold, 3),
+        "server_healthy_seconds": round(healthy, 3),
+        "page_switch_seconds": {title: {"first_visit": round(v[0], 3), "again": round(v[1], 3)}
+                                for title, v in visits.items()},
+        "page_switch_again_max": round(max(warm), 3),
+        "page_switch_again_median": round(statistics.median(warm), 3),
+        "toggle_seconds": [round(t, 3) for t in toggles],
+        "bars": {
+            "cold_start_seconds": {"bar": f"<= {BARS['cold_start_seconds']} s", "value": round(cold, 3),
+                                   "met": cold <= BARS["cold_start_seconds"]},
+            "page_switch_seconds": {"bar": f"<= {BARS['page_switch_seconds']} s (every page, "
+                                           "second visit)", "value": round(max(warm), 3),
+                                    "met": max(warm) <= BARS["page_switch_seconds"]},
+            "toggle_seconds": {"bar": f"<= {BARS['toggle_seconds']} s",
+                               "value": round(max(toggles), 3) if toggles else None,
+                               "met": bool(toggles) and max(toggles) <= BARS["toggle_seconds"]},
+        },
+    }
+
+
+def _toggle_times(page: Any, timeout_ms: int, log: Log) -> list[float]:
+    """Seconds per counterfactual toggle on the Recommendations page (none if it has no toggle)."""
+    _switch(page, "Recommendations", timeout_ms)
+    toggles = page.locator("[data-testid='stCheckbox']").filter(has_text="chain")
+    times = []
+    for index in range(min(3, toggles.count())):
+        started = time.perf_counter()
+        toggles.nth(index).click()
+        page.wait_for_function(
+            "() => document.querySelector(\"[data-test-script-state='running']\") !== null",
+            timeout=timeout_ms, polling=20)
+        _wait_idle(page, timeout_ms)
+        times.append(time.perf_counter() - started)
+        log(f"toggle {index + 1} in {times[-1]:.2f} s")
+    return times
