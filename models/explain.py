@@ -143,7 +143,11 @@ class Explainer:
         base: the frozen base model (E_base and the base top-k).
         strategy: the trained fused model, reading reasoning graph pairs.
         chosen: the variant it was trained as (graph options).
-        intents: intent-table rows.
+        intents: the intent rows ``strategy``'s table was trained with: a
+            loaded run's own index (``FusionRun.intents``; ``FusionWorkspace.explainer``
+            passes it). A graph's intent text outside it (a graph built live,
+            after training) reads row 0, the zero "unknown" vector; the
+            node still counts as an intent (kind embedding, edges, paths).
         source: where user graphs come from.
         max_len: longest base-model input.
         k: top-k size (lists, fidelity).

@@ -6,6 +6,11 @@ The app (#5) builds its explainer the same way the CLI does::
     explainer = ws.explainer(ws.fused(studio.config.fusion.variant))
     explainer.explain(user_id)        # or point / top_k / counterfactual / explain_item
 
+Intent nodes read #3's text encoder (:func:`intent_encoder`: transformers
+loading the reasoning config's encoder GGUF, by default the LLM's own); its
+table is cached in the data directory, so only the first run with a new
+vocabulary or new graphs loads transformers.
+
 Everything heavy is imported on first call, so importing this module is cheap.
 """
 
@@ -19,6 +24,8 @@ if TYPE_CHECKING:
     from models.fusion.settings import FusionSettings
     from models.fusion.workspace import FusionWorkspace
     from models.graph_sources import GraphSource
+    from reasoning.config import ReasoningConfig
+    from reasoning.localizer import GGUFTextEncoder
     from reasonrec.studio import Studio
 
 
@@ -26,12 +33,44 @@ def _quiet(_: str) -> None:
     return None
 
 
-def graphs_dir(studio: Studio) -> Path:
-    """The reasoning builder's graph store for this config (``ReasoningConfig.graphs_dir``)."""
+def reasoning_config(studio: Studio) -> ReasoningConfig:
+    """The studio's ``[reasoning]`` settings, its data dir defaulting to the studio's."""
     from reasoning.config import load_reasoning_config
     section = studio.config.reasoning
     return load_reasoning_config(section, data_dir=section.get("data_dir")
-                                 or str(studio.config.data_dir)).graphs_dir
+                                 or str(studio.config.data_dir))
+
+
+def graphs_dir(studio: Studio) -> Path:
+    """The reasoning builder's graph store for this config (``ReasoningConfig.graphs_dir``)."""
+    return reasoning_config(studio).graphs_dir
+
+
+def intent_encoder(studio: Studio) -> tuple[GGUFTextEncoder, Path]:
+    """#3's text encoder and the folder its vectors are cached in, as the localizer picks them.
+
+    The GGUF is ``reasoning.encoder_model_path``, else the LLM's own file
+    (``reasoning.model_path`` or the packaged default), exactly as
+    ``reasoning.localizer.open_localizer`` chooses it, so intent vectors and
+    localization come from one encoder; the cache is ``embeddings_dir``, where
+    its converted copy and the item vectors live. Nothing is loaded here.
+
+    Raises:
+        models.fusion.workspace.IntentEncoderError: no such GGUF (the message says how to
+            install one); a ValueError, so the CLI prints it without a traceback.
+    """
+    from models.fusion.workspace import IntentEncoderError
+    from reasoning.backend import ModelFileError
+    from reasoning.llama_backend import resolve_model_path
+    from reasoning.localizer import GGUFTextEncoder
+
+    config = reasoning_config(studio)
+    try:
+        path = (Path(config.encoder_model_path).expanduser() if config.encoder_model_path
+                else resolve_model_path(config))
+        return GGUFTextEncoder(path, config.threads, config.embeddings_dir), config.embeddings_dir
+    except ModelFileError as exc:
+        raise IntentEncoderError(f"intent nodes need #3's text encoder: {exc}") from None
 
 
 def graph_source(studio: Studio, settings: FusionSettings) -> GraphSource:
@@ -66,9 +105,12 @@ def workspace(studio: Studio, settings: FusionSettings,
     seed_runs(config.runs_dir, dataset.name)   # shipped base and fused runs, when missing
     source = graph_source(studio, settings)
     # Graphs first: a missing graph is found in seconds, not after training a base model.
+    # (Placed with the vocabulary alone; the workspace re-places them with its full index.)
     graphs = load_user_graphs(dataset, sample_users(split, settings.users, settings.seed),
                               source, IntentIndex(load_intents().labels))
+    encoder, cache_dir = intent_encoder(studio)
     base = choose_base(config.runs_dir, dataset.name, split, settings, config.train,
                        config.models, log=log)
     return FusionWorkspace(dataset, split, base, source, settings, config.runs_dir, log=log,
-                           user_graphs=graphs)
+                           user_graphs=graphs, intent_encoder=encoder,
+                           intent_cache_dir=cache_dir)

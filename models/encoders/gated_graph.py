@@ -92,9 +92,14 @@ class GatedGraphEncoder(nn.Module):
         num_edge_types: edge types the graphs use.
         num_node_kinds: node kinds the graphs use.
         intent_vectors: optional frozen intent table ``[n_intents, text_dim]``
-            (text-encoder vectors; row 0 = unknown), projected to ``d``.
-        num_intents: without ``intent_vectors``, the size of a learned intent
-            table instead (0: intent nodes carry only their kind embedding).
+            (text-encoder vectors; row 0 = unknown), projected to ``d``. It is
+            a buffer: saved in the state dict, never trained.
+        num_intents: rows of the intent table: with ``text_dim`` (and no
+            ``intent_vectors``) a zero frozen table of that shape that a saved
+            state dict fills (how a saved run is rebuilt from JSON arguments);
+            without either, a learned table of that size instead (0: intent
+            nodes carry only their kind embedding).
+        text_dim: width of the frozen intent table (0: none).
 
     Shapes:
         ``forward(data)`` with ``x/intent/node_kind [N]``, ``edge_index [2, E]``,
@@ -105,7 +110,8 @@ class GatedGraphEncoder(nn.Module):
 
     def __init__(self, item_embedding: nn.Embedding, *, steps: int = 1,
                  num_edge_types: int = NUM_EDGE_TYPES, num_node_kinds: int = NUM_NODE_KINDS,
-                 intent_vectors: Tensor | None = None, num_intents: int = 0) -> None:
+                 intent_vectors: Tensor | None = None, num_intents: int = 0,
+                 text_dim: int = 0) -> None:
         super().__init__()
         if steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
@@ -115,11 +121,19 @@ class GatedGraphEncoder(nn.Module):
         self.item_embedding = item_embedding
         self.intent_table: nn.Embedding | None = None
         self.intent_projection: nn.Linear | None = None
+        if intent_vectors is None and text_dim > 0:
+            if num_intents < 1:
+                raise ValueError("a frozen intent table (text_dim) needs num_intents rows")
+            intent_vectors = torch.zeros(num_intents, text_dim)
         if intent_vectors is not None:
             if intent_vectors.ndim != 2:
                 raise ValueError("intent_vectors must be [n_intents, text_dim]")
+            rows, width = intent_vectors.shape
+            if (num_intents and num_intents != rows) or (text_dim and text_dim != width):
+                raise ValueError(f"intent_vectors are [{rows}, {width}] but num_intents="
+                                 f"{num_intents}, text_dim={text_dim}")
             self.register_buffer("intent_vectors", intent_vectors.detach().float().clone())
-            self.intent_projection = nn.Linear(intent_vectors.shape[1], d)
+            self.intent_projection = nn.Linear(width, d)
         elif num_intents > 0:
             self.intent_table = nn.Embedding(num_intents, d)
         self.kind_embedding = nn.Embedding(num_node_kinds, d)

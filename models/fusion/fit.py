@@ -9,9 +9,13 @@ model's behaviour and says so (``best_epoch == 0``) instead of returning a
 worse model.
 
 Run layout: ``RUNS_ROOT/DATASET/fusion-VARIANT/YYYYmmdd-HHMMSS-xxxx/`` with
-``model.pt``, ``fusion.json`` (strategy, constructor arguments, fingerprint),
-``fit.json`` and ``metrics.json``; written under a temporary name and renamed
-when complete, as :mod:`models.runs` does for base models.
+``model.pt``, ``fusion.json`` (strategy, JSON constructor arguments,
+fingerprint), ``fit.json``, ``metrics.json`` and, for strategies reading
+intent nodes, ``intents.json`` (the intent texts in table-row order, so an
+explainer of the loaded run maps texts to the rows the model was trained
+on; the frozen text-encoder table itself is a buffer in ``model.pt``);
+written under a temporary name and renamed when complete, as
+:mod:`models.runs` does for base models.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from models.fusion import create
 from models.fusion.base import ConcatFusion, FusionStrategy
 from models.fusion.settings import FusionSettings
 from models.fusion.train import FusionSample, score_samples, train_epoch
+from models.graph_data import IntentIndex
 from models.metrics import metrics_from_ranks, target_ranks
 from models.recommenders.base import FitReport
 
@@ -157,6 +162,18 @@ def _freeze_base_block(strategy: ConcatFusion, optimizer: torch.optim.Optimizer)
 
 
 # ---------------------------------------------------------------- persistence
+def json_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The constructor arguments saved in ``fusion.json``: all but tensors.
+
+    Tensors (the frozen ``intent_vectors``) are buffers of the model and
+    travel in ``model.pt``; the JSON keeps their shapes (``num_intents``,
+    ``text_dim``) so :func:`load_fusion_run` can rebuild the module first.
+    """
+    out = {k: v for k, v in kwargs.items() if not isinstance(v, Tensor)}
+    json.dumps(out)   # TypeError here, not a half-written run, for anything else
+    return out
+
+
 @dataclass
 class FusionRun:
     """A trained fused model and where it came from.
@@ -168,6 +185,9 @@ class FusionRun:
         meta: ``fusion.json``: strategy, kwargs, n_items, base_dim, fingerprint.
         metrics: ``metrics.json`` (validation/test metrics on the sampled users).
         directory: the run directory.
+        intents: the intent rows the model was trained with (``intents.json``);
+            None for a strategy without intent nodes, or a run saved before
+            runs kept them.
     """
 
     variant: str
@@ -176,6 +196,7 @@ class FusionRun:
     meta: dict[str, Any]
     metrics: dict[str, Any]
     directory: Path
+    intents: IntentIndex | None = None
 
 
 def _parent(runs_root: Path, dataset: str, variant: str) -> Path:
@@ -184,13 +205,20 @@ def _parent(runs_root: Path, dataset: str, variant: str) -> Path:
 
 def save_fusion_run(runs_root: Path, dataset: str, variant: str, strategy: ConcatFusion,
                     kwargs: Mapping[str, Any], fingerprint: Mapping[str, Any],
-                    report: FitReport, metrics: Mapping[str, Any]) -> FusionRun:
-    """Write a complete run directory atomically and return it as a :class:`FusionRun`."""
+                    report: FitReport, metrics: Mapping[str, Any],
+                    intents: IntentIndex | None = None) -> FusionRun:
+    """Write a complete run directory atomically and return it as a :class:`FusionRun`.
+
+    Args:
+        kwargs: the strategy's constructor arguments; tensors among them
+            (``intent_vectors``) are left out of ``fusion.json`` (see :func:`json_kwargs`).
+        intents: the intent rows the strategy was trained with (``intents.json``).
+    """
     parent = _parent(runs_root, dataset, variant)
     parent.mkdir(parents=True, exist_ok=True)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
     staging = parent / f".{run_id}.partial"
-    meta = {"variant": variant, "strategy": strategy.name, "kwargs": dict(kwargs),
+    meta = {"variant": variant, "strategy": strategy.name, "kwargs": json_kwargs(kwargs),
             "n_items": strategy.n_items, "base_dim": strategy.base_dim,
             "fingerprint": dict(fingerprint)}
     try:
@@ -200,11 +228,13 @@ def save_fusion_run(runs_root: Path, dataset: str, variant: str, strategy: Conca
         (staging / "fusion.json").write_text(json.dumps(meta, indent=2))
         (staging / "fit.json").write_text(report.model_dump_json(indent=2))
         (staging / "metrics.json").write_text(json.dumps(dict(metrics), indent=2))
+        if intents is not None:
+            (staging / "intents.json").write_text(json.dumps(intents.to_json(), indent=1))
         os.replace(staging, parent / run_id)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return FusionRun(variant, strategy, report, meta, dict(metrics), parent / run_id)
+    return FusionRun(variant, strategy, report, meta, dict(metrics), parent / run_id, intents)
 
 
 def load_fusion_run(directory: Path) -> FusionRun:
@@ -212,6 +242,7 @@ def load_fusion_run(directory: Path) -> FusionRun:
 
     Raises:
         FileNotFoundError: not a complete fusion run directory.
+        ValueError: its ``intents.json`` does not fit its intent table.
     """
     directory = Path(directory)
     if not (directory / "fusion.json").is_file() or not (directory / "model.pt").is_file():
@@ -224,7 +255,14 @@ def load_fusion_run(directory: Path) -> FusionRun:
     strategy.eval()
     report = FitReport.model_validate_json((directory / "fit.json").read_text())
     metrics = json.loads((directory / "metrics.json").read_text())
-    return FusionRun(meta["variant"], strategy, report, meta, metrics, directory)
+    intents = None
+    if (directory / "intents.json").is_file():
+        intents = IntentIndex.from_json(json.loads((directory / "intents.json").read_text()))
+        rows = meta["kwargs"].get("num_intents")
+        if rows is not None and int(rows) != len(intents):
+            raise ValueError(f"{directory}: intents.json has {len(intents)} rows but the model's "
+                             f"intent table {rows}")
+    return FusionRun(meta["variant"], strategy, report, meta, metrics, directory, intents)
 
 
 def find_fusion_run(runs_root: Path, dataset: str, variant: str,

@@ -31,9 +31,14 @@ class LLMRGFusion(ConcatFusion):
         dim: item table / encoder size (default ``base_dim``).
         steps: gated propagation steps of both encoders.
         intent_vectors: frozen intent table ``[len(IntentIndex), text_dim]``
-            (``IntentIndex.table``), projected inside the G_div encoder (G_rea
-            has no intent nodes).
-        num_intents: without ``intent_vectors``, a learned intent table of this size.
+            (#3's text-encoder vectors, ``models.graph_data.cached_intent_table``),
+            projected inside the G_div encoder (G_rea has no intent nodes); a
+            buffer, so it is saved in the state dict.
+        num_intents: rows of the intent table. With ``text_dim`` and no
+            ``intent_vectors``: a zero frozen table that ``load_state_dict``
+            fills (a saved run is rebuilt from its JSON arguments this way);
+            with neither, a learned intent table of this size.
+        text_dim: width of the frozen intent table (0: none).
         share_encoder: one encoder (same weights) for G_rea and G_div instead of two.
         item_init: initial item table ``[n_items + 1, dim]`` (the base model's).
         identity_init: start as the base model (see :class:`ConcatFusion`).
@@ -46,12 +51,12 @@ class LLMRGFusion(ConcatFusion):
     name = "llmrg"
 
     def __init__(self, n_items: int, base_dim: int, *, dim: int | None = None, steps: int = 1,
-                 intent_vectors: Tensor | None = None, num_intents: int = 0,
+                 intent_vectors: Tensor | None = None, num_intents: int = 0, text_dim: int = 0,
                  share_encoder: bool = False, item_init: Tensor | None = None,
                  identity_init: bool = True) -> None:
         def encoders(items: nn.Embedding) -> dict[str, nn.Module]:
             div = GatedGraphEncoder(items, steps=steps, intent_vectors=intent_vectors,
-                                    num_intents=num_intents)
+                                    num_intents=num_intents, text_dim=text_dim)
             # G_rea has no intent nodes: its own encoder needs no intent table.
             ori = div if share_encoder else GatedGraphEncoder(items, steps=steps)
             return {ORI: ori, DIV: div}

@@ -177,6 +177,9 @@ def place_graph(dataset: Dataset, user_id: str, graph: nx.DiGraph,
                 intents: IntentIndex) -> UserGraph:
     """Check that ``graph`` is this user's window before the test target and place it.
 
+    ``intents`` must be the rows of the model that will read the graph (a run's
+    own index, e.g. ``Explainer.intents``): texts outside it read row 0.
+
     Raises:
         ValueError: the graph belongs to another dataset or user, or its window
             is not the items right before the user's test target (a graph built
@@ -306,12 +309,32 @@ def fusion_samples(points: PointSet, chosen: Variant,
             for i, p in enumerate(points.points) if p.role in roles]
 
 
-def strategy_kwargs(chosen: Variant, intents: IntentIndex, gnn_steps: int) -> dict[str, Any]:
-    """Constructor arguments of ``chosen``'s strategy (JSON-ready, saved with a run)."""
+def strategy_kwargs(chosen: Variant, intents: IntentIndex, gnn_steps: int,
+                    intent_table: Tensor | None = None) -> dict[str, Any]:
+    """Constructor arguments of ``chosen``'s strategy.
+
+    Everything but ``intent_vectors`` is JSON (saved in ``fusion.json``); the
+    frozen table is a buffer of the model, so a saved run is rebuilt from
+    ``num_intents`` and ``text_dim`` and its state dict fills the table in
+    (``models.fusion.fit.json_kwargs`` drops the tensor from the JSON).
+
+    Args:
+        chosen: the variant.
+        intents: the intent rows of the sample's graphs.
+        gnn_steps: gated propagation steps.
+        intent_table: #3's text-encoder vectors of ``intents``
+            (``[len(intents), text_dim]``, ``cached_intent_table``); None
+            (only tests and LLM-free stand-ins pass it) for a learned intent table.
+    """
     kwargs: dict[str, Any] = {"steps": gnn_steps}
     if chosen.strategy == "llmrg":
-        # A learned intent table until #3's text-encoder vectors are wired in.
         kwargs["num_intents"] = len(intents)
+        if intent_table is not None:
+            if tuple(intent_table.shape[:1]) != (len(intents),) or intent_table.ndim != 2:
+                raise ValueError(f"intent_table must be [{len(intents)}, text_dim], got "
+                                 f"{tuple(intent_table.shape)}")
+            kwargs["text_dim"] = int(intent_table.shape[1])
+            kwargs["intent_vectors"] = intent_table
     return kwargs
 
 

@@ -7,6 +7,12 @@ reused only when its *fingerprint* matches: the base run, the graph source and
 a digest of the sample's graphs, the users and the training settings, so a
 rebuilt graph store or a retrained base model never silently serves an old
 fused model.
+
+Intent nodes read #3's text-encoder vectors: the workspace's intent index is
+the stage-1 vocabulary plus every divergent intent text of the sample's graphs
+(:meth:`IntentIndex.from_graphs`), its table is encoded once and cached in the
+data directory (:func:`cached_intent_table`), and the fingerprint names the
+index and the encoder, so a new vocabulary or encoder trains a new run.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -32,7 +38,7 @@ from models.fusion.samples import (PointSet, Role, UserGraph, base_item_table, b
                                    strategy_kwargs, variant)
 from models.fusion.settings import FusionSettings
 from models.fusion.train import FusionSample
-from models.graph_data import IntentIndex
+from models.graph_data import IntentIndex, TextEncoder, cached_intent_table
 from models.graph_sources import GraphSource, graph_backend, source_label
 from models.metrics import metrics_from_ranks
 from models.protocol import LeaveOneOut
@@ -46,6 +52,10 @@ Log = Callable[[str], None]
 
 def _quiet(_: str) -> None:
     return None
+
+
+class IntentEncoderError(ValueError):
+    """The intent table's text encoder could not run; the message names the fix."""
 
 
 @dataclass
@@ -115,12 +125,24 @@ class FusionWorkspace:
         runs_root: where fused runs are saved (next to the base runs).
         log: progress lines (training epochs, what is reused).
         user_graphs: the sample's graphs when already loaded (callers check
-            them before spending minutes on a base model).
+            them before spending minutes on a base model); they are re-placed
+            with this workspace's intent index.
+        intent_encoder: #3's text encoder for the intent table
+            (``reasoning.localizer.GGUFTextEncoder``; loaded only when the
+            table is not cached). None: a learned intent table instead: LLM-free
+            tests and stand-ins only; ``reasonrec.fusion.workspace`` always
+            passes the real encoder.
+        intent_cache_dir: where the intent table is cached (the data
+            directory's ``reasoning/embeddings``); required with an encoder.
     """
 
     def __init__(self, dataset: Dataset, split: LeaveOneOut, base: BaseChoice,
                  source: GraphSource, settings: FusionSettings, runs_root: Path,
-                 log: Log = _quiet, user_graphs: Sequence[UserGraph] | None = None) -> None:
+                 log: Log = _quiet, user_graphs: Sequence[UserGraph] | None = None, *,
+                 intent_encoder: TextEncoder | None = None,
+                 intent_cache_dir: Path | None = None) -> None:
+        if intent_encoder is not None and intent_cache_dir is None:
+            raise ValueError("an intent encoder needs intent_cache_dir (its table is cached)")
         self.dataset = dataset
         self.split = split
         self.base = base
@@ -128,7 +150,9 @@ class FusionWorkspace:
         self.settings = settings
         self.runs_root = Path(runs_root)
         self.log = log
-        self.intents = IntentIndex(load_intents().labels)
+        self.intent_encoder = intent_encoder
+        self.intent_cache_dir = Path(intent_cache_dir) if intent_cache_dir is not None else None
+        self.labels: tuple[str, ...] = tuple(load_intents().labels)
         self.users = sample_users(split, settings.users, settings.seed)
         self._samples: dict[tuple[str, Role], list[FusionSample]] = {}
         self._graphs = list(user_graphs) if user_graphs is not None else None
@@ -136,12 +160,44 @@ class FusionWorkspace:
             raise ValueError("user_graphs are not the graphs of this workspace's user sample")
 
     # ----------------------------------------------------------------- shared
-    @property
+    def _placed(self) -> list[UserGraph]:
+        """The sampled users' graphs as loaded (their index may be a provisional one)."""
+        if self._graphs is None:
+            self._graphs = load_user_graphs(self.dataset, self.users, self.source,
+                                            IntentIndex(self.labels))
+        return self._graphs
+
+    @cached_property
+    def intents(self) -> IntentIndex:
+        """The vocabulary labels, then every other intent text of the sample's graphs (sorted)."""
+        return IntentIndex.from_graphs(self.labels, [u.graph for u in self._placed()])
+
+    @cached_property
     def user_graphs(self) -> list[UserGraph]:
         """The sampled users' graphs, placed (MissingGraphsError when any is missing)."""
-        if self._graphs is None:
-            self._graphs = load_user_graphs(self.dataset, self.users, self.source, self.intents)
-        return self._graphs
+        # Placed again with the full index: the one they were loaded with (the
+        # vocabulary alone) would send every divergent intent text to row 0.
+        return [replace(u, intents=self.intents) for u in self._placed()]
+
+    @property
+    def intent_identity(self) -> str:
+        """The intent table's source: the encoder's identity, or ``learned``."""
+        return self.intent_encoder.identity if self.intent_encoder is not None else "learned"
+
+    @cached_property
+    def intent_table(self) -> Tensor | None:
+        """#3's text-encoder vectors of :attr:`intents` (``[len(intents), text_dim]``), cached
+        on disk; None without an encoder (a learned table)."""
+        if self.intent_encoder is None:
+            return None
+        assert self.intent_cache_dir is not None   # checked in __init__
+        from reasoning.backend import ModelFileError
+
+        try:
+            return cached_intent_table(self.intents, self.intent_encoder, self.intent_cache_dir,
+                                       log=self.log)
+        except ModelFileError as exc:   # no transformers, unreadable GGUF: a user's fix
+            raise IntentEncoderError(f"intent nodes need #3's text encoder: {exc}") from None
 
     @cached_property
     def points(self) -> PointSet:
@@ -169,6 +225,10 @@ class FusionWorkspace:
                 "base_run": f"{self.base.name}/{Path(self.base.run_dir).name}",
                 "graph_source": source_label(self.source), "graphs": _digest(graphs),
                 "users": _digest([u.user_id for u in self.user_graphs]),
+                # Rows and vectors of the intent table: a new vocabulary or encoder
+                # is a different model input, even over the same graphs.
+                "intents": {"texts": self.intents.digest()[:16], "rows": len(self.intents),
+                            "encoder": self.intent_identity},
                 "max_len": self.split.max_len, "settings": self.settings.training_key()}
 
     def describe(self) -> dict[str, Any]:
@@ -176,7 +236,10 @@ class FusionWorkspace:
         return {"users": len(self.user_graphs), "points": dict(describe_points(self.points)),
                 "seed": self.settings.seed, "base_model": self.base.name,
                 "base_run": str(self.base.run_dir), "graph_source": source_label(self.source),
-                "graph_backends": sorted({graph_backend(u.graph) for u in self.user_graphs})}
+                "graph_backends": sorted({graph_backend(u.graph) for u in self.user_graphs}),
+                "intents": {"rows": len(self.intents),
+                            "vocabulary": sum(t in self.intents for t in self.labels),
+                            "encoder": self.intent_identity}}
 
     def samples(self, name: str, role: Role) -> list[FusionSample]:
         """Variant ``name``'s samples of ``role`` (built once)."""
@@ -197,7 +260,9 @@ class FusionWorkspace:
     def fit(self, name: str) -> FusionRun:
         """Train variant ``name`` from scratch, evaluate it on the sample and save the run."""
         chosen = variant(name)
-        kwargs = strategy_kwargs(chosen, self.intents, self.settings.gnn_steps)
+        # Only reasoning-graph variants read intents: the control never loads the encoder.
+        table = self.intent_table if chosen.uses_reasoning else None
+        kwargs = strategy_kwargs(chosen, self.intents, self.settings.gnn_steps, table)
         strategy = new_strategy(chosen.strategy, self.dataset.n_items, self.item_table.shape[1],
                                 seed=self.settings.seed, item_init=self.item_table, kwargs=kwargs)
         self.log(f"training {name} on {len(self.samples(name, 'train'))} points of "
@@ -208,7 +273,8 @@ class FusionWorkspace:
                    for role in ("valid", "test")}
         return save_fusion_run(self.runs_root, self.dataset.name, name, strategy, kwargs,
                                {**self.fingerprint, "variant": name}, report,
-                               {**metrics, "n_users": len(self.user_graphs)})
+                               {**metrics, "n_users": len(self.user_graphs)},
+                               intents=self.intents if chosen.uses_reasoning else None)
 
     def fused(self, name: str, train_if_missing: bool = True) -> FusionRun:
         """The saved run of ``name`` matching this workspace, else a new one (or LookupError)."""
@@ -229,13 +295,26 @@ class FusionWorkspace:
 
     def explainer(self, run: FusionRun, *, k: int | None = None,
                   exclude_seen: bool = True) -> Explainer:
-        """An :class:`Explainer` of ``run`` (any user the source has a graph for)."""
+        """An :class:`Explainer` of ``run`` (any user the source has a graph for).
+
+        It reads intents through the run's own index (``intents.json``), the
+        rows its table was trained with; a run saved without one gets this
+        workspace's index when its table has as many rows (else ValueError).
+        """
         if not isinstance(run.strategy, LLMRGFusion):
             raise ValueError(f"explanations need a reasoning-graph fused model; {run.variant} "
                              f"is {run.strategy.name}")
+        intents = run.intents
+        if intents is None:
+            rows = run.meta.get("kwargs", {}).get("num_intents")
+            if rows is not None and int(rows) != len(self.intents):
+                raise ValueError(f"{run.directory} has no intents.json and its intent table "
+                                 f"has {rows} rows, not this workspace's {len(self.intents)}; "
+                                 f"retrain it with `reasonrec fusion fit`")
+            intents = self.intents
         s = self.settings
         return Explainer(self.dataset, self.base.model, run.strategy, variant(run.variant),
-                         self.intents, self.source, self.split.max_len, k=k or s.k,
+                         intents, self.source, self.split.max_len, k=k or s.k,
                          exclude_seen=exclude_seen, seed=s.seed, random_orders=s.random_orders,
                          max_paths=s.max_paths,
                          provenance={"base_model": self.base.name,

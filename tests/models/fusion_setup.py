@@ -8,8 +8,10 @@ module builds its own copy (module-scoped fixtures), a few seconds each.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from models.data import Dataset
@@ -17,10 +19,32 @@ from models.fusion.samples import base_item_table
 from models.fusion.settings import FusionSettings
 from models.fusion.workspace import BaseChoice, FusionWorkspace
 from models.genre_graphs import GenreGraphSource
+from models.graph_data import TextEncoder
 from models.protocol import LeaveOneOut, leave_one_out
 from models.recommenders import TrainConfig, create
 
 SMALL_GRU = {"embedding_size": 16, "hidden_size": 16, "max_len": 20}
+
+
+class HashEncoder:
+    """A stand-in for #3's text encoder: a fixed pseudo-random vector per text, counted.
+
+    Unit tests only (the real one is ``reasoning.localizer.GGUFTextEncoder``):
+    ``calls`` and ``texts`` say whether and what it was asked to encode.
+    """
+
+    def __init__(self, dim: int = 8, identity: str = "hash-encoder-v1") -> None:
+        self.dim = dim
+        self.identity = identity
+        self.calls = 0
+        self.texts: list[str] = []
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        self.texts.extend(texts)
+        rows = [np.random.default_rng(list(hashlib.sha256(t.encode()).digest()[:8]))
+                .standard_normal(self.dim) for t in texts]
+        return np.asarray(rows, dtype=np.float32).reshape(len(texts), self.dim)
 
 
 def small_base(split: LeaveOneOut, seed: int = 3) -> BaseChoice:
@@ -30,8 +54,15 @@ def small_base(split: LeaveOneOut, seed: int = 3) -> BaseChoice:
     return BaseChoice("gru4rec", model, Path("in-memory"), report.best_valid["NDCG@10"])
 
 
-def small_workspace(dataset: Dataset, runs_root: Path, **settings: object) -> FusionWorkspace:
-    """A workspace over a few sampled users with genre graphs (settings override defaults)."""
+def small_workspace(dataset: Dataset, runs_root: Path, *, intent_encoder: TextEncoder | None = None,
+                    intent_cache_dir: Path | None = None,
+                    **settings: object) -> FusionWorkspace:
+    """A workspace over a few sampled users with genre graphs (settings override defaults).
+
+    Without ``intent_encoder`` intent nodes get a learned table: these tests
+    stay LLM-free and fast; ``reasonrec.fusion.workspace`` (the CLI and app
+    path) always passes #3's real text encoder.
+    """
     split = leave_one_out(dataset)
     values: dict[str, object] = {"users": 24, "epochs": 2, "patience": 2, "train_steps": 4,
                                  "learning_rate": 0.01, "bootstrap": 50, "latency_users": 5,
@@ -39,7 +70,8 @@ def small_workspace(dataset: Dataset, runs_root: Path, **settings: object) -> Fu
     values.update(settings)
     return FusionWorkspace(dataset, split, small_base(split),
                            GenreGraphSource(dataset, split.train), FusionSettings(**values),
-                           runs_root)
+                           runs_root, intent_encoder=intent_encoder,
+                           intent_cache_dir=intent_cache_dir)
 
 
 def random_llmrg(workspace: FusionWorkspace, seed: int = 0) -> torch.nn.Module:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,16 +13,19 @@ import torch
 
 from models.bench_fusion import bench_fusion
 from models.data import Dataset
-from models.fusion.fit import find_fusion_run, load_fusion_run, rank_samples
-from models.fusion.samples import VARIANTS, place_graph, sample_users
+from models.fusion import create as create_fusion
+from models.fusion.fit import find_fusion_run, load_fusion_run, rank_samples, save_fusion_run
+from models.fusion.samples import VARIANTS, place_graph, sample_users, strategy_kwargs
 from models.fusion.settings import VARIANT_NAMES, FusionSettings
+from models.fusion.train import score_samples
 from models.fusion.workspace import FusionWorkspace, choose_base
+from models.graph_data import IntentIndex
 from models.metrics import per_user_metrics
 from models.protocol import leave_one_out
 from models.recommenders import TrainConfig, create
 from models.stats import bootstrap_indices, bootstrap_mean, paired_bootstrap, paired_table
 from reasonrec.config import ConfigError, load_config
-from tests.models.fusion_setup import small_workspace
+from tests.models.fusion_setup import HashEncoder, small_workspace
 from tests.models.single_thread import one_torch_thread  # noqa: F401  (autouse fixture)
 
 
@@ -147,6 +151,82 @@ def test_fused_model_trains_an_epoch_evaluates_saves_and_reloads(
     assert workspace.fused("llmrg").directory == run.directory     # reused, not retrained
     with pytest.raises(FileNotFoundError, match="not a fusion run"):
         load_fusion_run(workspace.runs_root)
+
+
+def test_fused_run_with_text_vectors_saves_and_reloads_identically(
+        workspace: FusionWorkspace, tmp_path: Path) -> None:
+    encoder = HashEncoder()
+    settings = workspace.settings.model_copy(update={"epochs": 1})
+
+    def text_workspace(enc: HashEncoder) -> FusionWorkspace:
+        return FusionWorkspace(workspace.dataset, workspace.split, workspace.base,
+                               workspace.source, settings, tmp_path / "runs",
+                               intent_encoder=enc, intent_cache_dir=tmp_path / "cache")
+
+    ws = text_workspace(encoder)
+    run = ws.fit("llmrg")
+    assert encoder.calls == 1 and encoder.texts == list(ws.intents.labels)
+    # fusion.json stays JSON: the table's shape, not the table (a buffer in model.pt).
+    meta = json.loads((run.directory / "fusion.json").read_text())
+    assert meta["kwargs"] == {"steps": settings.gnn_steps, "num_intents": len(ws.intents),
+                              "text_dim": 8}
+    loaded = load_fusion_run(run.directory)
+    assert loaded.intents == ws.intents and run.intents == ws.intents
+    (key,) = [k for k in loaded.strategy.state_dict() if k.endswith("intent_vectors")]
+    assert torch.equal(loaded.strategy.state_dict()[key], ws.intent_table)
+    samples = ws.samples("llmrg", "test")
+    assert torch.equal(score_samples(loaded.strategy, samples),
+                       score_samples(run.strategy, samples))
+    # The explainer of the loaded run reads texts through the run's own rows.
+    explainer = ws.explainer(loaded)
+    assert explainer.intents is loaded.intents
+    assert explainer.user_graph(ws.user_graphs[0].user_id).intents is loaded.intents
+    other = IntentIndex(["a text only this run knew", *ws.intents.labels[:-1]])
+    assert ws.explainer(replace(loaded, intents=other)).intents is other
+    with pytest.raises(ValueError, match="no intents.json"):
+        ws.explainer(replace(loaded, intents=None,
+                             meta={**loaded.meta, "kwargs": {"num_intents": 3}}))
+    # A second process: the fingerprint needs no vectors; the run is reused, the
+    # encoder never called.
+    again = HashEncoder()
+    assert text_workspace(again).fused("llmrg").directory == run.directory and again.calls == 0
+
+    # Random (non-identity) weights, so intent vectors move the scores: a saved
+    # and reloaded model scores identically, and its table is the one it uses.
+    kwargs = strategy_kwargs(VARIANTS["llmrg"], ws.intents, 1, ws.intent_table)
+    torch.manual_seed(0)
+    strategy = create_fusion("llmrg", ws.dataset.n_items, ws.item_table.shape[1],
+                             item_init=ws.item_table, identity_init=False, **kwargs).eval()
+    saved = save_fusion_run(tmp_path / "random", "ml-100k", "llmrg", strategy, kwargs,
+                            {"test": True}, run.report, {}, intents=ws.intents)
+    back = load_fusion_run(saved.directory)
+    scores = score_samples(strategy, samples)
+    assert torch.equal(score_samples(back.strategy, samples), scores)
+    with torch.no_grad():
+        back.strategy.state_dict()[key].zero_()
+    assert not torch.equal(score_samples(back.strategy, samples), scores)
+
+
+def test_fingerprint_names_the_intent_vocabulary_and_encoder(workspace: FusionWorkspace,
+                                                             tmp_path: Path) -> None:
+    def make(encoder: HashEncoder | None, labels: tuple[str, ...] | None = None) -> dict:
+        ws = FusionWorkspace(workspace.dataset, workspace.split, workspace.base, workspace.source,
+                             workspace.settings, tmp_path, intent_encoder=encoder,
+                             intent_cache_dir=tmp_path if encoder else None)
+        if labels is not None:
+            ws.labels = labels
+        return ws.fingerprint
+
+    learned = make(None)
+    assert learned["intents"]["encoder"] == "learned" and learned == workspace.fingerprint
+    text = make(HashEncoder())
+    assert text["intents"]["encoder"] == "hash-encoder-v1" and text != learned
+    assert make(HashEncoder(identity="another encoder")) != text
+    fewer = make(HashEncoder(), workspace.labels[1:])      # the dropped label moves rows
+    assert fewer["intents"]["texts"] != text["intents"]["texts"]
+    with pytest.raises(ValueError, match="intent_cache_dir"):
+        FusionWorkspace(workspace.dataset, workspace.split, workspace.base, workspace.source,
+                        workspace.settings, tmp_path, intent_encoder=HashEncoder())
 
 
 def test_same_seed_same_model_and_frozen_parts_stay(workspace: FusionWorkspace) -> None:

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 from torch_geometric.data import Batch
 
 from models.graph_data import (CANDIDATE_ITEM, CHAIN, DIVERGE_INTENT, DIVERGE_ITEM, INTENT,
                                SEQUENCE, SESSION_ITEM, GraphData, GraphOptions, IntentIndex,
-                               collate_pairs, counterfactual_pair, reasoning_elements,
-                               reasoning_pair, remove, sequence_graph)
+                               cached_intent_table, collate_pairs, counterfactual_pair,
+                               intent_cache_path, reasoning_elements, reasoning_pair, remove,
+                               sequence_graph)
 from reasoning.graph import graph_to_json, prefix_graph
-from tests.models.reasoning_graphs import INTENTS, example_graph, small_graphs
+from tests.models.fusion_setup import HashEncoder
+from tests.models.reasoning_graphs import (INTENTS, ChainSpec, build_graph, example_graph,
+                                           small_graphs)
 from tests.models.single_thread import one_torch_thread  # noqa: F401  (autouse fixture)
 
 TENSOR_FIELDS = ("x", "intent", "node_kind", "edge_index", "edge_type", "edge_weight",
@@ -217,3 +226,112 @@ def test_intent_index_rows_and_table() -> None:
     assert table[0].tolist() == [0, 0, 0] and table[index[INTENTS[2]]].tolist() == [3, 3, 3]
     with pytest.raises(ValueError, match="encode must return"):
         index.table(lambda labels: torch.zeros(2, 3))
+
+
+# ------------------------------------------------------- intent vocabulary
+FREE_TEXT = "an intent outside the vocabulary"      # example_graph's divergent intent of c3
+
+
+def test_intent_index_is_labels_then_the_graphs_free_texts_sorted() -> None:
+    graphs = list(small_graphs().values())
+    extra = build_graph([4, 6], [ChainSpec("c1", [0, 1], INTENTS[2], 0.9, "verified",
+                                           diverge=[("zombie comedy", [(3, 0.5)]),
+                                                    (INTENTS[4], [(5, 0.4)])])])
+    index = IntentIndex.from_graphs(INTENTS[:3], [*graphs, extra])
+    # Vocabulary first, in its order; then every other intent text once, sorted;
+    # a label used as a divergent intent (INTENTS[1]) keeps its vocabulary row.
+    assert index.labels == (*INTENTS[:3], FREE_TEXT, INTENTS[3], INTENTS[4], "zombie comedy")
+    # Deterministic: the order graphs are read in does not move a row.
+    assert IntentIndex.from_graphs(INTENTS[:3], [extra, *reversed(graphs)]) == index
+    assert index.digest() != IntentIndex.from_graphs(INTENTS[:3], graphs).digest()
+    # The free text has its own row in G_div, not the unknown row.
+    div = reasoning_pair(example_graph(), index).div
+    rows = {div.node_ids[i][0]: int(div.intent[i]) for i in range(div.num_nodes)
+            if int(div.node_kind[i]) == INTENT}
+    assert rows["dc3.1"] == index[FREE_TEXT] == 4 and 0 not in rows.values()
+
+
+def test_unknown_intent_texts_fall_back_to_row_zero() -> None:
+    index = IntentIndex.from_graphs(INTENTS, [small_graphs()["single"]])
+    assert index.unknown(example_graph()) == [FREE_TEXT]
+    div = reasoning_pair(example_graph(), index).div
+    intent_rows = div.intent[div.node_kind == INTENT].tolist()
+    assert intent_rows.count(0) == 1 and len(intent_rows) == 3
+    assert index.unknown(small_graphs()["single"]) == []
+
+
+def test_intent_index_json_round_trip_and_damage() -> None:
+    index = IntentIndex.from_graphs(INTENTS, [example_graph()])
+    back = IntentIndex.from_json(json.loads(json.dumps(index.to_json())))
+    assert back == index and back[FREE_TEXT] == index[FREE_TEXT]
+    damaged = {**index.to_json(), "labels": list(reversed(index.labels))}
+    with pytest.raises(ValueError, match="damaged"):
+        IntentIndex.from_json(damaged)
+
+
+def test_intent_table_is_cached_and_a_second_run_never_calls_the_encoder(tmp_path: Path) -> None:
+    index = IntentIndex.from_graphs(INTENTS, [example_graph()])
+    first = HashEncoder()
+    table = cached_intent_table(index, first, tmp_path)
+    assert first.calls == 1 and first.texts == list(index.labels)
+    assert table.shape == (len(index), 8) and table.dtype == torch.float32
+    assert torch.equal(table[0], torch.zeros(8))                       # the unknown row
+    # Standardized per dimension over the texts (the encoder's huge dims tamed).
+    assert torch.allclose(table[1:].mean(0), torch.zeros(8), atol=1e-5)
+    assert torch.allclose(table[1:].std(0, unbiased=False) * math.sqrt(8), torch.ones(8),
+                          atol=1e-3)
+    path = intent_cache_path(index, first.identity, tmp_path)
+    assert path.is_file() and not list(tmp_path.glob(".*.tmp"))      # written atomically
+    # A second run (a fresh encoder object: a fresh process) reads the file only.
+    second = HashEncoder()
+    assert torch.equal(cached_intent_table(index, second, tmp_path), table)
+    assert second.calls == 0
+    # Another encoder or other texts are other files, never a stale table.
+    other = HashEncoder(identity="hash-encoder-v2")
+    cached_intent_table(index, other, tmp_path)
+    grown = IntentIndex([*index.labels, "zombie comedy"])
+    cached_intent_table(grown, second, tmp_path)
+    assert other.calls == 1 and second.calls == 1 and len(list(tmp_path.glob("*.npy"))) == 3
+    # A damaged file is recomputed, not trusted.
+    path.write_bytes(b"not an array")
+    third = HashEncoder()
+    assert torch.equal(cached_intent_table(index, third, tmp_path), table) and third.calls == 1
+
+
+def test_intent_table_refuses_bad_vectors_and_caches_nothing(tmp_path: Path) -> None:
+    class NaNEncoder(HashEncoder):
+        def encode(self, texts: list[str]) -> np.ndarray:
+            out = super().encode(texts)
+            out[0, 0] = np.nan
+            return out
+
+    with pytest.raises(ValueError, match="non-finite"):
+        cached_intent_table(IntentIndex(INTENTS), NaNEncoder(), tmp_path)
+    assert not list(tmp_path.glob("*.npy"))
+
+
+@pytest.mark.llm
+@pytest.mark.slow
+def test_real_text_encoder_builds_and_caches_the_intent_table(tmp_path: Path) -> None:
+    """#3's GGUF encoder (its converted copy shared with tests/reasoning) on a few texts."""
+    from models.data import default_data_dir
+    from reasoning.llama_backend import default_model_path
+    from reasoning.localizer import GGUFTextEncoder
+
+    # The converted encoder lives where the studio (and tests/reasoning) keep it,
+    # so it is converted at most once; the intent table goes to tmp_path.
+    shared = default_data_dir() / "reasoning" / "embeddings"
+    index = IntentIndex([INTENTS[0], INTENTS[2], "space battles", FREE_TEXT])
+    encoder = GGUFTextEncoder(default_model_path(), 1, shared)
+    started = time.perf_counter()
+    table = cached_intent_table(index, encoder, tmp_path)
+    encoded = time.perf_counter() - started
+    assert encoder.loaded and table.shape == (5, 576) and torch.isfinite(table).all()
+    assert torch.equal(table[0], torch.zeros(576)) and (table[1:].norm(dim=1) > 0.5).all()
+    fresh = GGUFTextEncoder(default_model_path(), 1, shared)
+    started = time.perf_counter()
+    assert torch.equal(cached_intent_table(index, fresh, tmp_path), table)
+    cached = time.perf_counter() - started
+    assert not fresh.loaded                                  # transformers never loaded
+    print(f"intent table: load+encode {encoded:.2f} s (load {encoder.load_seconds:.2f} s), "
+          f"cache hit {cached:.3f} s")

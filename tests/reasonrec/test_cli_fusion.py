@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from models.data import default_data_dir
 from models.explain_schema import Explanation
 from models.graph_sources import BundleGraphSource
 from reasonrec.cli import main
@@ -43,6 +44,15 @@ random_orders = 2
 def cli_args(ml100k_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     folder = tmp_path_factory.mktemp("fusion-cli")
     (folder / "config.toml").write_text(CONFIG)
+    # These commands use #3's real text encoder for intent nodes; it reads its
+    # converted copy from the data dir's embeddings folder. Link the shared copy
+    # (the one tests/reasoning and the studio use) so the GGUF is not converted
+    # again here (about 40 s); the intent table itself is encoded and cached in
+    # this temporary data dir. Without a shared copy it is converted as usual.
+    embeddings = folder / "data" / "reasoning" / "embeddings"
+    embeddings.mkdir(parents=True)
+    for converted in (default_data_dir() / "reasoning" / "embeddings").glob("encoder-*"):
+        (embeddings / converted.name).symlink_to(converted, target_is_directory=True)
     return ["--config", str(folder / "config.toml"), "--data", str(ml100k_dir),
             "--data-dir", str(folder / "data")]
 
@@ -74,6 +84,11 @@ def invoke(*args: str) -> tuple[int, str, str]:
 
 def test_fit_then_explain_reuses_the_run_and_validates(cli_args: list[str], fitted: dict) -> None:
     assert fitted["variant"] == "llmrg" and fitted["metrics"]["n_users"] == 16
+    # The default path's intent table is the real encoder's (576-d for SmolLM2-135M).
+    run_dir = Path(fitted["run_dir"])
+    kwargs = json.loads((run_dir / "fusion.json").read_text())["kwargs"]
+    intents = json.loads((run_dir / "intents.json").read_text())["labels"]
+    assert kwargs["text_dim"] == 576 and kwargs["num_intents"] == len(intents) + 1
     code, out, err = invoke(*cli_args, "explain", "--user", "196", "--k", "5", "--json")
     assert code == 0, err
     explanation = Explanation.model_validate_json(out)
