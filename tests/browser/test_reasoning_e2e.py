@@ -1,0 +1,235 @@
+"""The Reasoning page in Debian Chromium: build on the real LLM, click a node, nothing leaves
+localhost, hostile titles and LLM texts stay text.
+
+Screenshots go to test-artifacts/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from models.data import default_data_dir, load_dataset
+from tests.app.hostile_data import (
+    HOSTILE_TITLES,
+    HOSTILE_USER,
+    IMG_TITLE,
+    write_config,
+    write_hostile_dataset,
+)
+from tests.app.reasoning_graphs import make_graph, store_graph
+from tests.browser.conftest import StreamlitServer, start_streamlit, stop_streamlit
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
+
+GRAPH_IFRAME = ".st-key-reasoning-graph iframe"
+DETAILS = ".st-key-reasoning-node-details"
+IDLE = "() => !document.querySelector(\"[data-test-script-state='running']\")"
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+USER = "13"
+HOSTILE_REASON = '<img src=x onerror="window.__xss=1">'
+HOSTILE_INTENT = "<script>window.__xss=1</script>"
+NODE_CENTRE_JS = """(id) => {
+  const p = window.rrNetwork.getPositions([id])[id];
+  const d = window.rrNetwork.canvasToDOM(p);
+  const r = document.getElementById('mynetwork').getBoundingClientRect();
+  return {x: r.left + d.x, y: r.top + d.y};
+}"""
+
+
+def share_item_vectors(data_dir: Path) -> None:
+    """The app's embeddings folder -> the shared cache (building it cold takes ~80 s)."""
+    target = data_dir / "reasoning" / "embeddings"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.symlink_to(default_data_dir() / "reasoning" / "embeddings", target_is_directory=True)
+
+
+@pytest.fixture(scope="module")
+def reasoning_server(ml100k_dir: Path, tmp_path_factory: pytest.TempPathFactory
+                     ) -> Iterator[StreamlitServer]:
+    """The app on ml-100k with an empty graph store (the test builds with the real LLM)."""
+    workdir = tmp_path_factory.mktemp("app-reasoning")
+    share_item_vectors(workdir / "data")
+    server = start_streamlit(write_config(workdir / "studio.toml", ml100k_dir, workdir / "data"),
+                             workdir)
+    yield server
+    stop_streamlit(server)
+
+
+@pytest.fixture(scope="module")
+def hostile_reasoning_server(tmp_path_factory: pytest.TempPathFactory
+                             ) -> Iterator[StreamlitServer]:
+    """The hostile catalogue, with a stored graph whose LLM texts inject script too."""
+    workdir = tmp_path_factory.mktemp("app-reasoning-hostile")
+    data = write_hostile_dataset(workdir / "hostile")
+    graph = make_graph(load_dataset(data), HOSTILE_USER, reason=HOSTILE_REASON,
+                       intent=HOSTILE_INTENT)
+    store_graph(workdir / "data" / "reasoning" / "graphs", graph)
+    server = start_streamlit(write_config(workdir / "studio.toml", data, workdir / "data"), workdir)
+    yield server
+    stop_streamlit(server)
+
+
+def wait_idle(page: Any, timeout_ms: int = 60_000) -> None:
+    page.wait_for_selector("[data-testid='stApp']", timeout=timeout_ms)
+    time.sleep(0.3)
+    page.wait_for_function(IDLE, timeout=timeout_ms)
+
+
+def open_reasoning(page: Any, server: StreamlitServer) -> None:
+    page.goto(server.url)
+    page.wait_for_selector("[data-testid='stSidebarNavLink']", timeout=90_000)
+    wait_idle(page, 90_000)
+    page.get_by_test_id("stSidebarNavLink").filter(has_text="Reasoning").click()
+    page.get_by_role("heading", name="Reasoning").wait_for(timeout=60_000)
+    wait_idle(page)
+
+
+def choose_user(page: Any, user: str) -> None:
+    box = page.get_by_role("combobox", name="User id", exact=True)
+    box.click()
+    page.keyboard.type(user)
+    page.get_by_role("option", name=user, exact=True).click()
+    wait_idle(page)
+    assert box.input_value() == user
+
+
+def graph_frame(page: Any) -> Any:
+    page.wait_for_selector(GRAPH_IFRAME, timeout=60_000)
+    page.frame_locator(GRAPH_IFRAME).locator("#mynetwork canvas").wait_for(timeout=30_000)
+    frame = page.locator(GRAPH_IFRAME).element_handle().content_frame()
+    frame.wait_for_function("() => window.rrNetwork !== undefined", timeout=30_000)
+    return frame
+
+
+def node_point(page: Any, frame: Any, node_id: str) -> tuple[float, float]:
+    iframe = page.locator(GRAPH_IFRAME)
+    iframe.scroll_into_view_if_needed()
+    box = iframe.bounding_box()
+    point = frame.evaluate(NODE_CENTRE_JS, node_id)
+    return box["x"] + point["x"], box["y"] + point["y"]
+
+
+def click_node(page: Any, frame: Any, node_id: str) -> str:
+    """Click a node in the graph; returns the details panel's text once it names the node."""
+    x, y = node_point(page, frame, node_id)
+    page.mouse.click(x, y)
+    page.wait_for_function(
+        "(sel) => { const e = document.querySelector(sel); return e && e.innerText.length > 0; }",
+        arg=DETAILS, timeout=30_000)
+    wait_idle(page)
+    return page.locator(DETAILS).inner_text()
+
+
+def hover_text(page: Any, frame: Any, node_id: str) -> str:
+    x, y = node_point(page, frame, node_id)
+    page.mouse.move(x, y)
+    tooltip = frame.locator("div.vis-tooltip")
+    tooltip.wait_for(state="visible", timeout=5_000)
+    text = tooltip.inner_text()
+    box = page.locator(GRAPH_IFRAME).bounding_box()
+    page.mouse.move(box["x"] + 2, box["y"] + 2)
+    return text
+
+
+def off_machine(urls: list[str]) -> list[str]:
+    return [url for url in urls if not url.startswith(("data:", "blob:", "about:"))
+            and urlparse(url).hostname not in LOCAL_HOSTS]
+
+
+@pytest.mark.llm
+def test_build_on_the_real_llm_then_click_a_node(reasoning_server: StreamlitServer,
+                                                 browser_page: Any, artifacts: Path) -> None:
+    page = browser_page
+    requests: list[str] = []
+    sockets: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("websocket", lambda socket: sockets.append(socket.url))
+    open_reasoning(page, reasoning_server)
+    choose_user(page, USER)
+    page.get_by_text("No reasoning graph for user").wait_for()
+
+    page.get_by_role("button", name="Build reasoning graph").click()
+    # Live progress: the status box shows the stages and the streamed text while it runs.
+    page.get_by_text("Building the reasoning graph on the local LLM").wait_for(timeout=120_000)
+    page.locator("[data-testid='stExpander'] [data-testid='stCode']").first.wait_for(
+        timeout=120_000)
+    page.screenshot(path=str(artifacts / "10-reasoning-building.png"), full_page=True)
+    page.get_by_text("Reasoning graph built in").wait_for(timeout=300_000)
+    wait_idle(page)
+    frame = graph_frame(page)
+    page.get_by_test_id("stMetric").filter(has_text="Tokens/s").wait_for()
+    assert "GPU offload" in page.get_by_text("GPU offload").first.inner_text()
+
+    ids = frame.evaluate("() => window.rrNodes.getIds()")
+    assert "s0" in ids and "target" in ids
+    last = max((i for i in ids if i.startswith("s")), key=lambda i: int(i[1:]))
+    details = click_node(page, frame, last)
+    assert "session item" in details and "source stage" in details and "chain" in details
+    assert "reason" in details and "step" in details
+    # The click selected the node in the app: the select box shows it, the graph highlights it.
+    box = page.get_by_role("combobox", name="Selected node", exact=True)
+    assert box.input_value().startswith(f"step {int(last[1:]) + 1}:")
+    frame = graph_frame(page)
+    page.wait_for_timeout(300)
+    assert frame.evaluate("() => window.rrNetwork.getSelectedNodes()") == [last]
+    page.screenshot(path=str(artifacts / "11-reasoning-node-selected.png"), full_page=True)
+
+    # A second click on another node moves the selection.
+    details = click_node(page, frame, "target")
+    assert "never seen by the models" in details.lower()
+    page.wait_for_timeout(300)
+    assert graph_frame(page).evaluate("() => window.rrNetwork.getSelectedNodes()") == ["target"]
+    # And the other way round: a node picked in the app is highlighted in the graph.
+    box.click()
+    page.keyboard.type("step 1:")
+    page.keyboard.press("Enter")
+    wait_idle(page)
+    assert box.input_value().startswith("step 1:")
+    frame = graph_frame(page)
+    frame.wait_for_function("() => window.rrNetwork.getSelectedNodes()[0] === 's0'",
+                            timeout=10_000)
+    assert "1 of 10" in page.locator(DETAILS).inner_text()
+
+    assert requests
+    assert not off_machine(requests + sockets), f"requests left localhost: {off_machine(requests)}"
+
+
+def test_hostile_titles_and_llm_text_never_execute(hostile_reasoning_server: StreamlitServer,
+                                                   browser_page: Any, artifacts: Path) -> None:
+    page = browser_page
+    requests: list[str] = []
+    dialogs: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    open_reasoning(page, hostile_reasoning_server)
+    choose_user(page, HOSTILE_USER)
+    frame = graph_frame(page)
+    page.get_by_text("Show rejected chains", exact=True).click()   # every reason on screen
+    wait_idle(page)
+    frame = graph_frame(page)
+
+    ids = frame.evaluate("() => window.rrNodes.getIds()")
+    shown = "\n".join(hover_text(page, frame, node_id) for node_id in ids)
+    for text in (*HOSTILE_TITLES, HOSTILE_REASON, HOSTILE_INTENT):
+        assert text in shown, f"{text!r} is not shown as text in a tooltip"
+    assert frame.locator("div.vis-tooltip img, div.vis-tooltip script, div.vis-tooltip svg, "
+                         "div.vis-tooltip a").count() == 0
+    details = click_node(page, frame, "s1")
+    assert HOSTILE_REASON[:20] in details
+    details = click_node(page, frame, "target")
+    assert IMG_TITLE in details
+    assert page.locator(f"{DETAILS} img, {DETAILS} script, {DETAILS} a").count() == 0
+    page.screenshot(path=str(artifacts / "12-reasoning-xss.png"), full_page=True)
+
+    assert page.evaluate("() => typeof window.__xss") == "undefined"
+    for each in page.frames:
+        assert each.evaluate("() => typeof window.__xss") == "undefined", each.url
+    assert not dialogs
+    assert not [url for url in requests if urlparse(url).path.rstrip("/").endswith("/x")]
+    assert not off_machine(requests)
