@@ -131,7 +131,9 @@ def reasoning_config(studio: Studio, overrides: dict[str, Any] | None = None) ->
     return load_reasoning_config(section, **values)
 
 
-@st.cache_resource(show_spinner="Loading the local LLM…", max_entries=2)
+# No max_entries: evicting a builder another session is still using would load a
+# second LLM beside it. Distinct settings are few (one per model/backend choice).
+@st.cache_resource(show_spinner="Loading the local LLM…")
 def _builder_for(overrides_json: str) -> Any:
     """One builder (one LLM) per distinct settings; sessions with the same settings share it."""
     import json

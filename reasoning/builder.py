@@ -146,6 +146,17 @@ class GraphBuilder:
             self._settings = values
         return self._settings
 
+    def with_kb(self, kb: KnowledgeBase | Any | None) -> GraphBuilder:
+        """A builder sharing this one's LLM, localizer and settings but reading ``kb``.
+
+        The app wraps the shared KB per build to watch its lookups live; the
+        settings (and their key) are the same, so they are not recomputed.
+        """
+        twin = GraphBuilder(self.backend, self.catalogue, self.config, kb, self.localizer,
+                            self.vocabulary)
+        twin._settings = self.settings
+        return twin
+
     def warm_up(self, encoder: bool = False) -> dict[str, float]:
         """Do the one-time work before the first session; returns seconds per part.
 

@@ -48,13 +48,7 @@ class ObservedKB:
 def per_build_builder(shared: Any, on_lookup: Callable[[str, bool], None]) -> Any:
     """A builder for one build: the shared one's backend, localizer and settings, and its KB
     wrapped in :class:`ObservedKB` (no KB: no wrapper)."""
-    from reasoning.builder import GraphBuilder
-
-    kb = ObservedKB(shared.kb, on_lookup) if shared.kb is not None else None
-    builder = GraphBuilder(shared.backend, shared.catalogue, shared.config, kb, shared.localizer,
-                           shared.vocabulary)
-    builder._settings = shared.settings   # same inputs, same key; skip re-hashing the model
-    return builder
+    return shared.with_kb(ObservedKB(shared.kb, on_lookup) if shared.kb is not None else None)
 
 
 def tail(text: str, chars: int = TAIL_CHARS) -> str:
