@@ -1,65 +1,379 @@
-"""Recommendations page: dataset summary and a user's base top-k.
+"""Recommendations and effect: base vs fused top-k, rank shifts, explanations, counterfactuals.
 
-A first page; the fused, explained page (base vs fused top-k, rank shifts,
-explanations, counterfactuals) replaces it later.
+A view only: every number comes from the shared explainer (``app.state.get_fusion``,
+``models.explain``), called under the handle's lock because its torch modules
+are shared by every browser session. The user's reasoning graph is the one the
+Reasoning page just built (``st.session_state["rr_graph_<user>"]``) or the
+configured graph source's.
+
+Titles, intents and the LLM's reasons are untrusted: they reach the page only
+as table cells, widget option labels, plotly text with its HTML subset
+neutralised, or markdown with every markdown character escaped (:func:`md`),
+never as raw markdown or HTML.
 """
 
 from __future__ import annotations
 
+import re
+import time
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
-from app.state import current_user, init_widget, set_current_user, studio_or_stop
-from models.recommenders import MODEL_NAMES
+from app.components.effect_charts import (branch_figure, branch_rows, deletion_figure,
+                                          rank_shift_figure, ranked_table, shift_rows)
+from app.components.effect_state import md, off_keys, restore, select_from_chart
+from app.report import CounterfactualState, ReportInput, report_html, report_json
+from app.state import (FusionHandle, current_user, get_fusion, init_widget, set_current_user,
+                       studio_or_stop)
+from models.explain_schema import Counterfactual, ItemExplanation, TopK
 from models.runs import latest_run
 
-studio = studio_or_stop()
-summary = studio.dataset_summary()
-cols = st.columns(4)
-for col, key in zip(cols, ("users", "items", "interactions", "sessions")):
-    col.metric(key.capitalize(), f"{summary[key]:,}")
-st.caption(f"Dataset **{summary['dataset']}** from `{summary['source']}`; sessions split at "
-           f"{summary['session_gap_minutes']:g}-minute gaps.")
+GRAPH_KEY = "rr_graph_{user}"       # set by the Reasoning page
+CACHE_KEY = "effect_cache"          # this session's scored point (fast counterfactual toggles)
+SELECTED_NODE = "rr_selected_node"  # {"user", "node"}: the node clicked on the Reasoning page
+FOLLOWED_KEY = "effect_followed_node"
 
 
-def has_run(name: str) -> bool:
-    """A trained run exists (pop needs none); a model that cannot be loaded is skipped."""
-    if name == "pop":
-        return True
+def show_base_only(studio: Any, user: str, model: str | None, k: int) -> None:
+    """The base top-k alone (users without a graph, or no fused model)."""
+    name = model or _fallback_model(studio)
+    st.subheader(f"Base top-{k} ({md(name)})")
     try:
-        return latest_run(studio.config.runs_dir, dataset.name, name) is not None
-    except Exception:  # e.g. a model module that is not installed yet
-        return False
-
-
-dataset = studio.dataset
-left, right = st.columns([1, 2])
-with left:
-    init_widget("user", current_user(studio))
-    user = st.selectbox("User", dataset.user_ids, key="user")
-    set_current_user(user)
-    trained = [m for m in MODEL_NAMES if has_run(m)]
-    model_name = st.selectbox("Model", trained, key="model",
-                              help="Models with a trained run; train others with "
-                                   "`reasonrec train --model NAME`.")
-    k = st.slider("k", 5, 50, studio.config.recommend.k, key="k")
-    history = dataset.history(user)
-    st.subheader(f"History ({len(history)} items)")
-    st.dataframe(pd.DataFrame([studio.item_json(i) for i in history[::-1][:50]]),
-                 hide_index=True, height=400)
-
-with right:
-    st.subheader(f"Top-{k} from {model_name}")
-    try:
-        result = studio.recommend(user, k, model_name)
-    except Exception as exc:
-        st.error(f"Could not recommend for user {user} with {model_name}: {exc}. "
-                 "Pick another model, or train this one with "
-                 f"`reasonrec train --model {model_name}`.")
-        st.stop()
+        result = studio.recommend(user, k, name)
+    except Exception as exc:  # shown with what to do next, never a traceback
+        st.error(f"Could not recommend for user {md(user)} with {name}: {md(exc)}. "
+                 f"Train it with `reasonrec train --model {name}`.")
+        return
     if not result["top_k"]:
-        st.info(f"User {user} has seen every item, so there is nothing new to recommend. "
-                "Pick another user, or set `[recommend] exclude_seen = false` in your config.")
-        st.stop()
+        st.info(f"User {md(user)} has seen every item: nothing new to recommend.")
+        return
     st.dataframe(pd.DataFrame(result["top_k"])[["rank", "title", "year", "score", "item_id"]],
-                 hide_index=True)
+                 hide_index=True, key="effect_base_only")
+    st.caption("Recommended after the user's whole history.")
+
+
+def _fallback_model(studio: Any) -> str:
+    name = studio.config.recommend.default_model
+    try:
+        if name == "pop" or latest_run(studio.config.runs_dir, studio.dataset.name, name):
+            return name
+    except Exception:  # an unreadable run directory: popularity needs none
+        pass
+    return "pop"
+
+
+def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """A small static table (text in the page, so presenters and browser tests can read it)."""
+    return pd.DataFrame(rows)
+
+
+def load_user_graph(handle: FusionHandle, dataset: Any, user: str) -> tuple[Any, str]:
+    """The placed graph and where it came from (LookupError: the user has none)."""
+    from models.fusion.samples import place_graph
+
+    built = st.session_state.get(GRAPH_KEY.format(user=user))
+    if built is not None:
+        return (place_graph(dataset, user, built, handle.explainer.intents),
+                "built on the Reasoning page")
+    return handle.explainer.user_graph(user), handle.explainer.provenance["graph_source"]
+
+
+def scored_point(handle: FusionHandle, user_graph: Any, origin: str, step: int) -> dict[str, Any]:
+    """This session's scored point (reused across reruns so toggles rescore only what changed)."""
+    key = (user_graph.user_id, step, origin, id(user_graph.graph) if origin.startswith("built")
+           else "source")
+    cached = st.session_state.get(CACHE_KEY)
+    if cached is not None and cached["key"] == key and cached["handle"] is handle:
+        return cached
+    with handle.lock:
+        point = handle.explainer.point(user_graph, step)
+        top = handle.explainer.top_k(point)
+        branches = handle.explainer.branch_effects(point)
+    cached = {"key": key, "handle": handle, "point": point, "top": top,
+              "branches": {b.index: b for b in branches}, "items": {}}
+    st.session_state[CACHE_KEY] = cached
+    return cached
+
+
+def chain_labels(prefix: Any, chains: list[str]) -> dict[str, str]:
+    """Chain id -> "c1: intent" (plus the status when not verified)."""
+    labels = {}
+    records = {getattr(c, "id", None): c for c in prefix.graph.get("chains", [])}
+    for chain in chains:
+        record = records.get(chain)
+        edge = next((a for _, _, a in prefix.edges(data=True) if a.get("chain") == chain
+                     and a.get("kind") == "chain"), {})
+        intent = getattr(record, "intent", None) or edge.get("intent") or "?"
+        status = getattr(record, "status", None) or edge.get("status") or "?"
+        # short: multiselect pills cut long labels
+        labels[chain] = f"{chain}: {intent}" + ("" if status == "verified" else f" ({status})")
+    return labels
+
+
+def node_labels(prefix: Any, nodes: list[str]) -> dict[str, str]:
+    """Intent or candidate node id -> "dc1.2: intent romance" / "c63: candidate Title"."""
+    out = {}
+    for n in nodes:
+        a = prefix.nodes[n]
+        out[n] = (f"{n}: intent {a.get('intent')}" if a["kind"] == "intent"
+                  else f"{n}: candidate {a.get('title')}")
+    return out
+
+
+def window_items(prefix: Any) -> dict[str, str]:
+    """Session item id -> "step: title", for the session-item switches."""
+    out: dict[str, str] = {}
+    for _, a in sorted(((n, a) for n, a in prefix.nodes(data=True)
+                        if a["kind"] == "session_item"), key=lambda t: t[1]["step"]):
+        out.setdefault(str(a["item_id"]), f"step {a['step']}: {a.get('title')}")
+    return out
+
+
+def follow_selected_node(user: str, prefix: Any, titles: dict[int, str], item_key: str) -> None:
+    """A candidate item clicked on the Reasoning page opens its explanation here (once)."""
+    selected = st.session_state.get(SELECTED_NODE)
+    if not isinstance(selected, dict) or str(selected.get("user")) != str(user):
+        return
+    node = selected.get("node")
+    if node == st.session_state.get(FOLLOWED_KEY) or node not in prefix:
+        return
+    st.session_state[FOLLOWED_KEY] = node
+    index = prefix.nodes[node].get("item_index")
+    if prefix.nodes[node].get("kind") == "candidate_item" and index in titles:
+        st.session_state[item_key] = index
+
+
+def explanation_card(handle: FusionHandle, cache: dict[str, Any], item: int,
+                     cf_active: bool) -> None:
+    """Paths with reasons and measured effects, branch bars and faithfulness for one item."""
+    point = cache["point"]
+    if item not in cache["items"]:
+        with handle.lock:
+            cache["items"][item] = handle.explainer.explain_item(point, item)
+    ie: ItemExplanation = cache["items"][item]
+    top: TopK = cache["top"]
+    base_rank = next((r.rank for r in top.base if r.index == item),
+                     next((r.other_rank for r in top.fused if r.index == item), None))
+    with st.container(border=True, key="effect-card"):
+        st.markdown(f"#### Why {md(ie.title)}")
+        a, b, c = st.columns(3)
+        a.metric("Fused rank", ie.rank)
+        b.metric("Base rank", base_rank if base_rank is not None else f"> {handle.explainer.k}")
+        c.metric("Fused score", f"{ie.score:.4f}")
+        if cf_active:
+            st.caption("Explained at the original graph (nothing switched off).")
+        branches = cache["branches"].get(item)
+        if branches is not None:
+            left, right = st.columns([3, 2])
+            left.plotly_chart(branch_figure(branches), key=f"effect_branch_{item}")
+            right.dataframe(pd.DataFrame(branch_rows(branches))[
+                ["branch", "contribution", "delta_rank_if_zeroed"]], hide_index=True)
+        else:
+            st.caption("Branch contributions are measured for fused top-k items only.")
+        st.markdown(f"**Reasoning paths** ({len(ie.paths)}, strongest measured effect first). "
+                    "Δ = score or rank change when the path is removed.")
+        if not ie.paths:
+            st.info("No reasoning path reaches this item in the graph at this point.")
+        for number, path in enumerate(ie.paths, start=1):
+            e = path.effect
+            where = {"item": "ends at this item",
+                     "nearest_divergent": f"ends at the nearest candidate"
+                     + (f" (cosine {path.similarity:.2f})" if path.similarity is not None
+                        else ""),
+                     "chain_end": "acts through the chain (E_ori)"}[path.ends_at]
+            code = path.id.replace("`", "'")   # a code span shows its text literally
+            st.markdown(f"{number}\\. **{md(path.kind)}** path `{code}`, {md(where)}: "
+                        f"Δscore **{e.delta_score:+.4f}**, Δrank **{e.delta_rank:+d}** "
+                        f"(rank after {e.rank_after}"
+                        f"{'' if e.in_top_k_after else ', out of the top-k'})")
+            labels = {n.id: n.label for n in path.nodes}
+            st.dataframe(pd.DataFrame([{
+                "from": labels.get(edge.source, edge.source), "to": labels.get(edge.target,
+                                                                               edge.target),
+                "kind": edge.kind, "LLM reason": edge.reason or "", "verification": edge.score,
+                "status": edge.status} for edge in path.edges]), hide_index=True,
+                key=f"effect_path_{item}_{number}")
+        d, f = ie.deletion, ie.fidelity
+        st.markdown("**Faithfulness**")
+        cols = st.columns(5)
+        cols[0].metric("Deletion", f"{d.area_explanation:.1f}",
+                       help="Sum of the item's ranks as its paths are removed in explanation "
+                            "order: larger = the explanation pushes it down faster.")
+        cols[1].metric("Random", f"{d.area_random:.1f}",
+                       help=f"The same, averaged over {d.random_orders} seeded random orders.")
+        cols[2].metric("Faster", "n/a" if d.faster is None else ("yes" if d.faster else "no"),
+                       help="Explanation order beats random (needs at least 2 paths).")
+        cols[3].metric("Fidelity+", f"{f.plus:.2f}",
+                       help="1 if removing the explanation changes whether the item is in the "
+                            "top-k.")
+        cols[4].metric("Fidelity−", f"{f.minus:.2f}",
+                       help="1 if keeping only the explanation (all other reasoning removed) "
+                            "changes whether the item is in the top-k.")
+        if d.explanation_ranks:
+            st.plotly_chart(deletion_figure(d), key=f"effect_deletion_{item}")
+
+
+def export_section(handle: FusionHandle, user_graph: Any, step: int, cache: dict[str, Any],
+                   state: CounterfactualState) -> None:
+    """One-click downloads; the report is built when clicked (on Streamlit's download thread)."""
+    point, explainer = cache["point"], handle.explainer
+
+    def build() -> ReportInput:
+        with handle.lock:
+            explanation = explainer.explain(user_graph, step)
+            result = None
+            if state.active:
+                result = explainer.counterfactual(point, explainer.removal(
+                    point, chains=state.chains, nodes=state.nodes, items=state.items))
+        return ReportInput(explanation, point.prefix,
+                           CounterfactualState(state.chains, state.nodes, state.items, result))
+
+    st.subheader("Export for stakeholders")
+    st.caption("A self-contained HTML report (opens offline; no scripts) and the JSON behind it: "
+               "the explanation of the fused top-k and the current counterfactual state.")
+    left, right = st.columns(2)
+    stem = f"reasonrec-user-{re.sub(r'[^A-Za-z0-9_-]', '_', user_graph.user_id)}-step-{step}"
+    left.download_button("Download HTML report", data=lambda: report_html(build()),
+                         file_name=f"{stem}.html", mime="text/html", key="effect_report_html",
+                         on_click="ignore")
+    right.download_button("Download JSON", data=lambda: report_json(build()),
+                          file_name=f"{stem}.json", mime="application/json",
+                          key="effect_report_json", on_click="ignore")
+
+
+def page() -> None:
+    studio = studio_or_stop()
+    st.header("Recommendations and effect")
+    dataset = studio.dataset
+    init_widget("user", current_user(studio))
+    user_col, step_col = st.columns([1, 3])
+    user = user_col.selectbox("User", dataset.user_ids, key="user")
+    set_current_user(user)
+
+    try:
+        handle = get_fusion()
+    except Exception as exc:  # shown with what to do next, never a traceback
+        st.error(f"Could not load the fused model: {md(exc)}. Check `[fusion]` in your config "
+                 "(graphs, base_model), or run `reasonrec fusion fit` in a terminal for details.")
+        show_base_only(studio, user, None, studio.config.recommend.k)
+        return
+    explainer = handle.explainer
+    k = explainer.k
+    try:
+        user_graph, origin = load_user_graph(handle, dataset, user)
+    except KeyError as exc:   # an unknown user, or a graph missing a field it needs
+        st.error(f"Could not read user {md(user)}'s reasoning graph: {md(exc)}. Rebuild it on "
+                 "the Reasoning page or with `reasonrec build-graphs`.")
+        show_base_only(studio, user, handle.workspace.base.name, k)
+        return
+    except LookupError:
+        st.info(f"User {md(user)} has no reasoning graph yet. Build one on the **Reasoning** "
+                "page, or run `reasonrec build-graphs` in a terminal; the fused list and its "
+                "explanations appear here once it exists.")
+        show_base_only(studio, user, handle.workspace.base.name, k)
+        return
+    except Exception as exc:  # a corrupt or foreign graph: say what to do, no traceback
+        st.error(f"User {md(user)}'s reasoning graph cannot be used: {md(exc)}. Rebuild it on "
+                 "the Reasoning page.")
+        show_base_only(studio, user, handle.workspace.base.name, k)
+        return
+
+    step_key = f"effect_step_{user}"
+    init_widget(step_key, user_graph.steps - 1)
+    step = step_col.slider("Point in the history (window step; the last predicts the test "
+                           "item)", 0, user_graph.steps - 1, key=step_key)
+    try:
+        cache = scored_point(handle, user_graph, origin, step)
+    except Exception as exc:
+        st.error(f"Could not score user {md(user)} at step {step}: {md(exc)}. "
+                 "Pick another step or user.")
+        return
+    point, top = cache["point"], cache["top"]
+    target = dataset.catalogue[point.target]
+    st.caption(f"Graph: {md(origin)}. At step {step} the models have seen "
+               f"{point.user.offset + step + 1} items; the true next item is "
+               f"{md(target.display_name)} ({point.user.role(step)} target, never seen by the "
+               "models).")
+
+    # ---------------------------------------------------------- counterfactuals
+    from models.graph_data import reasoning_elements
+
+    prefix = point.prefix
+    chains, nodes = reasoning_elements(prefix)
+    keys = off_keys(user, step)
+    for key in keys.values():
+        init_widget(key, [])
+    with st.expander("Counterfactual: switch parts of the graph off", expanded=True):
+        c1, c2, c3 = st.columns(3)
+        chain_names = chain_labels(prefix, chains)
+        off_chains = c1.multiselect("Chains off", chains, key=keys["chains"],
+                                    format_func=lambda c: chain_names.get(c, c))
+        node_names = node_labels(prefix, nodes)
+        off_nodes = c2.multiselect("Intents / candidates off", nodes, key=keys["nodes"],
+                                   format_func=lambda n: node_names.get(n, n))
+        items = window_items(prefix)
+        off_items = c3.multiselect("Session items off", list(items), key=keys["items"],
+                                   format_func=lambda i: items.get(i, i))
+        st.button("Restore original", key="effect_restore", on_click=restore, args=(keys,),
+                  disabled=not (off_chains or off_nodes or off_items))
+    state = CounterfactualState(list(off_chains), list(off_nodes), list(off_items))
+    cf: Counterfactual | None = None
+    if state.active:
+        try:
+            started = time.perf_counter()
+            with handle.lock:
+                removal = explainer.removal(point, chains=state.chains, nodes=state.nodes,
+                                            items=state.items)
+                cf = explainer.counterfactual(point, removal)
+            state.result = cf
+            seconds = time.perf_counter() - started
+        except (KeyError, ValueError) as exc:
+            st.error(f"Could not switch that off: {md(exc)}. Press Restore original.")
+        else:
+            entered = ", ".join(md(i.title) for i in cf.entered) or "none"
+            left = ", ".join(md(i.title) for i in cf.left) or "none"
+            box = st.warning if (cf.entered or cf.left) else st.info
+            box(f"Fused top-{k} recomputed in {seconds * 1000:.0f} ms. "
+                f"**Entered:** {entered}. **Left:** {left}.", icon=None)
+
+    # ---------------------------------------------------------------- the lists
+    base_col, fused_col = st.columns(2)
+    with base_col, st.container(key="effect-base-list"):
+        st.subheader(f"Base top-{k} ({md(handle.workspace.base.name)})")
+        st.table(_table(ranked_table(top.base, "fused rank")))
+    with fused_col, st.container(key="effect-fused-list"):
+        variant = md(explainer.variant.name)
+        if cf is not None:
+            st.subheader(f"Fused top-{k} ({variant}), after the removal")
+            st.table(_table(ranked_table(cf.top_k, "rank before")))
+        else:
+            st.subheader(f"Fused top-{k} ({variant})")
+            st.table(_table(ranked_table(top.fused, "base rank")))
+
+    # ------------------------------------------------- chart and the explanation
+    rows = shift_rows(top, cf)
+    titles = {r.index: r.title for r in rows}
+    item_key, chart_key = f"effect_item_{user}", f"effect_chart_{user}"
+    follow_selected_node(user, prefix, titles, item_key)
+    if st.session_state.get(item_key) not in titles:
+        st.session_state[item_key] = rows[0].index if rows else None
+    chart_col, card_col = st.columns([2, 3])
+    with chart_col:
+        st.plotly_chart(rank_shift_figure(rows, k, selected=st.session_state[item_key],
+                                          counterfactual=cf is not None),
+                        key=chart_key, on_select=lambda: select_from_chart(chart_key, item_key),
+                        selection_mode="points")
+        item = st.selectbox("Explain item", list(titles), key=item_key,
+                            format_func=lambda i: titles.get(i, str(i)))
+    with card_col:
+        if item is not None:
+            try:
+                explanation_card(handle, cache, int(item), cf is not None)
+            except ValueError as exc:
+                st.error(f"Cannot explain this item: {md(exc)}. Pick another one.")
+    export_section(handle, user_graph, step, cache, state)
+
+
+page()

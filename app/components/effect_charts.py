@@ -1,0 +1,194 @@
+"""Plotly figures and table rows for the Recommendations-and-effect page (views only).
+
+Everything here reshapes the explainer's pydantic outputs (``models.explain_schema``)
+for drawing; no score is computed here. Ranks beyond the top-k are drawn on one
+"below top-k" row (``k + 1``) with the exact rank, when the explainer gave one, in
+the hover text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import plotly.graph_objects as go
+
+from models.explain_schema import BranchEffects, Counterfactual, DeletionCurve, RankedItem, TopK
+
+UP, DOWN, SAME = "#2e7d32", "#c62828", "#757575"
+BRANCH_LABELS = {"ori": "E_ori (chains)", "div": "E_div (divergent intents)"}
+
+
+@dataclass(frozen=True)
+class ShiftRow:
+    """One item's ranks: base, fused and (with a counterfactual) fused after the removal.
+
+    A rank is ``None`` when the item is outside that list and the explainer did
+    not report where it went (it is below the top-k).
+    """
+
+    index: int
+    item_id: str
+    title: str
+    base_rank: int | None
+    fused_rank: int | None
+    after_rank: int | None = None
+
+    def shift(self) -> int | None:
+        """Base rank minus fused rank (positive: fusion moved it up), when both are known."""
+        if self.base_rank is None or self.fused_rank is None:
+            return None
+        return self.base_rank - self.fused_rank
+
+
+def shift_rows(top_k: TopK, counterfactual: Counterfactual | None = None) -> list[ShiftRow]:
+    """Every item of either top-k list (and of the counterfactual list), in fused order."""
+    base: dict[int, int] = {r.index: r.rank for r in top_k.base}
+    fused: dict[int, int] = {r.index: r.rank for r in top_k.fused}
+    refs: dict[int, RankedItem] = {}
+    for row in top_k.base:              # other_rank = this item's fused rank
+        fused.setdefault(row.index, row.other_rank)
+        refs[row.index] = row
+    for row in top_k.fused:             # other_rank = this item's base rank
+        base.setdefault(row.index, row.other_rank)
+        refs[row.index] = row
+    after: dict[int, int] = {}
+    if counterfactual is not None:
+        for row in counterfactual.top_k:  # other_rank = the rank before the removal
+            after[row.index] = row.rank
+            fused.setdefault(row.index, row.other_rank)
+            refs.setdefault(row.index, row)
+    order = sorted(refs, key=lambda i: (fused.get(i, 10**9), base.get(i, 10**9), i))
+    return [ShiftRow(i, refs[i].item_id, refs[i].title, base.get(i), fused.get(i), after.get(i))
+            for i in order]
+
+
+def ranked_table(rows: Sequence[RankedItem], other: str) -> list[dict[str, Any]]:
+    """Table rows for a top-k list; ``other`` names the other model's rank column."""
+    return [{"rank": r.rank, "title": r.title, "item_id": r.item_id, "score": round(r.score, 4),
+             other: r.other_rank, "shift": _arrow(r.rank_shift)} for r in rows]
+
+
+def _arrow(shift: int) -> str:
+    return f"▲ {shift}" if shift > 0 else f"▼ {-shift}" if shift < 0 else "="
+
+
+def _clip(rank: int | None, k: int) -> int:
+    return k + 1 if rank is None or rank > k else rank
+
+
+def _rank_text(rank: int | None, k: int) -> str:
+    if rank is None:
+        return f"below top-{k}"
+    return f"{rank}" if rank <= k else f"{rank} (below top-{k})"
+
+
+def rank_shift_figure(rows: Sequence[ShiftRow], k: int, *, selected: int | None = None,
+                      counterfactual: bool = False) -> go.Figure:
+    """Slope chart base rank -> fused rank (-> after the removal); item index in ``customdata``.
+
+    Titles are data: plotly interprets a small HTML subset (``<b>``, ``<a href>``)
+    in ``text`` and hover text, so every title goes through :func:`plain` first.
+    """
+    columns = ["Base", "Fused"] + (["After removal"] if counterfactual else [])
+    fig = go.Figure()
+    for row in rows:
+        ranks = [row.base_rank, row.fused_rank] + ([row.after_rank] if counterfactual else [])
+        last = ranks[-1]
+        first_known = ranks[0]
+        moved = (first_known or k + 1) - (last or k + 1)
+        colour = UP if moved > 0 else DOWN if moved < 0 else SAME
+        width = 4 if row.index == selected else 2
+        title = plain(row.title)
+        hover = [f"{title}<br>{col}: {_rank_text(r, k)}" for col, r in zip(columns, ranks)]
+        fig.add_trace(go.Scatter(
+            x=columns, y=[_clip(r, k) for r in ranks], mode="lines+markers+text",
+            line={"color": colour, "width": width}, marker={"size": 9 if width == 2 else 13},
+            # label only the items in the last column's top-k: the ">k" row would be a pile
+            text=[""] * (len(columns) - 1) + [_short(title) if last is not None and last <= k
+                                               else ""], textposition="middle right",
+            textfont={"size": 11}, customdata=[row.index] * len(columns),
+            hovertext=hover, hoverinfo="text", name=_short(title), showlegend=False))
+    fig.update_yaxes(autorange="reversed", tickvals=list(range(1, k + 2)),
+                     ticktext=[str(i) for i in range(1, k + 1)] + [f">{k}"], title="rank")
+    fig.update_xaxes(range=[-0.3, len(columns) - 1 + 1.2])
+    fig.update_layout(height=80 + 34 * (k + 1), margin={"l": 40, "r": 10, "t": 30, "b": 30},
+                      clickmode="event+select", dragmode=False,
+                      title={"text": "Rank shift (select an item to explain it)", "x": 0})
+    return fig
+
+
+def plain(text: str) -> str:
+    """Text safe for plotly's text fields: its HTML subset (tags, entities) is neutralised."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _short(text: str, limit: int = 34) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def selected_item(selection: Any) -> int | None:
+    """The item index of the last point selected in the rank-shift chart, if any.
+
+    ``selection`` is the chart's widget state (``st.session_state[key]``), a
+    mapping ``{"selection": {"points": [{"customdata": ...}, ...]}}``.
+    """
+    if not selection:
+        return None
+    inner = selection.get("selection") if isinstance(selection, Mapping) else None
+    points = (inner or {}).get("points") or []
+    for point in reversed(list(points)):
+        data = point.get("customdata") if isinstance(point, Mapping) else None
+        if isinstance(data, (list, tuple)):
+            data = data[0] if data else None
+        if data is not None:
+            try:
+                return int(data)
+            except (TypeError, ValueError):
+                continue
+    return None
+
+
+def branch_rows(effects: BranchEffects) -> list[dict[str, Any]]:
+    """One row per zeroed branch: its contribution (score lost without it) and the rank change."""
+    return [{"branch": BRANCH_LABELS.get(name, name),
+             "contribution": -e.delta_score, "delta_score_if_zeroed": e.delta_score,
+             "delta_rank_if_zeroed": e.delta_rank, "rank_if_zeroed": e.rank_after,
+             "in_top_k_if_zeroed": e.in_top_k_after}
+            for name, e in sorted(effects.zeroed.items())]
+
+
+def branch_figure(effects: BranchEffects) -> go.Figure:
+    """E_ori / E_div contribution bars: the score the item loses when the branch is zeroed."""
+    rows = branch_rows(effects)
+    values = [r["contribution"] for r in rows]
+    fig = go.Figure(go.Bar(
+        x=values, y=[r["branch"] for r in rows], orientation="h",
+        marker_color=[UP if v >= 0 else DOWN for v in values],
+        text=[f"{v:+.3f} (rank {r['delta_rank_if_zeroed']:+d} if zeroed)"
+              for v, r in zip(values, rows)], textposition="auto"))
+    fig.update_layout(height=170, margin={"l": 10, "r": 10, "t": 30, "b": 30},
+                      title={"text": "Branch contributions", "x": 0})
+    return fig
+
+
+def deletion_figure(curve: DeletionCurve) -> go.Figure:
+    """The item's rank as its paths are removed: explanation order against random orders."""
+    xs = list(range(len(curve.explanation_ranks) + 1))
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=xs, y=[curve.start_rank, *curve.explanation_ranks],
+                             mode="lines+markers", name="explanation order"))
+    fig.add_trace(go.Scatter(x=xs, y=[curve.start_rank, *curve.random_ranks],
+                             mode="lines+markers", name=f"random ({curve.random_orders} orders)",
+                             line={"dash": "dot"}))
+    fig.update_yaxes(autorange="reversed", title="rank")
+    fig.update_xaxes(title="paths removed", dtick=1)
+    fig.update_layout(height=240, margin={"l": 10, "r": 10, "t": 30, "b": 30},
+                      title={"text": "Deletion curve", "x": 0})
+    return fig
+
+
+def entered_left(counterfactual: Counterfactual) -> tuple[list[str], list[str]]:
+    """Titles that entered and left the fused top-k."""
+    return ([i.title for i in counterfactual.entered], [i.title for i in counterfactual.left])

@@ -1,0 +1,198 @@
+"""Recommendations and effect in Debian Chromium: lists, explanation, counterfactual, report.
+
+The fused model is the fast real one of tests/app/effect_setup.py, trained in
+this process first (seconds) so that the server reuses the saved runs and this
+test knows, from the library, a chain (or session item) whose removal really
+changes the fused top-k. The downloaded report is opened in a second browser
+context in which every request that is not a local file is refused.
+Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from models.data import Dataset
+from models.graph_data import reasoning_elements
+from tests.app.effect_setup import write_fast_config
+from tests.browser.conftest import StreamlitServer, start_streamlit, stop_streamlit
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
+
+IDLE = "() => !document.querySelector(\"[data-test-script-state='running']\")"
+FUSED = ".st-key-effect-fused-list"
+BASE = ".st-key-effect-base-list"
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+# the fused list's text, "" while a rerun has it detached
+FUSED_TEXT = "document.querySelector('.st-key-effect-fused-list')?.innerText ?? ''"
+
+
+@pytest.fixture(scope="module")
+def effect_case(ml100k: Dataset, ml100k_dir: Path, tmp_path_factory: pytest.TempPathFactory
+                ) -> dict[str, Any]:
+    """Config, and from the library: a user, a switch with a real effect and the lists."""
+    import torch
+
+    from reasonrec.config import load_config
+    from reasonrec.fusion import workspace
+    from reasonrec.studio import Studio
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        workdir = tmp_path_factory.mktemp("effect-e2e")
+        config, users = write_fast_config(ml100k, ml100k_dir, workdir)
+        studio = Studio(load_config(config))
+        ws = workspace(studio, studio.config.fusion)
+        explainer = ws.explainer(ws.fused(studio.config.fusion.variant))
+        for user in users:
+            point = explainer.point(user)
+            chains, _ = reasoning_elements(point.prefix)
+            for chain in chains:
+                cf = explainer.counterfactual(point, explainer.removal(point, chains=[chain]))
+                if cf.entered:
+                    top = explainer.top_k(point)
+                    return {"config": config, "workdir": workdir, "user": user, "chain": chain,
+                            "fused": [r.title for r in top.fused],
+                            "base": [r.title for r in top.base],
+                            "after": [r.title for r in cf.top_k],
+                            "entered": [i.title for i in cf.entered]}
+    finally:
+        torch.set_num_threads(threads)
+    pytest.fail("no chain of the sample moves the fused top-k")
+
+
+@pytest.fixture(scope="module")
+def effect_server(effect_case: dict[str, Any]) -> Iterator[StreamlitServer]:
+    server = start_streamlit(effect_case["config"], effect_case["workdir"])
+    yield server
+    stop_streamlit(server)
+
+
+def wait_idle(page: Any, timeout_ms: int = 120_000) -> None:
+    page.wait_for_selector("[data-testid='stApp']", timeout=timeout_ms)
+    time.sleep(0.3)
+    page.wait_for_function(IDLE, timeout=timeout_ms)
+
+
+def table_titles(page: Any, selector: str) -> list[str]:
+    """The "title" column of a list drawn with st.table (its text is in the DOM)."""
+    headers = page.locator(f"{selector} table thead th").all_inner_texts()
+    column = [h.strip() for h in headers].index("title")
+    rows = page.locator(f"{selector} table tbody tr")
+    return [rows.nth(i).locator("th, td").nth(column).inner_text().strip()
+            for i in range(rows.count())]
+
+
+def test_lists_explanation_counterfactual_and_offline_report(
+        effect_case: dict[str, Any], effect_server: StreamlitServer, chromium: Any,
+        artifacts: Path, tmp_path: Path) -> None:
+    # a tall viewport: Streamlit scrolls inside its own container, so full_page screenshots
+    # show only what the viewport holds
+    context = chromium.new_context(viewport={"width": 1440, "height": 2600},
+                                   accept_downloads=True)
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        _flow(page, effect_server.url, effect_case, artifacts, tmp_path)
+    except Exception:
+        page.screenshot(path=str(artifacts / "effect-failure.png"), full_page=True)
+        raise
+    finally:
+        context.close()
+    assert not errors, errors
+    off_machine = [u for u in requests if urlparse(u).scheme in ("http", "https", "ws", "wss")
+                   and urlparse(u).hostname not in LOCAL_HOSTS]
+    assert not off_machine, off_machine
+    _open_offline(chromium, tmp_path / "report.html", effect_case, artifacts)
+
+
+def _flow(page: Any, url: str, effect_case: dict[str, Any], artifacts: Path,
+          tmp_path: Path) -> None:
+    """Lists, explanation, chain off, report download, restore."""
+    user = effect_case["user"]
+    page.goto(f"{url}/recommendations")
+    box = page.get_by_role("combobox", name="User", exact=True)
+    box.wait_for(timeout=120_000)
+    wait_idle(page, 180_000)  # the first visit loads the saved base and fused runs
+    box.click()
+    page.keyboard.type(user)
+    page.get_by_role("option", name=user, exact=True).click()
+    wait_idle(page)
+    page.wait_for_function(f"(t) => ({FUSED_TEXT}).includes(t)", arg=effect_case["fused"][0])
+    wait_idle(page)
+
+    # both lists, the rank-shift chart and an explanation card
+    assert table_titles(page, BASE) == effect_case["base"]
+    assert table_titles(page, FUSED) == effect_case["fused"]
+    page.locator(".st-key-effect-card").wait_for()
+    card = page.locator(".st-key-effect-card").inner_text()
+    assert "Why" in card and "Fidelity+" in card and "Reasoning paths" in card
+    assert page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").count() >= 1
+    page.screenshot(path=str(artifacts / "effect-01-lists-and-explanation.png"),
+                    full_page=True)
+
+    # switch the chain off: the fused list changes and says what entered
+    chains = page.get_by_role("combobox", name="Chains off", exact=True)
+    chains.click()
+    page.get_by_role("option", name=effect_case["chain"]).first.click()
+    page.keyboard.press("Escape")
+    page.wait_for_function(f"() => ({FUSED_TEXT}).includes('after the removal')")
+    wait_idle(page)
+    after = table_titles(page, FUSED)
+    assert after == effect_case["after"] and after != effect_case["fused"]
+    alert = page.get_by_text("recomputed", exact=False).first.inner_text()
+    assert "Entered:" in alert and "Left:" in alert
+    page.screenshot(path=str(artifacts / "effect-02-chain-off.png"), full_page=True)
+
+    # download the report of this state
+    with page.expect_download(timeout=120_000) as info:
+        page.get_by_role("button", name="Download HTML report").click()
+    report = tmp_path / "report.html"
+    info.value.save_as(report)
+
+    # restore
+    page.get_by_role("button", name="Restore original").click()
+    page.wait_for_function(
+        f"() => ({FUSED_TEXT}).includes('Fused top') && !({FUSED_TEXT}).includes('after the')")
+    wait_idle(page)
+    assert table_titles(page, FUSED) == effect_case["fused"]
+
+
+def _open_offline(chromium: Any, report: Path, effect_case: dict[str, Any],
+                  artifacts: Path) -> None:
+    user = effect_case["user"]
+    # the report, offline: every request that is not the file itself is refused
+    offline = chromium.new_context(viewport={"width": 1300, "height": 1000})
+    seen: list[str] = []
+
+    def only_files(route: Any) -> None:
+        seen.append(route.request.url)
+        if route.request.url.startswith("file:"):
+            route.continue_()
+        else:
+            route.abort()
+
+    offline.route("**/*", only_files)
+    try:
+        view = offline.new_page()
+        view.goto(report.as_uri())
+        text = view.locator("body").inner_text()
+        assert f"ReasonRec report: user {user}" in text
+        for title in effect_case["fused"][:3] + effect_case["entered"][:1]:
+            assert title in text
+        assert view.locator("svg").count() >= 3
+        view.screenshot(path=str(artifacts / "effect-03-report-offline.png"), full_page=True)
+    finally:
+        offline.close()
+    assert all(u.startswith("file:") for u in seen), seen
