@@ -51,13 +51,12 @@ def window_frame(at: AppTest) -> pd.DataFrame:
     return frames[0]
 
 
-def test_navigation_lists_both_pages_and_opens_recommendations(ml100k_app: Path) -> None:
+def test_app_opens_on_the_session_explorer(ml100k_app: Path) -> None:
+    # The first page needs only the data: the studio is interactive before any model loads.
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception
     assert at.title[0].value == "ReasonRec Studio"
-    assert at.selectbox(key="user").value == "196"  # the dataset's first user
-    at.switch_page(EXPLORER).run()
-    assert not at.exception
+    assert at.selectbox(key="explorer_user").value == "196"  # the dataset's first user
     assert at.header[0].value == "Session explorer"
 
 
@@ -108,9 +107,9 @@ def test_point_slider_moves_the_window(ml100k_app: Path, ml100k) -> None:
 
 def test_user_carries_over_between_pages(ml100k_app: Path, ml100k) -> None:
     at = AppTest.from_file(APP, default_timeout=120).run()
-    at.selectbox(key="user").set_value("13").run()
+    at.switch_page("views/settings.py").run()    # a page that sets no user: nothing changes
     at.switch_page(EXPLORER).run()
-    assert at.selectbox(key="explorer_user").value == "13"
+    assert at.selectbox(key="explorer_user").value == "196"
     at.selectbox(key="explorer_user").set_value("42").run()
     assert metrics(at)["Items in window"] == "10 of 10"
     at.switch_page("views/recommendations.py").run()
@@ -176,8 +175,21 @@ def test_hostile_titles_are_escaped_in_the_graph(hostile_app: Path) -> None:
     assert SCRIPT_TITLE in set(table["title"]) and IMG_TITLE in set(table["title"])
 
 
-@pytest.mark.parametrize("page", ["views/recommendations.py", EXPLORER])
+@pytest.mark.parametrize("page", ["views/recommendations.py", EXPLORER, "views/reasoning.py",
+                                  "views/knowledge_base.py", "views/settings.py"])
 def test_pages_run_on_the_hostile_dataset(hostile_app: Path, page: str) -> None:
     at = AppTest.from_file(APP, default_timeout=60).run()
     at.switch_page(page).run()
     assert not at.exception
+
+
+def test_bad_dataset_path_is_an_error_message(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "studio.toml"
+    config.write_text(f'[data]\npath = "{tmp_path / "missing"}"\ndata_dir = "{tmp_path}"\n')
+    monkeypatch.setenv("REASONREC_CONFIG", str(config))
+    from app.state import clear_shared
+    clear_shared()
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert "no such dataset directory" in at.error[0].value
