@@ -91,11 +91,8 @@ def hover_node(page: Any, frame: Any, node_id: str) -> str:
 def test_pick_user_and_explore_session(ml100k_server: StreamlitServer, browser_page: Any,
                                        artifacts: Path) -> None:
     page = browser_page
-    open_app(page, ml100k_server)
-    choose(page, "User", "13")
-    page.get_by_text("History (").first.wait_for()
-    page.screenshot(path=str(artifacts / "01-recommendations.png"), full_page=True)
-
+    open_app(page, ml100k_server)                 # the studio opens on the session explorer
+    choose(page, "User id", "13")
     frame = open_explorer(page)
     assert page.get_by_role("combobox", name="User id", exact=True).input_value() == "13"
     assert frame.locator("#mynetwork canvas").count() >= 1
@@ -142,10 +139,11 @@ def test_no_request_leaves_localhost(ml100k_server: StreamlitServer, browser_pag
     open_app(page, ml100k_server)
     frame = open_explorer(page)
     hover_node(page, frame, "next")
-    page.get_by_test_id("stSidebarNavLink").filter(has_text="Recommendations").click()
-    page.get_by_test_id("stMetric").first.wait_for()
-    wait_idle(page)
-    page.screenshot(path=str(artifacts / "03-recommendations-again.png"), full_page=True)
+    for title in ("Reasoning", "Recommendations", "Evaluation", "Knowledge base", "Settings"):
+        page.get_by_test_id("stSidebarNavLink").filter(has_text=title).click()
+        page.get_by_role("heading", name=title).first.wait_for(timeout=120_000)
+        wait_idle(page)
+    page.screenshot(path=str(artifacts / "03-settings.png"), full_page=True)
 
     assert requests, "no request was recorded"
     off_machine = [url for url in requests + sockets
@@ -162,7 +160,6 @@ def test_hostile_titles_never_execute(hostile_server: StreamlitServer, browser_p
     page.on("request", lambda request: requests.append(request.url))
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     open_app(page, hostile_server)
-    page.screenshot(path=str(artifacts / "04-xss-recommendations.png"), full_page=True)
     frame = open_explorer(page)
 
     # Find the user through the movie search: the options show the titles as text.
