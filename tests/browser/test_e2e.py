@@ -6,7 +6,6 @@ Screenshots of every page visited go to test-artifacts/ (gitignored).
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -21,26 +20,11 @@ from tests.app.hostile_data import (
     SCRIPT_TITLE,
 )
 from tests.browser.conftest import StreamlitServer
+from tests.browser.page_helpers import NODE_CENTRE_JS, off_machine, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
 
 GRAPH_IFRAME = ".st-key-session-graph iframe"
-IDLE = "() => !document.querySelector(\"[data-test-script-state='running']\")"
-LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-NODE_CENTRE_JS = """(id) => {
-  const p = window.rrNetwork.getPositions([id])[id];
-  const d = window.rrNetwork.canvasToDOM(p);
-  const r = document.getElementById('mynetwork').getBoundingClientRect();
-  return {x: r.left + d.x, y: r.top + d.y};
-}"""
-
-
-def wait_idle(page: Any, timeout_ms: int = 60_000) -> None:
-    """The app is drawn and no script run is in progress (a short settle covers the
-    moment between a widget change and the server reporting the rerun)."""
-    page.wait_for_selector("[data-testid='stApp']", timeout=timeout_ms)
-    time.sleep(0.3)
-    page.wait_for_function(IDLE, timeout=timeout_ms)
 
 
 def open_app(page: Any, server: StreamlitServer) -> None:
@@ -146,10 +130,8 @@ def test_no_request_leaves_localhost(ml100k_server: StreamlitServer, browser_pag
     page.screenshot(path=str(artifacts / "03-settings.png"), full_page=True)
 
     assert requests, "no request was recorded"
-    off_machine = [url for url in requests + sockets
-                   if not url.startswith(("data:", "blob:", "about:"))
-                   and urlparse(url).hostname not in LOCAL_HOSTS]
-    assert not off_machine, f"requests left localhost: {off_machine}"
+    left = off_machine(requests + sockets)
+    assert not left, f"requests left localhost: {left}"
 
 
 def test_hostile_titles_never_execute(hostile_server: StreamlitServer, browser_page: Any,

@@ -10,11 +10,9 @@ Screenshots go to test-artifacts/.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 
@@ -22,13 +20,12 @@ from models.data import Dataset
 from models.graph_data import reasoning_elements
 from tests.app.effect_setup import write_fast_config
 from tests.browser.conftest import StreamlitServer, start_streamlit, stop_streamlit
+from tests.browser.page_helpers import off_machine, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
-IDLE = "() => !document.querySelector(\"[data-test-script-state='running']\")"
 FUSED = ".st-key-effect-fused-list"
 BASE = ".st-key-effect-base-list"
-LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 # the fused list's text, "" while a rerun has it detached
 FUSED_TEXT = "document.querySelector('.st-key-effect-fused-list')?.innerText ?? ''"
 
@@ -75,12 +72,6 @@ def effect_server(effect_case: dict[str, Any]) -> Iterator[StreamlitServer]:
     stop_streamlit(server)
 
 
-def wait_idle(page: Any, timeout_ms: int = 120_000) -> None:
-    page.wait_for_selector("[data-testid='stApp']", timeout=timeout_ms)
-    time.sleep(0.3)
-    page.wait_for_function(IDLE, timeout=timeout_ms)
-
-
 def table_titles(page: Any, selector: str) -> list[str]:
     """The "title" column of a list drawn with st.table (its text is in the DOM)."""
     headers = page.locator(f"{selector} table thead th").all_inner_texts()
@@ -111,9 +102,8 @@ def test_lists_explanation_counterfactual_and_offline_report(
     finally:
         context.close()
     assert not errors, errors
-    off_machine = [u for u in requests if urlparse(u).scheme in ("http", "https", "ws", "wss")
-                   and urlparse(u).hostname not in LOCAL_HOSTS]
-    assert not off_machine, off_machine
+    left = off_machine(requests)
+    assert not left, left
     _open_offline(chromium, tmp_path / "report.html", effect_case, artifacts)
 
 

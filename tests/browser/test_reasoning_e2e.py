@@ -6,7 +6,6 @@ Screenshots go to test-artifacts/ (gitignored).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,22 +23,15 @@ from tests.app.hostile_data import (
 )
 from tests.app.reasoning_graphs import make_graph, store_graph
 from tests.browser.conftest import StreamlitServer, start_streamlit, stop_streamlit
+from tests.browser.page_helpers import NODE_CENTRE_JS, off_machine, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
 
 GRAPH_IFRAME = ".st-key-reasoning-graph iframe"
 DETAILS = ".st-key-reasoning-node-details"
-IDLE = "() => !document.querySelector(\"[data-test-script-state='running']\")"
-LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 USER = "13"
 HOSTILE_REASON = '<img src=x onerror="window.__xss=1">'
 HOSTILE_INTENT = "<script>window.__xss=1</script>"
-NODE_CENTRE_JS = """(id) => {
-  const p = window.rrNetwork.getPositions([id])[id];
-  const d = window.rrNetwork.canvasToDOM(p);
-  const r = document.getElementById('mynetwork').getBoundingClientRect();
-  return {x: r.left + d.x, y: r.top + d.y};
-}"""
 
 
 def share_item_vectors(data_dir: Path) -> None:
@@ -73,12 +65,6 @@ def hostile_reasoning_server(tmp_path_factory: pytest.TempPathFactory
     server = start_streamlit(write_config(workdir / "studio.toml", data, workdir / "data"), workdir)
     yield server
     stop_streamlit(server)
-
-
-def wait_idle(page: Any, timeout_ms: int = 60_000) -> None:
-    page.wait_for_selector("[data-testid='stApp']", timeout=timeout_ms)
-    time.sleep(0.3)
-    page.wait_for_function(IDLE, timeout=timeout_ms)
 
 
 def open_reasoning(page: Any, server: StreamlitServer) -> None:
@@ -135,11 +121,6 @@ def hover_text(page: Any, frame: Any, node_id: str) -> str:
     box = page.locator(GRAPH_IFRAME).bounding_box()
     page.mouse.move(box["x"] + 2, box["y"] + 2)
     return text
-
-
-def off_machine(urls: list[str]) -> list[str]:
-    return [url for url in urls if not url.startswith(("data:", "blob:", "about:"))
-            and urlparse(url).hostname not in LOCAL_HOSTS]
 
 
 @pytest.mark.llm
