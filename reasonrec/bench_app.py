@@ -39,6 +39,8 @@ BARS = {"cold_start_seconds": 15.0, "page_switch_seconds": 1.0, "toggle_seconds"
 PAGES = ("Session explorer", "Reasoning", "Recommendations", "Evaluation", "Knowledge base",
          "Settings")
 Log = Callable[[str], None]
+# The fused list's text on the Recommendations page ("" while a rerun has it detached).
+FUSED_TEXT = "document.querySelector('.st-key-effect-fused-list')?.innerText ?? ''"
 
 
 class AppBenchError(RuntimeError):
@@ -74,9 +76,15 @@ def _switch(page: Any, title: str, timeout_ms: int) -> float:
     return time.perf_counter() - started
 
 
-def bench_app(config: Path | None = None, log: Log = lambda _: None,
+def bench_app(config: Path | None = None, user: str | None = None, log: Log = lambda _: None,
               timeout_s: float = 600.0, toggle: bool = True) -> dict[str, Any]:
-    """Run the browser bench and return its report (see the module docstring)."""
+    """Run the browser bench and return its report (see the module docstring).
+
+    Args:
+        config: the studio TOML the app reads (default: ``$REASONREC_CONFIG`` or the defaults).
+        user: whose chains are toggled; it needs a reasoning graph (e.g. a user of the
+            fused models' sample).
+    """
     if not CHROMIUM.exists():
         raise AppBenchError(f"{CHROMIUM} is missing: install Debian's chromium "
                             "(`make chromium`); never `playwright install`")
@@ -130,7 +138,7 @@ def bench_app(config: Path | None = None, log: Log = lambda _: None,
                             seconds = _switch(page, title, timeout_ms)
                             visits[title].append(seconds)
                             log(f"round {round_ + 1}: {title} in {seconds:.2f} s")
-                    toggles = _toggle_times(page, timeout_ms, log) if toggle else []
+                    toggles = _toggle_times(page, user, timeout_ms, log) if toggle else []
                 finally:
                     browser.close()
         finally:
@@ -151,6 +159,7 @@ def bench_app(config: Path | None = None, log: Log = lambda _: None,
                                 for title, v in visits.items()},
         "page_switch_again_max": round(max(warm), 3),
         "page_switch_again_median": round(statistics.median(warm), 3),
+        "toggle_user": user,
         "toggle_seconds": [round(t, 3) for t in toggles],
         "bars": {
             "cold_start_seconds": {"bar": f"<= {BARS['cold_start_seconds']} s", "value": round(cold, 3),
@@ -165,18 +174,40 @@ def bench_app(config: Path | None = None, log: Log = lambda _: None,
     }
 
 
-def _toggle_times(page: Any, timeout_ms: int, log: Log) -> list[float]:
-    """Seconds per counterfactual toggle on the Recommendations page (none if it has no toggle)."""
+def _toggle_times(page: Any, user: str | None, timeout_ms: int, log: Log) -> list[float]:
+    """Seconds from switching one chain off until the fused top-k is redrawn, per chain (up to 3).
+
+    Each toggle starts from the original graph ("Restore original" in between),
+    on ``user``'s Recommendations page; no user or no chain: no toggle.
+    """
     _switch(page, "Recommendations", timeout_ms)
-    toggles = page.locator("[data-testid='stCheckbox']").filter(has_text="chain")
-    times = []
-    for index in range(min(3, toggles.count())):
+    if user is not None:
+        box = page.get_by_role("combobox", name="User", exact=True)
+        box.click()
+        page.keyboard.type(user)
+        page.get_by_role("option", name=user, exact=True).click()
+        _wait_idle(page, timeout_ms)
+    chains = page.get_by_role("combobox", name="Chains off", exact=True)
+    if chains.count() == 0:
+        log("no chain switches on the Recommendations page: no toggle timed")
+        return []
+    times: list[float] = []
+    for index in range(3):
+        chains.click()
+        options = page.get_by_role("option")
+        if options.count() <= index:
+            page.keyboard.press("Escape")
+            break
         started = time.perf_counter()
-        toggles.nth(index).click()
-        page.wait_for_function(
-            "() => document.querySelector(\"[data-test-script-state='running']\") !== null",
-            timeout=timeout_ms, polling=20)
+        options.nth(index).click()
+        page.keyboard.press("Escape")
+        page.wait_for_function(f"() => ({FUSED_TEXT}).includes('after the removal')",
+                               timeout=timeout_ms, polling=20)
         _wait_idle(page, timeout_ms)
         times.append(time.perf_counter() - started)
         log(f"toggle {index + 1} in {times[-1]:.2f} s")
+        page.get_by_role("button", name="Restore original").click()
+        page.wait_for_function(f"() => !({FUSED_TEXT}).includes('after the removal')",
+                               timeout=timeout_ms, polling=20)
+        _wait_idle(page, timeout_ms)
     return times

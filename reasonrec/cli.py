@@ -133,15 +133,24 @@ def bench_models_command(ctx: typer.Context,
 
 @bench_app.command("app")
 def bench_app_command(ctx: typer.Context,
+                      user: Optional[str] = typer.Option(
+                          None, "--user", help="Whose chains are toggled (default: the first "
+                                               "user of the fused models' sample)."),
                       out: Optional[Path] = typer.Option(None, "--out", help="JSON file to write."),
                       as_json: bool = typer.Option(False, "--json")) -> None:
     """The studio in Chromium: cold start, page switches and counterfactual toggles."""
     from reasonrec.bench_app import AppBenchError, bench_app
 
+    from models.fusion.samples import sample_users
+
     studio = _studio(ctx)
     config = ctx.obj.get("config_path") if isinstance(ctx.obj, dict) else None
+    if user is None:   # the first user of the fused models' sample has a shipped graph
+        settings = studio.config.fusion
+        user = studio.dataset.user_ids[int(sample_users(studio.split, settings.users,
+                                                        settings.seed)[0])]
     try:
-        result = bench_app(config, log=lambda line: typer.echo(line, err=True))
+        result = bench_app(config, user, log=lambda line: typer.echo(line, err=True))
     except AppBenchError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
