@@ -219,11 +219,12 @@ class FusionWorkspace:
     def fingerprint(self) -> dict[str, Any]:
         """What a saved fused run must have been trained on to be reused."""
         graphs = [graph_to_json(u.graph) for u in self.user_graphs]
-        # The base run by model and run id, not by path: a run copied to another
-        # machine (or shipped in assets/runs) still matches its fused runs.
+        # The base run by model and run id, and the graphs by content, not by path
+        # or source: a run copied to another machine (or shipped in assets/runs)
+        # still matches, whether its graphs come from a store or the bundle.
         return {"dataset": self.dataset.name,
                 "base_run": f"{self.base.name}/{Path(self.base.run_dir).name}",
-                "graph_source": source_label(self.source), "graphs": _digest(graphs),
+                "graphs": _digest(graphs),
                 "users": _digest([u.user_id for u in self.user_graphs]),
                 # Rows and vectors of the intent table: a new vocabulary or encoder
                 # is a different model input, even over the same graphs.

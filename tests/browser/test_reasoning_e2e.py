@@ -1,4 +1,5 @@
-"""The Reasoning page in Debian Chromium: build on the real LLM, click a node, nothing leaves
+"""The Reasoning page in Debian Chromium: build on the real LLM, click a node, then #5's whole
+flow (both top-k lists, an explanation, a chain off, the offline report); nothing leaves
 localhost, hostile titles and LLM texts stay text.
 
 Screenshots go to test-artifacts/ (gitignored).
@@ -6,6 +7,7 @@ Screenshots go to test-artifacts/ (gitignored).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
 
 GRAPH_IFRAME = ".st-key-reasoning-graph iframe"
 DETAILS = ".st-key-reasoning-node-details"
+BASE = ".st-key-effect-base-list"
+FUSED = ".st-key-effect-fused-list"
+FUSED_TEXT = "document.querySelector('.st-key-effect-fused-list')?.innerText ?? ''"
 USER = "13"
 HOSTILE_REASON = '<img src=x onerror="window.__xss=1">'
 HOSTILE_INTENT = "<script>window.__xss=1</script>"
@@ -176,6 +181,40 @@ def test_build_on_the_real_llm_then_click_a_node(reasoning_server: StreamlitServ
     frame.wait_for_function("() => window.rrNetwork.getSelectedNodes()[0] === 's0'",
                             timeout=10_000)
     assert "1 of 10" in page.locator(DETAILS).inner_text()
+
+    # The rest of #5's flow on the graph just built, with the shipped fused model:
+    # both top-k lists and an explanation, a chain switched off, the offline report.
+    page.get_by_test_id("stSidebarNavLink").filter(has_text="Recommendations").click()
+    page.locator(FUSED).wait_for(timeout=300_000)     # the first visit loads the shipped runs
+    wait_idle(page, 300_000)
+    assert page.get_by_role("combobox", name="User", exact=True).input_value() == USER
+    assert page.locator(f"{BASE} table tbody tr").count() == 10
+    assert page.locator(f"{FUSED} table tbody tr").count() == 10
+    card = page.locator(".st-key-effect-card")
+    card.wait_for()
+    assert "Reasoning paths" in card.inner_text()
+    page.screenshot(path=str(artifacts / "13-flow-recommendations.png"), full_page=True)
+
+    chains = page.get_by_role("combobox", name="Chains off", exact=True)
+    chains.click()
+    page.get_by_role("option").first.click()
+    page.keyboard.press("Escape")
+    page.wait_for_function(f"() => ({FUSED_TEXT}).includes('after the removal')",
+                           timeout=60_000)
+    wait_idle(page)
+    # Recomputed, and the page says what entered and left (possibly nothing: the
+    # tiny model's graph may not move this user's top-k).
+    notice = page.get_by_text("recomputed in", exact=False).first.inner_text()
+    assert "Entered:" in notice and "Left:" in notice
+    page.screenshot(path=str(artifacts / "14-flow-chain-off.png"), full_page=True)
+
+    with page.expect_download(timeout=120_000) as download:
+        page.get_by_role("button", name="Download HTML report").click()
+    report = artifacts / "15-flow-report.html"
+    download.value.save_as(report)
+    html = report.read_text("utf-8")
+    assert USER in html and "<script" not in html.lower()
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.IGNORECASE)
 
     assert requests
     assert not off_machine(requests + sockets), f"requests left localhost: {off_machine(requests)}"
