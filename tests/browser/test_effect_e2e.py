@@ -1,9 +1,8 @@
 """Recommendations and effect in Debian Chromium: lists, explanation, counterfactual, report.
 
-The fused model is the fast real one of tests/app/effect_setup.py, trained in
-this process first (seconds) so that the server reuses the saved runs and this
-test knows, from the library, a chain (or session item) whose removal really
-changes the fused top-k. The downloaded report is opened in a second browser
+The app runs on the embedded defaults: the shipped base and fused runs and the
+shipped LLM graphs (nothing is trained). This test first asks the library for a
+sampled user and a chain whose removal really changes the fused top-k. The downloaded report is opened in a second browser
 context in which every request that is not a local file is refused.
 Screenshots go to test-artifacts/.
 """
@@ -18,7 +17,8 @@ import pytest
 
 from models.data import Dataset
 from models.graph_data import reasoning_elements
-from tests.app.effect_setup import write_fast_config
+from models.fusion.samples import sample_users
+from tests.app.hostile_data import write_config
 from tests.browser.conftest import StreamlitServer, start_streamlit, stop_streamlit
 from tests.browser.page_helpers import off_machine, wait_idle
 
@@ -44,10 +44,15 @@ def effect_case(ml100k: Dataset, ml100k_dir: Path, tmp_path_factory: pytest.Temp
     torch.set_num_threads(1)
     try:
         workdir = tmp_path_factory.mktemp("effect-e2e")
-        config, users = write_fast_config(ml100k, ml100k_dir, workdir)
+        # The embedded defaults, as `make run` has them: the shipped base and fused
+        # runs (seeded into this data dir) and the shipped LLM graphs of the sample.
+        config = write_config(workdir / "studio.toml", ml100k_dir, workdir / "data")
         studio = Studio(load_config(config))
-        ws = workspace(studio, studio.config.fusion)
-        explainer = ws.explainer(ws.fused(studio.config.fusion.variant))
+        settings = studio.config.fusion
+        ws = workspace(studio, settings)
+        explainer = ws.explainer(ws.fused(settings.variant, train_if_missing=False))
+        users = [studio.dataset.user_ids[int(u)]
+                 for u in sample_users(studio.split, settings.users, settings.seed)]
         for user in users:
             point = explainer.point(user)
             chains, _ = reasoning_elements(point.prefix)
