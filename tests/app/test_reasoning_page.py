@@ -43,6 +43,7 @@ def share_item_vectors(config: Path, shared_embeddings_dir: Path) -> None:
     """Point the app's embeddings folder at the shared cache (building it cold takes ~80 s)."""
     target = config.parent / "data" / "reasoning" / "embeddings"
     target.parent.mkdir(parents=True, exist_ok=True)
+    shared_embeddings_dir.mkdir(parents=True, exist_ok=True)   # a fresh machine: first build fills it
     if not target.exists():
         target.symlink_to(shared_embeddings_dir, target_is_directory=True)
 

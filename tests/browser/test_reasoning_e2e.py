@@ -43,7 +43,9 @@ def share_item_vectors(data_dir: Path) -> None:
     """The app's embeddings folder -> the shared cache (building it cold takes ~80 s)."""
     target = data_dir / "reasoning" / "embeddings"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.symlink_to(default_data_dir() / "reasoning" / "embeddings", target_is_directory=True)
+    shared = default_data_dir() / "reasoning" / "embeddings"
+    shared.mkdir(parents=True, exist_ok=True)   # a fresh machine: the first build fills it
+    target.symlink_to(shared, target_is_directory=True)
 
 
 @pytest.fixture(scope="module")
