@@ -23,11 +23,8 @@ CURRENT_USER = "rr_current_user"
 @st.cache_resource(show_spinner="Loading the dataset…")
 def get_studio() -> Studio:
     """One Studio per process: it is thread-safe and caches data and models."""
-    from models.runs import seed_runs
-
     studio = Studio(load_config())
     studio.dataset  # load eagerly so the first page has data
-    seed_runs(studio.config.runs_dir, studio.dataset.name)   # shipped models, when missing
     return studio
 
 
@@ -122,13 +119,8 @@ def reasoning_config(studio: Studio, overrides: dict[str, Any] | None = None) ->
     Raises:
         ValueError: a bad value, naming the field (``reasoning.tau: ...``).
     """
-    from reasoning.config import load_reasoning_config
-
-    section = dict(studio.config.reasoning)
-    if not section.get("data_dir"):
-        section["data_dir"] = str(studio.config.data_dir)
     values = reasoning_overrides() if overrides is None else overrides
-    return load_reasoning_config(section, **values)
+    return studio.config.reasoning_settings(**values)
 
 
 # No max_entries: evicting a builder another session is still using would load a

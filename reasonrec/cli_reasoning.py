@@ -57,17 +57,11 @@ def _user_errors() -> Iterator[None]:
 
 def reasoning_config(ctx: typer.Context, **overrides: Any) -> Any:
     """``[reasoning]`` plus flags; the KB and graphs live in the studio's data dir by default."""
-    from reasoning.config import load_reasoning_config
-
-    studio_config = _cli()._config(ctx)
-    section = dict(studio_config.reasoning)
-    if not section.get("data_dir"):
-        section["data_dir"] = str(studio_config.data_dir)
     if overrides.get("model_path") is not None:
         overrides["model_path"] = str(Path(overrides["model_path"]).expanduser())
     if overrides.get("http_url") is not None:
         overrides.setdefault("backend", "http")
-    return load_reasoning_config(section, **overrides)
+    return _cli()._config(ctx).reasoning_settings(**overrides)
 
 
 def _llm_overrides(model: Optional[Path], window: Optional[int], backend: Optional[str],

@@ -86,6 +86,22 @@ class StudioConfig(BaseModel):
     def bench_dir(self) -> Path:
         return self.data_dir / "bench"
 
+    def reasoning_settings(self, **overrides: Any) -> Any:
+        """``[reasoning]`` validated by ``reasoning.config``, then ``overrides`` (``None`` ignored).
+
+        The KB, item vectors and graphs live in the studio's data dir unless the
+        section names its own ``data_dir``.
+
+        Raises:
+            reasoning.config.ReasoningConfigError: a bad value, naming the field.
+        """
+        from reasoning.config import load_reasoning_config  # the owner of [reasoning] validation
+
+        section = dict(self.reasoning)
+        if not section.get("data_dir"):
+            section["data_dir"] = str(self.data_dir)
+        return load_reasoning_config(section, **overrides)
+
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)

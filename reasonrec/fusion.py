@@ -35,10 +35,7 @@ def _quiet(_: str) -> None:
 
 def reasoning_config(studio: Studio) -> ReasoningConfig:
     """The studio's ``[reasoning]`` settings, its data dir defaulting to the studio's."""
-    from reasoning.config import load_reasoning_config
-    section = studio.config.reasoning
-    return load_reasoning_config(section, data_dir=section.get("data_dir")
-                                 or str(studio.config.data_dir))
+    return studio.config.reasoning_settings()
 
 
 def graphs_dir(studio: Studio) -> Path:
@@ -99,18 +96,15 @@ def workspace(studio: Studio, settings: FusionSettings,
     from models.graph_data import IntentIndex
     from reasoning.prompts import load_intents
 
-    from models.runs import seed_runs
-
     dataset, split, config = studio.dataset, studio.split, studio.config
-    seed_runs(config.runs_dir, dataset.name)   # shipped base and fused runs, when missing
     source = graph_source(studio, settings)
     # Graphs first: a missing graph is found in seconds, not after training a base model.
     # (Placed with the vocabulary alone; the workspace re-places them with its full index.)
     graphs = load_user_graphs(dataset, sample_users(split, settings.users, settings.seed),
                               source, IntentIndex(load_intents().labels))
     encoder, cache_dir = intent_encoder(studio)
-    base = choose_base(config.runs_dir, dataset.name, split, settings, config.train,
+    base = choose_base(studio.runs_dir, dataset.name, split, settings, config.train,
                        config.models, log=log)
-    return FusionWorkspace(dataset, split, base, source, settings, config.runs_dir, log=log,
+    return FusionWorkspace(dataset, split, base, source, settings, studio.runs_dir, log=log,
                            user_graphs=graphs, intent_encoder=encoder,
                            intent_cache_dir=cache_dir)
