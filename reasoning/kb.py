@@ -70,6 +70,16 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 
+_ENTRY_COLUMNS = "kind, model, prompt_version, key_json, value_json, created"
+
+
+def _entry(row: tuple[Any, ...]) -> dict[str, Any]:
+    """One ``entries`` row (``_ENTRY_COLUMNS``) as the question shown and the answer stored."""
+    kind, model, version, question, answer, created = row
+    return {"kind": kind, "model": model, "prompt_version": version,
+            "question": json.loads(question), "answer": json.loads(answer), "created": created}
+
+
 class KnowledgeBaseError(Exception):
     """The KB file cannot be opened or has an unknown schema."""
 
@@ -211,15 +221,14 @@ class KnowledgeBase:
             search: case-insensitive text that the question or the answer contains.
             limit, offset: one page of results.
         """
-        sql = ("SELECT kind, model, prompt_version, key_json, value_json, created FROM entries "
+        sql = (f"SELECT {_ENTRY_COLUMNS} FROM entries "
                "WHERE (? IS NULL OR kind = ?) AND (? = '' OR key_json LIKE ? OR value_json LIKE ?) "
                "ORDER BY created DESC, key LIMIT ? OFFSET ?")
         pattern = f"%{search}%"
         with self._lock:
             rows = self._conn.execute(sql, (kind, kind, search, pattern, pattern,
                                             int(limit), int(offset))).fetchall()
-        return [{"kind": k, "model": m, "prompt_version": v, "question": json.loads(q),
-                 "answer": json.loads(a), "created": c} for k, m, v, q, a, c in rows]
+        return [_entry(row) for row in rows]
 
     def history(self) -> list[dict[str, Any]]:
         """Hits and misses per kind and flush (about one per built graph), oldest first."""
@@ -233,12 +242,8 @@ class KnowledgeBase:
         """Every entry as JSON lines (one object per line, oldest first)."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT kind, model, prompt_version, key_json, value_json, created FROM entries "
-                "ORDER BY created, kind, key").fetchall()
-        return "".join(json.dumps({"kind": k, "model": m, "prompt_version": v,
-                                   "question": json.loads(q), "answer": json.loads(a),
-                                   "created": c}, ensure_ascii=False) + "\n"
-                       for k, m, v, q, a, c in rows)
+                f"SELECT {_ENTRY_COLUMNS} FROM entries ORDER BY created, kind, key").fetchall()
+        return "".join(json.dumps(_entry(row), ensure_ascii=False) + "\n" for row in rows)
 
     def clear(self) -> int:
         """Delete every entry and counter; returns how many entries were removed."""
