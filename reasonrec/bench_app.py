@@ -47,10 +47,42 @@ class AppBenchError(RuntimeError):
     """The app or the browser could not be started; the message says why."""
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def launch_streamlit(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``streamlit run app/main.py`` headless on 127.0.0.1:``port``, its output in ``log``."""
+    cmd = [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless",
+           "true", "--server.address", "127.0.0.1", "--server.port", str(port),
+           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    with open(log, "wb") as out:
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float,
+                 poll_s: float = 0.1) -> None:
+    """Until ``url``'s ``/_stcore/health`` says ok.
+
+    Raises:
+        AppBenchError: the server exited, or was not healthy within ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise AppBenchError(f"streamlit exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                if reply.read().decode().strip() == "ok":
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        if time.monotonic() > deadline:
+            raise AppBenchError(f"streamlit did not become healthy in {timeout_s:g}s")
+        time.sleep(poll_s)
 
 
 def _wait_idle(page: Any, timeout_ms: int) -> None:
@@ -92,35 +124,22 @@ def bench_app(config: Path | None = None, user: str | None = None, log: Log = la
         from playwright.sync_api import sync_playwright
     except ImportError as exc:
         raise AppBenchError("playwright is not installed: run `make setup`") from exc
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     if config is not None:
         env["REASONREC_CONFIG"] = str(Path(config).resolve())
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="reasonrec-bench-app-") as folder:
         server_log = Path(folder) / "streamlit.log"
-        cmd = [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless",
-               "true", "--server.address", "127.0.0.1", "--server.port", str(port),
-               "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
         started = time.perf_counter()
-        with open(server_log, "wb") as out:
-            server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        server = launch_streamlit(port, env, server_log)
         try:
             url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + timeout_s
-            while True:
-                if server.poll() is not None:
-                    raise AppBenchError(f"streamlit exited with {server.returncode}: "
-                                        f"{server_log.read_text(errors='replace')[-2000:]}")
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                        if reply.read().decode().strip() == "ok":
-                            break
-                except (urllib.error.URLError, ConnectionError, TimeoutError):
-                    pass
-                if time.monotonic() > deadline:
-                    raise AppBenchError("streamlit did not become healthy in time")
-                time.sleep(0.1)
+            try:
+                wait_healthy(url, server, timeout_s)
+            except AppBenchError as exc:
+                raise AppBenchError(f"{exc}: {server_log.read_text(errors='replace')[-2000:]}") \
+                    from None
             healthy = time.perf_counter() - started
             timeout_ms = int(timeout_s * 1000)
             with sync_playwright() as playwright:

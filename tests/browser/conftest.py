@@ -7,12 +7,7 @@ the tests are skipped with a reason when it is missing.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +15,12 @@ from typing import Any
 
 import pytest
 
+from reasonrec.bench_app import (CHROMIUM, CHROMIUM_ARGS, AppBenchError, free_port, launch_streamlit,
+                                 wait_healthy)
 from tests.app.hostile_data import write_config, write_hostile_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 START_TIMEOUT_S = 60
 
 
@@ -44,37 +38,18 @@ class StreamlitServer:
             return "(no log)"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_streamlit(config: Path, workdir: Path) -> StreamlitServer:
     """Start the app on 127.0.0.1 and wait until /_stcore/health says ok."""
     port = free_port()
     log = workdir / f"streamlit-{port}.log"
     env = {**os.environ, "REASONREC_CONFIG": str(config), "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "streamlit", "run", "app/main.py",
-           "--server.headless", "true", "--server.address", "127.0.0.1",
-           "--server.port", str(port), "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = StreamlitServer(f"http://127.0.0.1:{port}", port, process, log)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"streamlit exited with {process.returncode}:\n{server.log_tail()}")
-        try:
-            with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2) as reply:
-                if reply.read().decode().strip() == "ok":
-                    return server
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.3)
-    stop_streamlit(server)
-    pytest.fail(f"streamlit did not become healthy in {START_TIMEOUT_S}s:\n{server.log_tail()}")
+    server = StreamlitServer(f"http://127.0.0.1:{port}", port, launch_streamlit(port, env, log), log)
+    try:
+        wait_healthy(server.url, server.process, START_TIMEOUT_S, poll_s=0.3)
+    except AppBenchError as exc:
+        stop_streamlit(server)
+        pytest.fail(f"{exc}:\n{server.log_tail()}")
+    return server
 
 
 def stop_streamlit(server: StreamlitServer) -> None:

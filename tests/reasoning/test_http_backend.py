@@ -21,6 +21,7 @@ from reasoning.llama_backend import default_model_path
 from reasoning.localizer import IntentLocalizer
 from reasoning.prompts import load_prompt
 from reasoning.schemas import IntentAnswer, answer_prefix, intent_schema
+from reasonrec.bench_app import free_port
 from tests.reasoning.conftest import MakeConfig
 from tests.reasoning.test_builder import _check_graph
 
@@ -28,16 +29,10 @@ pytestmark = [pytest.mark.llm, pytest.mark.slow]
 OPTIONS = ["a good laugh", "family fun", "romance"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A llama.cpp server on 127.0.0.1 serving the packaged model (stopped after the module)."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     with open(log, "wb") as out:
         # Its load log goes to a file: a pipe nobody reads fills up and blocks the server.
@@ -101,7 +96,7 @@ def test_timeout_and_refused_connection(server_url: str, make_config: MakeConfig
                                    http_timeout_s=0.001))
     with pytest.raises(LLMTimeout, match="no answer in"):
         slow.complete(_request())
-    closed = f"http://127.0.0.1:{_free_port()}/v1"
+    closed = f"http://127.0.0.1:{free_port()}/v1"
     refused = HttpBackend(make_config(backend="http", http_url=closed, http_model="m"))
     with pytest.raises(LLMError, match=closed):
         refused.complete(_request())
