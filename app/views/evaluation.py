@@ -20,6 +20,7 @@ import streamlit as st
 from app.state import get_fusion, set_current_user, studio_or_stop
 
 METRICS_AT_10 = ("HR@10", "NDCG@10", "MRR@10")
+OUTCOMES_KEY = "rr_eval_outcomes"   # (fused run directory, per-user rows)
 
 st.header("Evaluation and error analysis")
 studio = studio_or_stop()
@@ -116,9 +117,15 @@ with reasoning_tab:
 with users_tab:
     try:
         handle = get_fusion()
-        with handle.lock:
-            from models.fusion.error_analysis import user_outcomes
-            rows = user_outcomes(handle.workspace, handle.run)
+        # Scoring the sample takes a while; filters rerun the page, so keep the rows
+        # for this fused run in the session.
+        cached = st.session_state.get(OUTCOMES_KEY)
+        if cached is None or cached[0] != str(handle.run.directory):
+            with handle.lock:
+                from models.fusion.error_analysis import user_outcomes
+                cached = (str(handle.run.directory), user_outcomes(handle.workspace, handle.run))
+            st.session_state[OUTCOMES_KEY] = cached
+        rows = cached[1]
     except Exception as exc:   # no graphs for the sample, a broken run: say what to do
         st.error(f"Could not load the fused model: {exc}. Build the sample's graphs with "
                  "`reasonrec build-graphs --users fusion` (or set `[fusion] graphs = \"genre\"`), "
