@@ -39,6 +39,7 @@ class Studio:
         self._dataset: Dataset | None = None
         self._split: LeaveOneOut | None = None
         self._models: dict[str, LoadedModel] = {}
+        self._runs_seeded = False
 
     # ------------------------------------------------------------------ data
     @property
@@ -53,6 +54,16 @@ class Studio:
             if self._dataset is None:
                 self._dataset = load_dataset(self.dataset_path, self.config.data.encoding or None)
             return self._dataset
+
+    @property
+    def runs_dir(self) -> Path:
+        """Where trained runs live; the shipped ones (``assets/runs``) are copied in on first use,
+        so the CLI and the app start from them instead of training."""
+        with self._lock:
+            if not self._runs_seeded:
+                seed_runs(self.config.runs_dir, self.dataset.name)
+                self._runs_seeded = True
+        return self.config.runs_dir
 
     @property
     def split(self) -> LeaveOneOut:
@@ -76,7 +87,7 @@ class Studio:
     # ---------------------------------------------------------------- models
     def train(self, name: str) -> RunInfo:
         model_class(name)
-        info = train_and_save(name, self.split, self.dataset.name, self.config.runs_dir,
+        info = train_and_save(name, self.split, self.dataset.name, self.runs_dir,
                               params=self.config.models.get(name),
                               train=self.config.train)
         with self._lock:
@@ -89,11 +100,10 @@ class Studio:
         with self._lock:
             if name in self._models:
                 return self._models[name]
-            seed_runs(self.config.runs_dir, self.dataset.name)   # shipped runs, when missing
-            run = latest_run(self.config.runs_dir, self.dataset.name, name)
+            run = latest_run(self.runs_dir, self.dataset.name, name)
             if run is None:
                 if not train_if_missing:
-                    raise LookupError(f"no trained {name} run under {self.config.runs_dir}; "
+                    raise LookupError(f"no trained {name} run under {self.runs_dir}; "
                                       f"run `reasonrec train --model {name}` first")
                 self.train(name)
                 return self._models[name]

@@ -57,7 +57,7 @@ def show_base_only(studio: Any, user: str, model: str | None, k: int) -> None:
 def _fallback_model(studio: Any) -> str:
     name = studio.config.recommend.default_model
     try:
-        if name == "pop" or latest_run(studio.config.runs_dir, studio.dataset.name, name):
+        if name == "pop" or latest_run(studio.runs_dir, studio.dataset.name, name):
             return name
     except Exception:  # an unreadable run directory: popularity needs none
         pass
