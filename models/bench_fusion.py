@@ -15,7 +15,8 @@ a 95% bootstrap interval, and each fused row's paired difference to the base
   (the user's point is loaded beforehand, as the app has it on screen);
 * faithfulness over ``faithfulness_users`` users' fused top-k explanations:
   the share of users whose explanation order drops ranks faster than random
-  orders, and mean fidelity+ / fidelity-.
+  orders (among users with an item whose rank reacts to its paths; users
+  without one are counted apart), and mean fidelity+ / fidelity-.
 
 Torch runs on one thread: on the shared 2-core machines a second thread only
 adds spin-waiting.
@@ -33,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.explain import Explainer
+from models.explain import Explainer, user_outcome
 from models.fusion.samples import BASE_ROW, VARIANTS
 from models.fusion.settings import MIN_BENCH_USERS
 from models.fusion.workspace import FusionWorkspace
@@ -123,32 +124,58 @@ def counterfactual_latency(explainer: Explainer, user_ids: Sequence[str],
 
 
 def faithfulness(explainer: Explainer, user_ids: Sequence[str]) -> dict[str, Any]:
-    """Deletion-curve and fidelity aggregates over the users' fused top-k explanations."""
-    users_faster, plus, minus, paths, seconds = [], [], [], [], []
-    items_faster = items_compared = items_tied = supported = 0
+    """Deletion-curve and fidelity aggregates over the users' fused top-k explanations.
+
+    A user is *compared* when at least one of their top-k items has 2+ paths and
+    a rank that reacts to removing them (``DeletionCurve.outcome``); the user's
+    explanation order is faster when, summed over those items, its area under
+    the rank-vs-deletions curve exceeds the random orders' mean. Users and items
+    without a defined comparison are counted apart: ``users_no_reaction`` (items
+    with 2+ paths, none of which moves), ``users_too_few_paths``; the share of
+    *all* users is reported next to the share of compared users.
+    """
+    users: Counter[str] = Counter()
+    items: Counter[str] = Counter()
+    legacy_faster = legacy_users = 0
+    plus, minus, paths, seconds = [], [], [], []
+    supported = 0
     for user_id in user_ids:
         explanation = explainer.explain(user_id)
         seconds.append(explanation.seconds)
-        summary = explanation.faithfulness
-        if summary.user_faster is not None:
-            users_faster.append(summary.user_faster)
+        users[user_outcome(explanation.faithfulness, explanation.items)] += 1
+        legacy_e = legacy_r = 0.0
+        legacy_any = False
         for item in explanation.items:
             paths.append(len(item.paths))
             supported += item.fidelity.explanation_paths > 0
             plus.append(item.fidelity.plus)
             minus.append(item.fidelity.minus)
+            items[str(item.deletion.outcome)] += 1
             if item.deletion.faster is not None:
-                items_compared += 1
-                items_faster += item.deletion.faster
-                # Equal areas: removing the paths in any order moves the rank alike
-                # (usually not at all); counted as not faster, reported apart.
-                items_tied += item.deletion.area_explanation == item.deletion.area_random
-    share = float(np.mean(users_faster)) if users_faster else None
-    return {"users": len(user_ids), "users_compared": len(users_faster),
+                legacy_any = True
+                legacy_e += item.deletion.area_explanation
+                legacy_r += item.deletion.area_random
+        if legacy_any:
+            legacy_users += 1
+            legacy_faster += legacy_e > legacy_r + 1e-9
+    compared_users = users["faster"] + users["slower"] + users["tied"]
+    compared_items = items["faster"] + items["slower"] + items["tied"]
+    share = users["faster"] / compared_users if compared_users else None
+    return {"users": len(user_ids), "users_compared": compared_users,
+            "users_faster": users["faster"], "users_slower": users["slower"],
+            "users_tied": users["tied"], "users_no_reaction": users["no_reaction"],
+            "users_too_few_paths": users["too_few_paths"],
             "share_users_faster": share,
-            "items": len(plus), "items_compared": items_compared,
-            "share_items_faster": items_faster / items_compared if items_compared else None,
-            "share_items_tied": items_tied / items_compared if items_compared else None,
+            "share_all_users_faster": users["faster"] / len(user_ids) if user_ids else None,
+            "items": len(plus), "items_too_few_paths": items["too_few_paths"],
+            "items_no_reaction": items["no_reaction"], "items_compared": compared_items,
+            "items_faster": items["faster"], "items_slower": items["slower"],
+            "items_tied": items["tied"],
+            "share_items_faster": items["faster"] / compared_items if compared_items else None,
+            "share_items_tied": items["tied"] / compared_items if compared_items else None,
+            # The definition before the no-reaction split: every item with 2+ paths compared,
+            # flat ones counting as "not faster". Kept for comparison with older benches.
+            "legacy_share_users_faster": legacy_faster / legacy_users if legacy_users else None,
             "fidelity_plus": float(np.mean(plus)) if plus else None,
             "fidelity_minus": float(np.mean(minus)) if minus else None,
             "share_items_with_support": supported / len(plus) if plus else None,

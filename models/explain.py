@@ -11,9 +11,11 @@ user at one point of their window (:meth:`Explainer.point`) it gives:
 * :meth:`Explainer.explain_item`: the reasoning paths from session items
   through chains and intents to an item (or to the graph's candidate nearest
   to it), each with the Δscore and Δrank *measured* by removing it, ranked by
-  that effect; the deletion curve (explanation order against seeded random
-  orders) and fidelity+/- ("is the item still in the top-k", in the sense of
-  ``torch_geometric.explain.metric.fidelity`` for model explanations);
+  that effect (largest Δrank first, then largest score drop); the deletion
+  curve (explanation order against every or seeded random orders, items whose
+  rank does not react set apart) and fidelity+/- ("is the item still in the
+  top-k", in the sense of ``torch_geometric.explain.metric.fidelity`` for
+  model explanations);
 * :meth:`Explainer.explain`: all of it as an :class:`Explanation`.
 
 Every score here comes from the same path: the user's graph with the removal
@@ -25,6 +27,8 @@ the counterfactuals one explanation needs go through one forward pass.
 
 from __future__ import annotations
 
+import itertools
+import math
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -324,20 +328,31 @@ class Explainer:
         item = self.dataset.catalogue[int(index)]
         return ItemRef(index=item.index, item_id=item.item_id, title=item.display_name)
 
-    def _ranked(self, scores: Tensor, other: Tensor, base_first: bool) -> list[RankedItem]:
+    def _ranked(self, scores: Tensor, other: Tensor, base_first: bool,
+                base: Tensor) -> list[RankedItem]:
+        """Top-k rows of ``scores``; ``other`` gives ``other_rank``, ``base`` (the unmodified
+        base scores) gives ``base_rank``."""
+        order = _order(scores, self.k)
+        if not order:
+            return []
+        index = torch.tensor(order, dtype=torch.long)
+        other_ranks = _item_ranks(other, index)
+        base_ranks = _item_ranks(base, index)
         rows = []
-        for rank, item in enumerate(_order(scores, self.k), start=1):
-            other_rank = int(_ranks(other[None], item)[0])
-            base_rank, fused_rank = (rank, other_rank) if base_first else (other_rank, rank)
+        for rank, (item, other_rank, base_rank) in enumerate(
+                zip(order, other_ranks, base_ranks), start=1):
+            first, second = (rank, other_rank) if base_first else (other_rank, rank)
             rows.append(RankedItem(**self.item_ref(item).model_dump(), rank=rank,
                                    score=float(scores[item]), other_rank=other_rank,
-                                   rank_shift=base_rank - fused_rank))
+                                   rank_shift=first - second, base_rank=base_rank))
         return rows
 
     def top_k(self, point: ExplainPoint) -> TopK:
         """Base and fused top-k; ``other_rank`` is the other model's rank of each item."""
-        return TopK(base=self._ranked(point.base_scores, point.fused_scores, True),
-                    fused=self._ranked(point.fused_scores, point.base_scores, False))
+        return TopK(base=self._ranked(point.base_scores, point.fused_scores, True,
+                                      point.base_scores),
+                    fused=self._ranked(point.fused_scores, point.base_scores, False,
+                                       point.base_scores))
 
     def _effect(self, before: Tensor, after: Tensor, item: int) -> Effect:
         rank_before = int(_ranks(before[None], item)[0])
@@ -377,7 +392,11 @@ class Explainer:
         after = self.scores(point, [removal])[0]
         before_top = _order(point.fused_scores, self.k)
         after_top = _order(after, self.k)
-        rows = self._ranked(after, point.fused_scores, base_first=False)
+        # other_rank: the rank before the removal (unmodified fused ranking, all items);
+        # base_rank: the unmodified base model's rank, for items entering from outside
+        # both top-k lists.
+        rows = self._ranked(after, point.fused_scores, base_first=False,
+                            base=point.base_scores)
         for row in rows:   # here "other" is the rank before the removal
             row.rank_shift = row.other_rank - row.rank
         return Counterfactual(
@@ -468,35 +487,63 @@ class Explainer:
         single = [Removal(edges=tuple(p.edges)) for p in candidates]
         measured = self.scores(point, single) if single else torch.empty(0)
         effects = [self._effect(full, row, item) for row in measured]
+        # Strongest first by the measured effect on what the user sees, the rank: the
+        # path whose removal pushes the item down furthest; among equal rank changes,
+        # the larger score drop. (The item's score alone is shift-invariant noise to
+        # the ranking: a removal can lower it and still lift the item, when its
+        # competitors drop more; such a path does not support the item.)
         ranked = sorted(zip(candidates, effects, single),
-                        key=lambda t: (t[1].delta_score, -t[1].delta_rank, t[0].id))
+                        key=lambda t: (-t[1].delta_rank, t[1].delta_score, t[0].id))
         kept = ranked[: self.max_paths]
         deletion = self._deletion(point, item, [r for _, _, r in kept])
-        fidelity = self._fidelity(point, item, [r for _, e, r in kept if e.delta_score < 0])
+        fidelity = self._fidelity(point, item, [r for _, e, r in kept if _supports(e)])
         return ItemExplanation(**self.item_ref(item).model_dump(),
                                rank=int(_ranks(full[None], item)[0]), score=float(full[item]),
                                paths=[self._path_json(point, p, e) for p, e, _ in kept],
                                deletion=deletion, fidelity=fidelity)
 
     def _deletion(self, point: ExplainPoint, item: int, units: list[Removal]) -> DeletionCurve:
+        """The item's rank as ``units`` are removed cumulatively, explanation order vs random.
+
+        The random baseline is the mean curve over every order of the units when
+        there are at most ``random_orders`` orders (the exact expectation, no
+        sampling noise with 2 or 3 paths), else over ``random_orders`` seeded
+        random permutations. Areas are compared exactly (integer rank sums), so
+        equal curves are a tie, never a rounding accident.
+        """
         start = int(_ranks(point.fused_scores[None], item)[0])
         m = len(units)
-        rng = np.random.default_rng([self.seed, point.user.user, point.step, item])
-        orders = [list(range(m))] + [list(rng.permutation(m)) for _ in range(self.random_orders)]
+        exact = m >= 2 and math.factorial(m) <= self.random_orders
+        if exact:
+            randoms = [list(order) for order in itertools.permutations(range(m))]
+        else:
+            rng = np.random.default_rng([self.seed, point.user.user, point.step, item])
+            randoms = [list(rng.permutation(m)) for _ in range(self.random_orders)]
+        orders = [list(range(m))] + randoms
         removals = []
         for order in orders:
             acc = NOTHING
             for j in order:
                 acc = acc.union(units[j])
                 removals.append(acc)
-        ranks = (_ranks(self.scores(point, removals), item).view(len(orders), m).double()
-                 if m else torch.empty(len(orders), 0, dtype=torch.double))
-        explanation, random = ranks[0], ranks[1:].mean(dim=0)
-        area_e, area_r = float(explanation.sum()), float(random.sum())
+        ranks = (_ranks(self.scores(point, removals), item).view(len(orders), m)
+                 if m else torch.empty(len(orders), 0, dtype=torch.long))
+        explanation, random = ranks[0], ranks[1:].double().mean(dim=0)
+        sum_e, sum_r = int(explanation.sum()), int(ranks[1:].sum())   # sum_r over all orders
+        outcome: Literal["faster", "slower", "tied", "no_reaction", "too_few_paths"]
+        if m < 2:
+            outcome = "too_few_paths"
+        elif not bool((ranks != start).any()):
+            outcome = "no_reaction"
+        else:
+            diff = sum_e * len(randoms) - sum_r
+            outcome = "faster" if diff > 0 else "slower" if diff < 0 else "tied"
         return DeletionCurve(start_rank=start, explanation_ranks=[int(r) for r in explanation],
                              random_ranks=[float(r) for r in random],
-                             random_orders=self.random_orders, area_explanation=area_e,
-                             area_random=area_r, faster=(area_e > area_r) if m >= 2 else None)
+                             random_orders=len(randoms), area_explanation=float(sum_e),
+                             area_random=sum_r / len(randoms) if randoms else 0.0,
+                             faster=None if m < 2 else outcome == "faster",
+                             random_exact=exact, outcome=outcome)
 
     def _fidelity(self, point: ExplainPoint, item: int, support: list[Removal]) -> Fidelity:
         explanation = NOTHING
@@ -575,15 +622,67 @@ def _reasoning_edges(prefix: nx.DiGraph) -> list[Edge]:
 
 
 def summarize(items: Sequence[ItemExplanation]) -> Faithfulness:
-    """One user's faithfulness over explained items (deletion curves, fidelity)."""
-    compared = [i for i in items if i.deletion.faster is not None]
+    """One user's faithfulness over explained items (deletion curves, fidelity).
+
+    Deletion curves are compared only where the item's rank reacts to its
+    paths; items with fewer than 2 paths or no reaction are counted apart.
+    """
+    outcomes = [_outcome(i.deletion) for i in items]
+    reacting = [i for i, o in zip(items, outcomes) if o in REACTING]
     plus = [i.fidelity.plus for i in items]
     minus = [i.fidelity.minus for i in items]
     return Faithfulness(
-        items_compared=len(compared),
-        share_faster=(sum(bool(i.deletion.faster) for i in compared) / len(compared)) if compared
+        items_compared=sum(o != "too_few_paths" for o in outcomes),
+        share_faster=(sum(o == "faster" for o in outcomes) / len(reacting)) if reacting
         else None,
-        user_faster=(sum(i.deletion.area_explanation for i in compared)
-                     > sum(i.deletion.area_random for i in compared)) if compared else None,
+        user_faster=_user_faster(reacting) if reacting else None,
         fidelity_plus=float(np.mean(plus)) if plus else None,
-        fidelity_minus=float(np.mean(minus)) if minus else None)
+        fidelity_minus=float(np.mean(minus)) if minus else None,
+        items_reacting=len(reacting), items_no_reaction=outcomes.count("no_reaction"),
+        items_too_few_paths=outcomes.count("too_few_paths"), items_tied=outcomes.count("tied"))
+
+
+#: Deletion outcomes where the comparison with random orders is defined.
+REACTING = ("faster", "slower", "tied")
+
+
+def _outcome(curve: DeletionCurve) -> str:
+    """``curve.outcome``, derived for curves saved before it existed."""
+    if curve.outcome is not None:
+        return curve.outcome
+    if curve.faster is None:
+        return "too_few_paths"
+    moved = any(r != curve.start_rank for r in (*curve.explanation_ranks, *curve.random_ranks))
+    if not moved:
+        return "no_reaction"
+    if curve.area_explanation == curve.area_random:
+        return "tied"
+    return "faster" if curve.area_explanation > curve.area_random else "slower"
+
+
+def _user_faster(reacting: Sequence[ItemExplanation]) -> bool:
+    """Summed over the items, explanation order's area exceeds random's."""
+    return (sum(i.deletion.area_explanation for i in reacting)
+            > sum(i.deletion.area_random for i in reacting) + 1e-9)
+
+
+def user_outcome(summary: Faithfulness, items: Sequence[ItemExplanation]) -> str:
+    """``faster``/``slower``/``tied`` over the user's reacting items, or why there are none
+    (``no_reaction``: some item has 2+ paths but none reacts; ``too_few_paths``)."""
+    reacting = [i for i in items if _outcome(i.deletion) in REACTING]
+    if reacting:
+        e = sum(i.deletion.area_explanation for i in reacting)
+        r = sum(i.deletion.area_random for i in reacting)
+        return "faster" if e > r + 1e-9 else "slower" if e < r - 1e-9 else "tied"
+    return "no_reaction" if summary.items_no_reaction else "too_few_paths"
+
+
+def _supports(effect: Effect) -> bool:
+    """A path supports its item when removing it pushes the item down (rank first, then
+    score at an equal rank): the paths fidelity treats as the explanation."""
+    return effect.delta_rank > 0 or (effect.delta_rank == 0 and effect.delta_score < 0)
+
+
+def _item_ranks(scores: Tensor, items: Tensor) -> list[int]:
+    """1-based rank of each of ``items`` in the one row ``scores [n + 1]``."""
+    return [int(r) + 1 for r in target_ranks(scores[None].expand(len(items), -1), items)]

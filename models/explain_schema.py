@@ -35,6 +35,10 @@ class RankedItem(ItemRef):
     score: float
     other_rank: int = Field(ge=1, description="the other model's rank of this item")
     rank_shift: int = Field(description="base rank - fused rank (positive: fusion moved it up)")
+    base_rank: int | None = Field(None, ge=1, description="the item's rank in the unmodified "
+                                                          "base model's ranking over all items "
+                                                          "(same masking): places an item that "
+                                                          "enters from outside the base top-k")
 
 
 class TopK(_Strict):
@@ -103,9 +107,20 @@ class DeletionCurve(_Strict):
     """The item's rank as its explanation paths are removed cumulatively.
 
     ``explanation_ranks[j]``: rank after removing the first ``j + 1`` paths in
-    explanation order; ``random_ranks[j]``: the mean over seeded random orders.
-    ``faster``: the explanation order pushes the item down faster (larger area
-    under the rank curve) than random; None with fewer than 2 paths.
+    explanation order; ``random_ranks[j]``: the mean over the random orders:
+    every order of the paths when there are at most ``random_orders`` of them
+    (``random_exact``: the exact expectation over a uniformly random order),
+    else that many seeded random orders. The areas are the sums of those ranks
+    (the area under the rank-vs-deletions curve; the common start is left out).
+
+    ``outcome`` says what the comparison means:
+
+    * ``too_few_paths``: fewer than 2 paths, no order to compare (``faster`` None);
+    * ``no_reaction``: no removal in any order moves the item's rank: the
+      comparison is undefined (``faster`` False, kept out of the faithfulness
+      shares and counted apart);
+    * ``faster`` / ``slower`` / ``tied``: explanation order pushes the item down
+      faster than (larger area), slower than, or exactly as fast as random.
     """
 
     start_rank: int = Field(ge=1)
@@ -115,6 +130,8 @@ class DeletionCurve(_Strict):
     area_explanation: float
     area_random: float
     faster: bool | None
+    random_exact: bool = False
+    outcome: Literal["faster", "slower", "tied", "no_reaction", "too_few_paths"] | None = None
 
 
 class Fidelity(_Strict):
@@ -123,7 +140,8 @@ class Fidelity(_Strict):
     ``plus`` = 1 - [prediction unchanged with the explanation removed];
     ``minus`` = 1 - [prediction unchanged with only the explanation kept] (all
     other reasoning removed; session items always stay). The explanation is
-    the paths whose removal lowers the item's score.
+    the paths whose removal pushes the item down: a worse rank, or at an
+    unchanged rank a lower score.
     """
 
     explanation_paths: int = Field(ge=0)
@@ -141,14 +159,27 @@ class ItemExplanation(ItemRef):
 
 
 class Faithfulness(_Strict):
-    """This user's summary over the explained items."""
+    """This user's summary over the explained items.
+
+    Only items whose rank reacts to their paths (``DeletionCurve.outcome`` in
+    faster/slower/tied) are compared; items with fewer than 2 paths and items
+    that do not react are counted apart, never dropped silently.
+    """
 
     items_compared: int = Field(ge=0, description="items with at least 2 paths")
-    share_faster: float | None
-    user_faster: bool | None = Field(description="summed over items, explanation order drops "
-                                                 "ranks faster than random")
+    share_faster: float | None = Field(description="among items_reacting: explanation order "
+                                                   "drops the rank faster than random")
+    user_faster: bool | None = Field(description="summed over the reacting items, explanation "
+                                                 "order drops ranks faster than random; None "
+                                                 "when no item reacts")
     fidelity_plus: float | None
     fidelity_minus: float | None
+    items_reacting: int = Field(0, ge=0, description="items with at least 2 paths whose rank "
+                                                     "moves when paths are removed")
+    items_no_reaction: int = Field(0, ge=0, description="items with at least 2 paths whose rank "
+                                                        "no removal moves")
+    items_too_few_paths: int = Field(0, ge=0, description="items with fewer than 2 paths")
+    items_tied: int = Field(0, ge=0, description="reacting items with equal areas")
 
 
 class PointInfo(_Strict):

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from models.data import Dataset, load_dataset
-from models.explain import NOTHING, Explainer, ExplainPoint, Removal
-from models.explain_schema import Explanation
+from models.explain import NOTHING, Explainer, ExplainPoint, Removal, summarize, user_outcome
+from models.explain_schema import DeletionCurve, Explanation, Fidelity, ItemExplanation
 from models.fusion.samples import VARIANTS, base_vectors
 from models.fusion.workspace import FusionWorkspace
 from models.graph_data import (GraphPair, IntentIndex, counterfactual_pair, reasoning_elements,
@@ -81,8 +81,10 @@ def test_removing_a_path_changes_the_score_exactly_as_explained(
         point = explainer.point(user_id)
         for item in [r.index for r in explainer.top_k(point).fused[:3]] + [point.target]:
             explanation = explainer.explain_item(point, item)
-            effects = [p.effect.delta_score for p in explanation.paths]
-            assert effects == sorted(effects)                      # ranked by measured effect
+            # Ranked by measured effect: the largest rank drop first, then the largest
+            # score drop among equal rank changes.
+            effects = [(-p.effect.delta_rank, p.effect.delta_score) for p in explanation.paths]
+            assert effects == sorted(effects)
             for path in explanation.paths:
                 edges = [(e.source, e.target) for e in path.edges]
                 after = independent_scores(explainer, point, edges=edges)
@@ -243,7 +245,10 @@ def test_deletion_curve_and_fidelity_by_recomputation(toy: tuple[Explainer, Data
         scores = independent_scores(explainer, point, edges=removed.edges)
         rank = int((scores > scores[item]).sum() + 1)
         assert explained.deletion.explanation_ranks[j] == rank
-    support = [u for u, p in zip(units, explained.paths) if p.effect.delta_score < 0]
+    # Support: paths whose removal pushes the item down (rank, then score at an equal rank).
+    support = [u for u, p in zip(units, explained.paths)
+               if p.effect.delta_rank > 0 or (p.effect.delta_rank == 0
+                                              and p.effect.delta_score < 0)]
     assert explained.fidelity.explanation_paths == len(support)
     without = NOTHING
     for unit in support:
@@ -251,8 +256,94 @@ def test_deletion_curve_and_fidelity_by_recomputation(toy: tuple[Explainer, Data
     scores = independent_scores(explainer, point, edges=without.edges)
     still_in = int((scores > scores[item]).sum() + 1) <= explainer.k
     assert explained.fidelity.plus == float(not still_in)
-    assert explained.deletion.faster is (
-        explained.deletion.area_explanation > explained.deletion.area_random)
-    assert len(explained.deletion.random_ranks) == len(units)
+    curve = explained.deletion
+    assert len(curve.random_ranks) == len(units)
+    assert curve.area_explanation == sum(curve.explanation_ranks)
+    assert curve.area_random == pytest.approx(sum(curve.random_ranks))
+    if len(units) < 2:
+        assert curve.faster is None and curve.outcome == "too_few_paths"
+    else:
+        assert curve.faster is (curve.outcome == "faster")
     with pytest.raises(LookupError, match="no reasoning graph for user u2 in hand-built"):
         explainer.point("u2")
+
+
+def test_deletion_curve_separates_no_reaction_and_uses_every_order_when_few(
+        toy: tuple[Explainer, Dataset]) -> None:
+    explainer, _ = toy
+    point = explainer.point("u1")
+    item = explainer.top_k(point).fused[0].index
+    # c2 is rejected: G_rea never has its edge, so removing it in any form moves nothing.
+    inert = [Removal(edges=(("s1", "s3"),)), Removal(chains=("c2",))]
+    flat = explainer._deletion(point, item, inert)
+    assert flat.outcome == "no_reaction" and flat.faster is False
+    assert flat.explanation_ranks == [flat.start_rank] * 2
+    # Two units, 3 random orders allowed: both orders are used, the exact mean.
+    c1, c3 = Removal(chains=("c1",)), Removal(chains=("c3",))
+    curve = explainer._deletion(point, item, [c1, c3])
+    assert curve.random_exact and curve.random_orders == 2
+    alone = [int(_rank(explainer.scores(point, [u])[0], item)) for u in (c1, c3)]
+    both = int(_rank(explainer.scores(point, [c1.union(c3)])[0], item))
+    assert curve.explanation_ranks == [alone[0], both]
+    assert curve.random_ranks == pytest.approx([(alone[0] + alone[1]) / 2, both])
+    expected = ("faster" if alone[0] > alone[1] else "slower" if alone[0] < alone[1] else
+                "tied" if (alone[0] != curve.start_rank or both != curve.start_rank)
+                else "no_reaction")
+    assert curve.outcome == expected
+    one = explainer._deletion(point, item, [c1])
+    assert one.outcome == "too_few_paths" and one.faster is None
+
+
+def _rank(scores: torch.Tensor, item: int) -> int:
+    tied_before = (scores == scores[item]) & (torch.arange(len(scores)) < item)
+    return int((scores > scores[item]).sum() + tied_before.sum()) + 1
+
+
+def _item(outcome: str | None, area_e: float, area_r: float, paths: int = 2) -> ItemExplanation:
+    start = 3
+    ranks = [start] * paths if outcome == "no_reaction" else [start + 1] * paths
+    return ItemExplanation(
+        index=1, item_id="i1", title="t", rank=start, score=0.0, paths=[],
+        deletion=DeletionCurve(start_rank=start, explanation_ranks=ranks[:paths],
+                               random_ranks=[float(r) for r in ranks[:paths]],
+                               random_orders=2, area_explanation=area_e, area_random=area_r,
+                               faster=None if paths < 2 else outcome == "faster",
+                               outcome=outcome),
+        fidelity=Fidelity(explanation_paths=0, in_top_k=True, plus=0.0, minus=0.0))
+
+
+def test_summary_compares_only_reacting_items_and_counts_the_rest() -> None:
+    items = [_item("faster", 10, 8), _item("slower", 6, 7), _item("tied", 8, 8),
+             _item("no_reaction", 6, 6), _item("too_few_paths", 3, 3, paths=1)]
+    summary = summarize(items)
+    assert summary.items_compared == 4 and summary.items_reacting == 3
+    assert summary.items_no_reaction == 1 and summary.items_too_few_paths == 1
+    assert summary.items_tied == 1
+    assert summary.share_faster == pytest.approx(1 / 3)
+    assert summary.user_faster is True            # 24 > 23 over the reacting items only
+    assert user_outcome(summary, items) == "faster"
+    flat = [_item("no_reaction", 6, 6), _item("too_few_paths", 3, 3, paths=1)]
+    nothing = summarize(flat)
+    assert nothing.share_faster is None and nothing.user_faster is None
+    assert user_outcome(nothing, flat) == "no_reaction"
+    # Curves saved before ``outcome`` existed are classified from their ranks.
+    old = _item("no_reaction", 6, 6).model_copy(deep=True)
+    old.deletion.outcome = None
+    assert summarize([old]).items_no_reaction == 1
+
+
+def test_counterfactual_rows_carry_the_unmodified_base_rank(
+        explainer: Explainer, workspace: FusionWorkspace) -> None:
+    for user_id in user_ids(workspace, 3):
+        point = explainer.point(user_id)
+        chains, nodes = reasoning_elements(point.prefix)
+        session = [n for n, a in point.prefix.nodes(data=True) if a["kind"] == "session_item"]
+        for removal in (Removal(chains=tuple(chains), nodes=tuple(nodes)),
+                        Removal(nodes=tuple(session[:2]))):
+            result = explainer.counterfactual(point, removal)
+            for row in result.top_k:
+                assert row.base_rank == _rank(point.base_scores, row.index)
+                assert row.other_rank == _rank(point.fused_scores, row.index)
+        top = explainer.top_k(point)
+        assert [r.base_rank for r in top.base] == [r.rank for r in top.base]
+        assert [r.base_rank for r in top.fused] == [r.other_rank for r in top.fused]

@@ -335,3 +335,46 @@ def test_real_text_encoder_builds_and_caches_the_intent_table(tmp_path: Path) ->
     assert not fresh.loaded                                  # transformers never loaded
     print(f"intent table: load+encode {encoded:.2f} s (load {encoder.load_seconds:.2f} s), "
           f"cache hit {cached:.3f} s")
+
+
+def test_verification_ablation_reaches_the_encoder_at_the_shipped_graphs_eval_points() -> None:
+    """llmrg and llmrg-no-verify must read different G_rea where they are evaluated.
+
+    The bench once showed both rows at exactly the same test NDCG@10; this pins
+    that the difference is not lost on the way: at the test step no chain is
+    hidden as "future" (the window ends there), so chain edges carry their
+    verification scores, rejected chains are left out, and the encoder's
+    E_ori differs from the unweighted variant's.
+    """
+    from models.encoders.gated_graph import GatedGraphEncoder
+    from models.fusion.samples import VARIANTS
+    from models.graph_data import _chains_after
+    from models.graph_sources import BundleGraphSource, shipped_bundle_path
+
+    source = BundleGraphSource(shipped_bundle_path("ml-100k"))
+    full, plain = VARIANTS["llmrg"].options, VARIANTS["llmrg-no-verify"].options
+    assert full is not None and plain is not None and full.verification and not plain.verification
+    graphs = [source.get(u) for u in source.users()]
+    differ = {"test": 0, "valid": 0}
+    pairs = []
+    for graph in graphs:
+        last = len(graph.graph["window"]) - 1
+        assert not _chains_after(graph, last)           # nothing is hidden at the test step
+        for role, step in (("test", last), ("valid", last - 1)):
+            a = reasoning_pair(graph, IntentIndex([]), step, full).rea
+            b = reasoning_pair(graph, IntentIndex([]), step, plain).rea
+            chains_b = {k: w for k, w in edges_of(b).items() if k[0] == CHAIN}
+            chains_a = {k: w for k, w in edges_of(a).items() if k[0] == CHAIN}
+            assert all(w == 1.0 for w in chains_b.values())
+            differ[role] += chains_a != chains_b
+            if role == "test" and len(pairs) < 32:
+                pairs.append((a, b))
+    assert differ["test"] >= 0.9 * len(graphs) and differ["valid"] >= 0.9 * len(graphs)
+    torch.manual_seed(0)
+    items = torch.nn.Embedding(2000, 16)
+    encoder = GatedGraphEncoder(items).eval()
+    with torch.no_grad():
+        e_a = encoder(Batch.from_data_list([a for a, _ in pairs]))
+        e_b = encoder(Batch.from_data_list([b for _, b in pairs]))
+    moved = (e_a - e_b).abs().amax(dim=1) > 1e-4
+    assert moved.float().mean() >= 0.9
