@@ -179,7 +179,9 @@ def bench_app(config: Path | None = None, user: str | None = None, log: Log = la
         "page_switch_again_max": round(max(warm), 3),
         "page_switch_again_median": round(statistics.median(warm), 3),
         "toggle_user": user,
-        "toggle_seconds": [round(t, 3) for t in toggles],
+        # the bar: until the fused top-k shows the change; the rest of the page follows
+        "toggle_seconds": [round(t, 3) for t, _ in toggles],
+        "toggle_rerun_done_seconds": [round(t, 3) for _, t in toggles],
         "bars": {
             "cold_start_seconds": {"bar": f"<= {BARS['cold_start_seconds']} s", "value": round(cold, 3),
                                    "met": cold <= BARS["cold_start_seconds"]},
@@ -187,14 +189,17 @@ def bench_app(config: Path | None = None, user: str | None = None, log: Log = la
                                            "second visit)", "value": round(max(warm), 3),
                                     "met": max(warm) <= BARS["page_switch_seconds"]},
             "toggle_seconds": {"bar": f"<= {BARS['toggle_seconds']} s",
-                               "value": round(max(toggles), 3) if toggles else None,
-                               "met": bool(toggles) and max(toggles) <= BARS["toggle_seconds"]},
+                               "value": round(max(t for t, _ in toggles), 3) if toggles else None,
+                               "met": bool(toggles)
+                               and max(t for t, _ in toggles) <= BARS["toggle_seconds"]},
         },
     }
 
 
-def _toggle_times(page: Any, user: str | None, timeout_ms: int, log: Log) -> list[float]:
-    """Seconds from switching one chain off until the fused top-k is redrawn, per chain (up to 3).
+def _toggle_times(page: Any, user: str | None, timeout_ms: int,
+                  log: Log) -> list[tuple[float, float]]:
+    """Per chain (up to 3): seconds from switching it off until the fused top-k is redrawn,
+    and until the whole rerun (chart, explanation card) has finished.
 
     Each toggle starts from the original graph ("Restore original" in between),
     on ``user``'s Recommendations page; no user or no chain: no toggle.
@@ -207,10 +212,14 @@ def _toggle_times(page: Any, user: str | None, timeout_ms: int, log: Log) -> lis
         page.get_by_role("option", name=user, exact=True).click()
         _wait_idle(page, timeout_ms)
     chains = page.get_by_role("combobox", name="Chains off", exact=True)
+    try:  # the user's rerun may start after the idle check: give the switches time to appear
+        chains.first.wait_for(timeout=min(timeout_ms, 30_000))
+    except Exception:  # playwright's TimeoutError: this user has no chains
+        pass
     if chains.count() == 0:
         log("no chain switches on the Recommendations page: no toggle timed")
         return []
-    times: list[float] = []
+    times: list[tuple[float, float]] = []
     for index in range(3):
         chains.click()
         options = page.get_by_role("option")
@@ -222,9 +231,10 @@ def _toggle_times(page: Any, user: str | None, timeout_ms: int, log: Log) -> lis
         page.keyboard.press("Escape")
         page.wait_for_function(f"() => ({FUSED_TEXT}).includes('after the removal')",
                                timeout=timeout_ms, polling=20)
+        top_k = time.perf_counter() - started
         _wait_idle(page, timeout_ms)
-        times.append(time.perf_counter() - started)
-        log(f"toggle {index + 1} in {times[-1]:.2f} s")
+        times.append((top_k, time.perf_counter() - started))
+        log(f"toggle {index + 1}: top-k in {top_k:.2f} s, rerun done in {times[-1][1]:.2f} s")
         page.get_by_role("button", name="Restore original").click()
         page.wait_for_function(f"() => !({FUSED_TEXT}).includes('after the removal')",
                                timeout=timeout_ms, polling=20)

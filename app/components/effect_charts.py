@@ -25,7 +25,8 @@ class ShiftRow:
     """One item's ranks: base, fused and (with a counterfactual) fused after the removal.
 
     A rank is ``None`` when the item is outside that list and the explainer did
-    not report where it went (it is below the top-k).
+    not report where it went (it is below the top-k); ranks below the top-k are
+    drawn on the chart's ">k" row and named in its hover text.
     """
 
     index: int
@@ -58,6 +59,8 @@ def shift_rows(top_k: TopK, counterfactual: Counterfactual | None = None) -> lis
         for row in counterfactual.top_k:  # other_rank = the rank before the removal
             after[row.index] = row.rank
             fused.setdefault(row.index, row.other_rank)
+            if row.base_rank is not None:   # an item entering from outside both lists
+                base.setdefault(row.index, row.base_rank)
             refs.setdefault(row.index, row)
     order = sorted(refs, key=lambda i: (fused.get(i, 10**9), base.get(i, 10**9), i))
     return [ShiftRow(i, refs[i].item_id, refs[i].title, base.get(i), fused.get(i), after.get(i))
@@ -88,28 +91,54 @@ def rank_shift_figure(rows: Sequence[ShiftRow], k: int, *, selected: int | None 
                       counterfactual: bool = False) -> go.Figure:
     """Slope chart base rank -> fused rank (-> after the removal); item index in ``customdata``.
 
+    A handful of traces, not one per item: the browser redraws this chart on every
+    counterfactual toggle, and plotly's cost grows with the trace count. One line
+    trace per colour (items separated by gaps), then one point trace that carries
+    the labels, hover text and the item index of every point (what a selection
+    returns).
+
     Titles are data: plotly interprets a small HTML subset (``<b>``, ``<a href>``)
     in ``text`` and hover text, so every title goes through :func:`plain` first.
     """
     columns = ["Base", "Fused"] + (["After removal"] if counterfactual else [])
-    fig = go.Figure()
+    lines: dict[str, tuple[list[Any], list[Any]]] = {UP: ([], []), DOWN: ([], []), SAME: ([], [])}
+    points: dict[str, list[Any]] = {"x": [], "y": [], "text": [], "hover": [], "item": [],
+                                    "size": [], "colour": []}
     for row in rows:
         ranks = [row.base_rank, row.fused_rank] + ([row.after_rank] if counterfactual else [])
         last = ranks[-1]
-        first_known = ranks[0]
-        moved = (first_known or k + 1) - (last or k + 1)
+        moved = (ranks[0] or k + 1) - (last or k + 1)
         colour = UP if moved > 0 else DOWN if moved < 0 else SAME
-        width = 4 if row.index == selected else 2
         title = plain(row.title)
-        hover = [f"{title}<br>{col}: {_rank_text(r, k)}" for col, r in zip(columns, ranks)]
-        fig.add_trace(go.Scatter(
-            x=columns, y=[_clip(r, k) for r in ranks], mode="lines+markers+text",
-            line={"color": colour, "width": width}, marker={"size": 9 if width == 2 else 13},
+        xs, ys = lines[colour]
+        xs.extend([*columns, None])
+        ys.extend([*(_clip(r, k) for r in ranks), None])
+        for position, (column, rank) in enumerate(zip(columns, ranks)):
+            points["x"].append(column)
+            points["y"].append(_clip(rank, k))
             # label only the items in the last column's top-k: the ">k" row would be a pile
-            text=[""] * (len(columns) - 1) + [_short(title) if last is not None and last <= k
-                                               else ""], textposition="middle right",
-            textfont={"size": 11}, customdata=[row.index] * len(columns),
-            hovertext=hover, hoverinfo="text", name=_short(title), showlegend=False))
+            label = position == len(columns) - 1 and last is not None and last <= k
+            points["text"].append(_short(title) if label else "")
+            points["hover"].append(f"{title}<br>{column}: {_rank_text(rank, k)}")
+            points["item"].append(row.index)
+            points["size"].append(13 if row.index == selected else 9)
+            points["colour"].append(colour)
+    fig = go.Figure()
+    for colour, (xs, ys) in lines.items():
+        if xs:
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": colour, "width": 2},
+                                     hoverinfo="skip", showlegend=False))
+    chosen = [i for i, item in enumerate(points["item"]) if item == selected]
+    if len(chosen) > 1:  # the selected item's line drawn thicker, on top
+        fig.add_trace(go.Scatter(x=[points["x"][i] for i in chosen],
+                                 y=[points["y"][i] for i in chosen], mode="lines",
+                                 line={"color": points["colour"][chosen[0]], "width": 4},
+                                 hoverinfo="skip", showlegend=False))
+    fig.add_trace(go.Scatter(
+        x=points["x"], y=points["y"], mode="markers+text", text=points["text"],
+        textposition="middle right", textfont={"size": 11}, customdata=points["item"],
+        marker={"size": points["size"], "color": points["colour"]},
+        hovertext=points["hover"], hoverinfo="text", showlegend=False, name="items"))
     fig.update_yaxes(autorange="reversed", tickvals=list(range(1, k + 2)),
                      ticktext=[str(i) for i in range(1, k + 1)] + [f">{k}"], title="rank")
     fig.update_xaxes(range=[-0.3, len(columns) - 1 + 1.2])

@@ -34,6 +34,7 @@ GRAPH_KEY = "rr_graph_{user}"       # set by the Reasoning page
 CACHE_KEY = "effect_cache"          # this session's scored point (fast counterfactual toggles)
 SELECTED_NODE = "rr_selected_node"  # {"user", "node"}: the node clicked on the Reasoning page
 FOLLOWED_KEY = "effect_followed_node"
+LIVE_KEY = "effect_live"            # rows + counterfactual state shared with the fragment
 
 
 def show_base_only(studio: Any, user: str, model: str | None, k: int) -> None:
@@ -145,8 +146,7 @@ def follow_selected_node(user: str, prefix: Any, titles: dict[int, str], item_ke
         st.session_state[item_key] = index
 
 
-def explanation_card(handle: FusionHandle, cache: dict[str, Any], item: int,
-                     cf_active: bool) -> None:
+def explanation_card(handle: FusionHandle, cache: dict[str, Any], item: int) -> None:
     """Paths with reasons and measured effects, branch bars and faithfulness for one item."""
     point = cache["point"]
     if item not in cache["items"]:
@@ -162,8 +162,6 @@ def explanation_card(handle: FusionHandle, cache: dict[str, Any], item: int,
         a.metric("Fused rank", ie.rank)
         b.metric("Base rank", base_rank if base_rank is not None else f"> {handle.explainer.k}")
         c.metric("Fused score", f"{ie.score:.4f}")
-        if cf_active:
-            st.caption("Explained at the original graph (nothing switched off).")
         branches = cache["branches"].get(item)
         if branches is not None:
             left, right = st.columns([3, 2])
@@ -216,11 +214,17 @@ def explanation_card(handle: FusionHandle, cache: dict[str, Any], item: int,
 
 
 def export_section(handle: FusionHandle, user_graph: Any, step: int, cache: dict[str, Any],
-                   state: CounterfactualState) -> None:
-    """One-click downloads; the report is built when clicked (on Streamlit's download thread)."""
+                   live: dict[str, Any]) -> None:
+    """One-click downloads; the report is built when clicked (on Streamlit's download thread).
+
+    The counterfactual state is read from ``live`` at that moment: the switches
+    rerun only their fragment, so a state captured when this section was drawn
+    could be stale.
+    """
     point, explainer = cache["point"], handle.explainer
 
     def build() -> ReportInput:
+        state: CounterfactualState = live.get("state") or CounterfactualState([], [], [])
         with handle.lock:
             explanation = explainer.explain(user_graph, step)
             result = None
@@ -290,16 +294,51 @@ def page() -> None:
         st.error(f"Could not score user {md(user)} at step {step}: {md(exc)}. "
                  "Pick another step or user.")
         return
-    point, top = cache["point"], cache["top"]
+    point = cache["point"]
     target = dataset.catalogue[point.target]
     st.caption(f"Graph: {md(origin)}. At step {step} the models have seen "
                f"{point.user.offset + step + 1} items; the true next item is "
                f"{md(target.display_name)} ({point.user.role(step)} target, never seen by the "
                "models).")
 
-    # ---------------------------------------------------------- counterfactuals
+    # Shared with the fragment below, by reference: its reruns update the rows and the
+    # counterfactual state that the explanation picker and the export read.
+    live: dict[str, Any] = st.session_state.setdefault(LIVE_KEY, {})
+    item_key = f"effect_item_{user}"
+    live["full_run"] = True
+    counterfactual_section(handle, user, step, cache, live, item_key)
+    live["full_run"] = False
+
+    # ------------------------------------------------------------ the explanation
+    rows = live["rows"]
+    titles = {r.index: r.title for r in rows}
+    follow_selected_node(user, point.prefix, titles, item_key)
+    if st.session_state.get(item_key) not in titles:
+        st.session_state[item_key] = rows[0].index if rows else None
+    pick_col, card_col = st.columns([1, 3])
+    item = pick_col.selectbox("Explain item", list(titles), key=item_key,
+                              format_func=lambda i: titles.get(i, str(i)))
+    live["card_item"] = item
+    with card_col:
+        if item is not None:
+            try:
+                explanation_card(handle, cache, int(item))
+            except ValueError as exc:
+                st.error(f"Cannot explain this item: {md(exc)}. Pick another one.")
+    export_section(handle, user_graph, step, cache, live)
+
+
+# A fragment: a switch or "Restore original" reruns only the switches, the lists
+# and the chart, not the pickers above nor the explanation card below (whose plotly
+# charts would be redrawn for nothing): the toggle-latency bar.
+@st.fragment
+def counterfactual_section(handle: FusionHandle, user: str, step: int, cache: dict[str, Any],
+                           live: dict[str, Any], item_key: str) -> None:
+    """Counterfactual switches, both top-k lists and the rank-shift chart."""
     from models.graph_data import reasoning_elements
 
+    explainer, k = handle.explainer, handle.explainer.k
+    point, top = cache["point"], cache["top"]
     prefix = point.prefix
     chains, nodes = reasoning_elements(prefix)
     keys = off_keys(user, step)
@@ -337,9 +376,11 @@ def page() -> None:
             box = st.warning if (cf.entered or cf.left) else st.info
             box(f"Fused top-{k} recomputed in {seconds * 1000:.0f} ms. "
                 f"**Entered:** {entered}. **Left:** {left}.", icon=None)
+    live["state"] = state
+    live["rows"] = rows = shift_rows(top, cf)
 
-    # ---------------------------------------------------------------- the lists
-    base_col, fused_col = st.columns(2)
+    # ------------------------------------------------------- the lists and chart
+    base_col, fused_col, chart_col = st.columns(3)
     with base_col, st.container(key="effect-base-list"):
         st.subheader(f"Base top-{k} ({md(handle.workspace.base.name)})")
         st.table(_table(ranked_table(top.base, "fused rank")))
@@ -351,29 +392,18 @@ def page() -> None:
         else:
             st.subheader(f"Fused top-{k} ({variant})")
             st.table(_table(ranked_table(top.fused, "base rank")))
-
-    # ------------------------------------------------- chart and the explanation
-    rows = shift_rows(top, cf)
-    titles = {r.index: r.title for r in rows}
-    item_key, chart_key = f"effect_item_{user}", f"effect_chart_{user}"
-    follow_selected_node(user, prefix, titles, item_key)
-    if st.session_state.get(item_key) not in titles:
-        st.session_state[item_key] = rows[0].index if rows else None
-    chart_col, card_col = st.columns([2, 3])
-    with chart_col:
-        st.plotly_chart(rank_shift_figure(rows, k, selected=st.session_state[item_key],
+    chart_key = f"effect_chart_{user}"
+    with chart_col, st.container(key="effect-rank-chart"):
+        st.plotly_chart(rank_shift_figure(rows, k, selected=st.session_state.get(item_key),
                                           counterfactual=cf is not None),
                         key=chart_key, on_select=lambda: select_from_chart(chart_key, item_key),
                         selection_mode="points")
-        item = st.selectbox("Explain item", list(titles), key=item_key,
-                            format_func=lambda i: titles.get(i, str(i)))
-    with card_col:
-        if item is not None:
-            try:
-                explanation_card(handle, cache, int(item), cf is not None)
-            except ValueError as exc:
-                st.error(f"Cannot explain this item: {md(exc)}. Pick another one.")
-    export_section(handle, user_graph, step, cache, state)
-
+        if cf is not None:
+            st.caption("The explanation below is measured at the original graph "
+                       "(nothing switched off).")
+    # An item picked in the chart during a fragment-only rerun: redraw the whole page,
+    # so the card below explains it.
+    if not live.get("full_run") and st.session_state.get(item_key) != live.get("card_item"):
+        st.rerun()
 
 page()

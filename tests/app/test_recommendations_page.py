@@ -115,10 +115,12 @@ def test_chart_selection_opens_the_item(graph_users: list[str]) -> None:
     top = ex.top_k(ex.point(user))
     rows = shift_rows(top)
     fig = rank_shift_figure(rows, ex.k)
-    assert {t.customdata[0] for t in fig.data} == {r.index for r in rows}
-    # what plotly sends back on a click, fed through the page's handler
-    state = {"selection": {"points": [{"curve_number": 2, "point_index": 1,
-                                       "customdata": fig.data[2].customdata[1]}]}}
+    items = fig.data[-1]   # one point trace carries every item (two points per item: base, fused)
+    assert set(items.customdata) == {r.index for r in rows}
+    assert len(fig.data) <= 5, "one trace per item makes every toggle redraw slow"
+    # what plotly sends back on a click on the third item's fused point, through the handler
+    state = {"selection": {"points": [{"curve_number": len(fig.data) - 1, "point_index": 5,
+                                       "customdata": items.customdata[5]}]}}
     assert selected_item(state) == rows[2].index
     assert selected_item({"selection": {"points": []}}) is None
     assert selected_item(None) is None

@@ -162,6 +162,31 @@ def _flow(page: Any, url: str, effect_case: dict[str, Any], artifacts: Path,
         f"() => ({FUSED_TEXT}).includes('Fused top') && !({FUSED_TEXT}).includes('after the')")
     wait_idle(page)
     assert table_titles(page, FUSED) == effect_case["fused"]
+    _select_in_chart(page, effect_case, artifacts)
+
+
+def _card_heading(page: Any) -> str:
+    return page.locator(".st-key-effect-card h4").first.inner_text().strip()
+
+
+def _select_in_chart(page: Any, effect_case: dict[str, Any], artifacts: Path) -> None:
+    """Clicking an item's point in the rank-shift chart opens its explanation card."""
+    before = _card_heading(page)
+    # the last trace holds every item's points, two per item (base, fused), in row order
+    points = page.locator(".st-key-effect-rank-chart .scatterlayer .trace").last \
+        .locator("path.point")
+    assert points.count() >= 6
+    box = points.nth(5).bounding_box()   # the third item's fused point
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_function(
+        "(b) => (document.querySelector('.st-key-effect-card h4')?.innerText ?? b).trim() !== b",
+        arg=before)
+    wait_idle(page)
+    after = _card_heading(page)
+    assert after.startswith("Why ")
+    assert after[len("Why "):] in set(effect_case["fused"]) | set(effect_case["base"])
+    page.screenshot(path=str(artifacts / "effect-04-chart-selection.png"), full_page=True)
 
 
 def _open_offline(chromium: Any, report: Path, effect_case: dict[str, Any],
