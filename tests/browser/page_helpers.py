@@ -1,13 +1,21 @@
-"""Shared Playwright helpers for the browser tests: idle waits, vis-network geometry, origins."""
+"""Shared Playwright helpers for the browser tests: idle waits, vis-network geometry, origins,
+the Reasoning page."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
+
+from models.data import default_data_dir
+
+if TYPE_CHECKING:
+    from tests.browser.conftest import StreamlitServer
 
 IDLE = "() => !document.querySelector(\"[data-test-script-state='running']\")"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+GRAPH_IFRAME = ".st-key-reasoning-graph iframe"
 # A vis-network node's centre in the page, from inside the graph's iframe.
 NODE_CENTRE_JS = """(id) => {
   const p = window.rrNetwork.getPositions([id])[id];
@@ -29,3 +37,38 @@ def off_machine(urls: list[str]) -> list[str]:
     """The URLs that would leave this machine (data:, blob: and about: never do)."""
     return [url for url in urls if not url.startswith(("data:", "blob:", "about:"))
             and urlparse(url).hostname not in LOCAL_HOSTS]
+
+
+def share_item_vectors(data_dir: Path) -> None:
+    """The app's embeddings folder -> the shared cache (building it cold takes ~80 s)."""
+    target = data_dir / "reasoning" / "embeddings"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shared = default_data_dir() / "reasoning" / "embeddings"
+    shared.mkdir(parents=True, exist_ok=True)   # a fresh machine: the first build fills it
+    target.symlink_to(shared, target_is_directory=True)
+
+
+def open_reasoning(page: Any, server: StreamlitServer) -> None:
+    page.goto(server.url)
+    page.wait_for_selector("[data-testid='stSidebarNavLink']", timeout=90_000)
+    wait_idle(page, 90_000)
+    page.get_by_test_id("stSidebarNavLink").filter(has_text="Reasoning").click()
+    page.get_by_role("heading", name="Reasoning").wait_for(timeout=60_000)
+    wait_idle(page)
+
+
+def choose_user(page: Any, user: str) -> None:
+    box = page.get_by_role("combobox", name="User id", exact=True)
+    box.click()
+    page.keyboard.type(user)
+    page.get_by_role("option", name=user, exact=True).click()
+    wait_idle(page)
+    assert box.input_value() == user
+
+
+def graph_frame(page: Any) -> Any:
+    page.wait_for_selector(GRAPH_IFRAME, timeout=60_000)
+    page.frame_locator(GRAPH_IFRAME).locator("#mynetwork canvas").wait_for(timeout=30_000)
+    frame = page.locator(GRAPH_IFRAME).element_handle().content_frame()
+    frame.wait_for_function("() => window.rrNetwork !== undefined", timeout=30_000)
+    return frame

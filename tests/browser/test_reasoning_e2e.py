@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from models.data import default_data_dir, load_dataset
+from models.data import load_dataset
 from tests.app.hostile_data import (
     HOSTILE_TITLES,
     HOSTILE_USER,
@@ -25,11 +25,19 @@ from tests.app.hostile_data import (
 )
 from tests.app.reasoning_graphs import make_graph, store_graph
 from tests.browser.conftest import StreamlitServer, start_streamlit, stop_streamlit
-from tests.browser.page_helpers import NODE_CENTRE_JS, off_machine, wait_idle
+from tests.browser.page_helpers import (
+    GRAPH_IFRAME,
+    NODE_CENTRE_JS,
+    choose_user,
+    graph_frame,
+    off_machine,
+    open_reasoning,
+    share_item_vectors,
+    wait_idle,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
 
-GRAPH_IFRAME = ".st-key-reasoning-graph iframe"
 DETAILS = ".st-key-reasoning-node-details"
 BASE = ".st-key-effect-base-list"
 FUSED = ".st-key-effect-fused-list"
@@ -37,15 +45,6 @@ FUSED_TEXT = "document.querySelector('.st-key-effect-fused-list')?.innerText ?? 
 USER = "13"
 HOSTILE_REASON = '<img src=x onerror="window.__xss=1">'
 HOSTILE_INTENT = "<script>window.__xss=1</script>"
-
-
-def share_item_vectors(data_dir: Path) -> None:
-    """The app's embeddings folder -> the shared cache (building it cold takes ~80 s)."""
-    target = data_dir / "reasoning" / "embeddings"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shared = default_data_dir() / "reasoning" / "embeddings"
-    shared.mkdir(parents=True, exist_ok=True)   # a fresh machine: the first build fills it
-    target.symlink_to(shared, target_is_directory=True)
 
 
 @pytest.fixture(scope="module")
@@ -72,32 +71,6 @@ def hostile_reasoning_server(tmp_path_factory: pytest.TempPathFactory
     server = start_streamlit(write_config(workdir / "studio.toml", data, workdir / "data"), workdir)
     yield server
     stop_streamlit(server)
-
-
-def open_reasoning(page: Any, server: StreamlitServer) -> None:
-    page.goto(server.url)
-    page.wait_for_selector("[data-testid='stSidebarNavLink']", timeout=90_000)
-    wait_idle(page, 90_000)
-    page.get_by_test_id("stSidebarNavLink").filter(has_text="Reasoning").click()
-    page.get_by_role("heading", name="Reasoning").wait_for(timeout=60_000)
-    wait_idle(page)
-
-
-def choose_user(page: Any, user: str) -> None:
-    box = page.get_by_role("combobox", name="User id", exact=True)
-    box.click()
-    page.keyboard.type(user)
-    page.get_by_role("option", name=user, exact=True).click()
-    wait_idle(page)
-    assert box.input_value() == user
-
-
-def graph_frame(page: Any) -> Any:
-    page.wait_for_selector(GRAPH_IFRAME, timeout=60_000)
-    page.frame_locator(GRAPH_IFRAME).locator("#mynetwork canvas").wait_for(timeout=30_000)
-    frame = page.locator(GRAPH_IFRAME).element_handle().content_frame()
-    frame.wait_for_function("() => window.rrNetwork !== undefined", timeout=30_000)
-    return frame
 
 
 def node_point(page: Any, frame: Any, node_id: str) -> tuple[float, float]:
