@@ -57,13 +57,19 @@ def open_reasoning(page: Any, server: StreamlitServer) -> None:
     wait_idle(page)
 
 
-def choose_user(page: Any, user: str) -> None:
-    box = page.get_by_role("combobox", name="User id", exact=True)
+def choose(page: Any, label: str, option: str) -> None:
+    """Pick ``option`` in the searchable selectbox labelled ``label``."""
+    box = page.get_by_role("combobox", name=label, exact=True)
     box.click()
-    page.keyboard.type(user)
-    page.get_by_role("option", name=user, exact=True).click()
+    page.keyboard.type(option)
+    page.get_by_role("option", name=option, exact=True).click()
     wait_idle(page)
-    assert box.input_value() == user
+    assert box.input_value() == option
+
+
+def choose_user(page: Any, user: str) -> None:
+    """The Reasoning page's user picker."""
+    choose(page, "User id", user)
 
 
 def graph_frame(page: Any) -> Any:

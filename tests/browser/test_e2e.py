@@ -20,7 +20,7 @@ from tests.app.hostile_data import (
     SCRIPT_TITLE,
 )
 from tests.browser.conftest import StreamlitServer
-from tests.browser.page_helpers import NODE_CENTRE_JS, off_machine, wait_idle
+from tests.browser.page_helpers import NODE_CENTRE_JS, choose, off_machine, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -31,16 +31,6 @@ def open_app(page: Any, server: StreamlitServer) -> None:
     page.goto(server.url)
     page.wait_for_selector("[data-testid='stMetric']", timeout=90_000)  # the dataset loaded
     wait_idle(page)
-
-
-def choose(page: Any, label: str, option: str) -> None:
-    """Pick ``option`` in the searchable selectbox labelled ``label``."""
-    box = page.get_by_role("combobox", name=label, exact=True)
-    box.click()
-    page.keyboard.type(option)
-    page.get_by_role("option", name=option, exact=True).click()
-    wait_idle(page)
-    assert box.input_value() == option
 
 
 def open_explorer(page: Any) -> Any:
