@@ -117,3 +117,8 @@ def seed_runs(runs_root: Path, dataset_name: str, shipped: Path | None = None) -
         copied.append(target)
     return copied
 
+
+def shipped_bench(dataset: str, name: str) -> Path:
+    """The bench result shipped with the studio for ``dataset`` (``assets/bench/<dataset>/
+    <name>.json``, measured when the shipped runs and graphs were made); it may not exist."""
+    return Path(__file__).resolve().parents[1] / "assets" / "bench" / dataset / f"{name}.json"

@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.state import get_fusion, set_current_user, studio_or_stop
+from models.runs import shipped_bench
 
 METRICS_AT_10 = ("HR@10", "NDCG@10", "MRR@10")
 OUTCOMES_KEY = "rr_eval_outcomes"   # (fused run directory, per-user rows)
@@ -28,15 +29,24 @@ bench_dir = Path(studio.config.bench_dir)
 
 
 def read_bench(name: str) -> dict[str, Any] | None:
-    """A bench JSON, or ``None`` (with a warning when the file is there but unreadable)."""
-    path = bench_dir / f"{name}.json"
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        st.warning(f"Could not read {path}: {exc}. Rerun `reasonrec bench {name}`.")
-        return None
+    """This machine's bench JSON, else the one shipped for the dataset, else ``None`` (with a
+    warning when a file is there but unreadable)."""
+    local = bench_dir / f"{name}.json"
+    shipped = shipped_bench(studio.dataset.name, name)
+    for path in (local, shipped):
+        if not path.is_file():
+            continue
+        try:
+            bench = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            st.warning(f"Could not read {path}: {exc}. Rerun `reasonrec bench {name} --json`.")
+            continue
+        if path == shipped:
+            st.caption(f"Shipped results, measured by the developers on a 2-core CPU machine "
+                       f"(`{path.name}`). Run `reasonrec bench {name} --json` to measure on "
+                       "this machine; its results then replace these here.")
+        return bench
+    return None
 
 
 models_tab, fusion_tab, reasoning_tab, users_tab = st.tabs(

@@ -163,6 +163,7 @@ def _flow(page: Any, url: str, effect_case: dict[str, Any], artifacts: Path,
     wait_idle(page)
     assert table_titles(page, FUSED) == effect_case["fused"]
     _select_in_chart(page, effect_case, artifacts)
+    _tour_other_pages(page, artifacts)
 
 
 def _card_heading(page: Any) -> str:
@@ -187,6 +188,23 @@ def _select_in_chart(page: Any, effect_case: dict[str, Any], artifacts: Path) ->
     assert after.startswith("Why ")
     assert after[len("Why "):] in set(effect_case["fused"]) | set(effect_case["base"])
     page.screenshot(path=str(artifacts / "effect-04-chart-selection.png"), full_page=True)
+
+
+def _tour_other_pages(page: Any, artifacts: Path) -> None:
+    """Evaluation, Knowledge base and Settings open on the embedded defaults, without errors
+    (a screenshot of each: the closing note's page gallery)."""
+    for title, heading, shot in (("Evaluation", "Evaluation and error analysis", "06-evaluation"),
+                                 ("Knowledge base", "Knowledge base", "07-knowledge-base"),
+                                 ("Settings", "Settings", "08-settings")):
+        page.get_by_test_id("stSidebarNavLink").filter(has_text=title).click()
+        page.get_by_role("heading", name=heading, exact=True).wait_for(timeout=120_000)
+        wait_idle(page, 180_000)   # Evaluation scores the fused sample on its first visit
+        assert page.locator("[data-testid='stException']").count() == 0, title
+        page.screenshot(path=str(artifacts / f"{shot}.png"), full_page=True)
+    page.get_by_test_id("stSidebarNavLink").filter(has_text="Evaluation").click()
+    page.get_by_role("tab", name="Users: won and lost").click()
+    wait_idle(page)
+    page.screenshot(path=str(artifacts / "06-evaluation-users.png"), full_page=True)
 
 
 def _open_offline(chromium: Any, report: Path, effect_case: dict[str, Any],
