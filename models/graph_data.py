@@ -174,6 +174,10 @@ class IntentIndex:
     def __contains__(self, text: object) -> bool:
         return text in self._rows
 
+    def unknown(self, graph: nx.DiGraph) -> list[str]:
+        """The intent texts of ``graph`` outside this index (they read the zero row), sorted."""
+        return sorted(t for t in intent_texts([graph]) if t not in self._rows)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, IntentIndex) and other.labels == self.labels
 

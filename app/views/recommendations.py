@@ -76,8 +76,13 @@ def load_user_graph(handle: FusionHandle, dataset: Any, user: str) -> tuple[Any,
 
     built = st.session_state.get(GRAPH_KEY.format(user=user))
     if built is not None:
-        return (place_graph(dataset, user, built, handle.explainer.intents),
-                "built on the Reasoning page")
+        placed = place_graph(dataset, user, built, handle.explainer.intents)
+        new = handle.explainer.intents.unknown(built)
+        origin = "built on the Reasoning page"
+        if new:   # say so: these nodes carry no text vector in the fused model
+            origin += (f"; {len(new)} of its intent texts are new to the fused model (trained on "
+                       "the sample's graphs) and enter it without their text embedding")
+        return placed, origin
     return handle.explainer.user_graph(user), handle.explainer.provenance["graph_source"]
 
 

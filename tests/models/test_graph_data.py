@@ -378,3 +378,11 @@ def test_verification_ablation_reaches_the_encoder_at_the_shipped_graphs_eval_po
         e_b = encoder(Batch.from_data_list([b for _, b in pairs]))
     moved = (e_a - e_b).abs().amax(dim=1) > 1e-4
     assert moved.float().mean() >= 0.9
+
+
+def test_intent_index_names_the_texts_it_does_not_know() -> None:
+    graph = example_graph()
+    unknown = INDEX.unknown(graph)
+    dc31 = graph.nodes["dc3.1"]["intent"]
+    assert unknown == [dc31] and dc31 not in INDEX
+    assert IntentIndex([*INTENTS, dc31]).unknown(graph) == []
