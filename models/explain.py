@@ -557,15 +557,17 @@ class Explainer:
         return Fidelity(explanation_paths=len(support), in_top_k=in_top[0],
                         plus=float(in_top[1] != in_top[0]), minus=float(in_top[2] != in_top[0]))
 
-    def explain(self, user: str | UserGraph, step: int | None = None,
+    def explain(self, user: str | UserGraph | ExplainPoint, step: int | None = None,
                 items: Iterable[int] | None = None) -> Explanation:
         """Everything for one user at one point; ``items`` defaults to the fused top-k.
 
-        ``user`` is a user id (graph from the source) or a placed graph, e.g. one
-        the app just built (``models.fusion.samples.place_graph``).
+        ``user`` is a user id (graph from the source), a placed graph, e.g. one
+        the app just built (``models.fusion.samples.place_graph``), or a point
+        already scored by :meth:`point` (``step`` is then ignored).
         """
         started = time.perf_counter()
-        point = self.point(user if isinstance(user, UserGraph) else str(user), step)
+        point = (user if isinstance(user, ExplainPoint)
+                 else self.point(user if isinstance(user, UserGraph) else str(user), step))
         user_id = point.user.user_id
         chosen = list(items) if items is not None else _order(point.fused_scores, self.k)
         explained = [self.explain_item(point, i) for i in chosen]

@@ -231,7 +231,7 @@ def export_section(handle: FusionHandle, user_graph: Any, step: int, cache: dict
     def build() -> ReportInput:
         state: CounterfactualState = live.get("state") or CounterfactualState([], [], [])
         with handle.lock:
-            explanation = explainer.explain(user_graph, step)
+            explanation = explainer.explain(point)   # the page's scored point, not a rebuild
             result = None
             if state.active:
                 result = explainer.counterfactual(point, explainer.removal(

@@ -119,6 +119,9 @@ def test_explain_output_validates_against_its_schema(explainer: Explainer,
         assert len(item.deletion.explanation_ranks) == len(item.paths) <= 6
         assert item.fidelity.in_top_k and item.fidelity.plus in (0.0, 1.0)
     assert explanation.provenance.graph_backend == "genre-heuristic"
+    # a point the caller already scored (the app's export) gives the same explanation
+    reused = explainer.explain(explainer.point(user_id))
+    assert reused.model_dump(exclude={"seconds"}) == explanation.model_dump(exclude={"seconds"})
     bad = json.loads(text)
     bad["items"][0]["paths"] = "none"
     with pytest.raises(ValueError):
