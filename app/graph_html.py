@@ -194,29 +194,35 @@ def build_network(window: Sequence[GraphItem], next_item: GraphItem | None,
     return net
 
 
-# Runs after pyvis's drawGraph(): turns each escaped tooltip string into a DOM
-# element (innerHTML of escaped text cannot create markup), fits the view, and
-# exposes the network for browser tests.
-_TOOLTIP_SCRIPT = """
-<script>
-(function () {
+# Runs after pyvis's drawGraph() in every graph document: each escaped tooltip
+# string (nodes here; ``tips(edges)`` for documents whose edges have tooltips)
+# becomes a DOM element (innerHTML of escaped text cannot create markup), the
+# view is fitted, and the network is exposed for browser tests.
+_SCRIPT_PRELUDE = """
   if (typeof nodes === "undefined" || typeof network === "undefined") { return; }
-  var updates = [];
-  nodes.forEach(function (node) {
-    if (typeof node.tooltip_html === "string") {
-      var element = document.createElement("div");
-      element.className = "rr-tip";
-      element.innerHTML = node.tooltip_html;
-      updates.push({id: node.id, title: element});
-    }
-  });
-  nodes.update(updates);
+  function tips(dataset) {
+    var updates = [];
+    dataset.forEach(function (entry) {
+      if (typeof entry.tooltip_html === "string") {
+        var element = document.createElement("div");
+        element.className = "rr-tip";
+        element.innerHTML = entry.tooltip_html;
+        updates.push({id: entry.id, title: element});
+      }
+    });
+    dataset.update(updates);
+  }
+  tips(nodes);
   network.fit({animation: false});
   window.rrNetwork = network;
   window.rrNodes = nodes;
-})();
-</script>
 """
+
+
+def graph_script(body: str = "") -> str:
+    """The shared graph script (tooltips, fit, ``window.rrNetwork``), then ``body`` (trusted
+    JavaScript of ours, run in the same scope: ``nodes``, ``edges``, ``network``, ``tips``)."""
+    return f"<script>\n(function () {{{_SCRIPT_PRELUDE}{body}}})();\n</script>\n"
 
 
 def legend_html(window: Sequence[GraphItem], next_item: GraphItem | None,
@@ -279,7 +285,7 @@ def session_graph_html(window: Sequence[GraphItem], next_item: GraphItem | None 
     """The complete, offline, escaped HTML document for a session window."""
     style = load_style()
     net = build_network(list(window), next_item, height_px, style)
-    return offline_document(net, load_css(), legend_html(window, next_item, style) + _TOOLTIP_SCRIPT)
+    return offline_document(net, load_css(), legend_html(window, next_item, style) + graph_script())
 
 
 def graph_nodes(document: str) -> list[dict[str, Any]]:

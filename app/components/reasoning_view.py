@@ -32,7 +32,8 @@ from typing import Any
 import networkx as nx
 from pyvis.network import Network
 
-from app.graph_html import NEVER_SEEN, load_css, offline_document, share_template, short_label
+from app.graph_html import (NEVER_SEEN, graph_script, load_css, offline_document,
+                            share_template, short_label)
 
 TARGET_ID = "target"
 X_STEP = 135            # px between session items
@@ -299,30 +300,11 @@ def build_network(graph: nx.DiGraph, *, show_rejected: bool = False, height_px: 
     return net
 
 
-# Runs after pyvis's drawGraph(): escaped tooltip strings become DOM elements,
-# clicks go to the parent page, and the parent can select a node. Only ids of
-# our own (s3, dc1.2, c491, target) cross the frame boundary.
-_GRAPH_SCRIPT = """
-<script>
-(function () {
-  if (typeof nodes === "undefined" || typeof network === "undefined") { return; }
-  function tips(dataset) {
-    var updates = [];
-    dataset.forEach(function (entry) {
-      if (typeof entry.tooltip_html === "string") {
-        var element = document.createElement("div");
-        element.className = "rr-tip";
-        element.innerHTML = entry.tooltip_html;
-        updates.push({id: entry.id, title: element});
-      }
-    });
-    dataset.update(updates);
-  }
-  tips(nodes);
+# After the shared graph script: edge tooltips too, clicks go to the parent page,
+# and the parent can select a node. Only ids of our own (s3, dc1.2, c491, target)
+# cross the frame boundary.
+_GRAPH_SCRIPT = graph_script("""
   tips(edges);
-  network.fit({animation: false});
-  window.rrNetwork = network;
-  window.rrNodes = nodes;
   window.rrClicks = [];
   network.on("click", function (params) {
     if (!params.nodes || !params.nodes.length) { return; }
@@ -345,9 +327,7 @@ _GRAPH_SCRIPT = """
   if (window.parent && window.parent !== window) {
     window.parent.postMessage({type: "rr-graph-ready"}, "*");
   }
-})();
-</script>
-"""
+""")
 
 _LEGEND = ('<div class="rr-legend" id="rr-legend">'
            '<span><span class="rr-swatch" style="background:#1f77b4"></span>session item '
