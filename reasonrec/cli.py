@@ -131,6 +131,46 @@ def bench_models_command(ctx: typer.Context,
     _emit(result, as_json, "\n".join(rows))
 
 
+@bench_app.command("reference")
+def bench_reference_command(ctx: typer.Context,
+                            models: str = typer.Option("gru4rec,sasrec,srgnn", "--models"),
+                            max_epochs: Optional[int] = typer.Option(
+                                None, "--max-epochs", min=1,
+                                help="Cap the reference's epochs (RecBole: 300 + early stopping)."),
+                            max_minutes: Optional[float] = typer.Option(
+                                None, "--max-minutes", min=0,
+                                help="Cap each reference's training time (finishes the epoch)."),
+                            out: Optional[Path] = typer.Option(None, "--out", help="JSON file to write."),
+                            as_json: bool = typer.Option(False, "--json")) -> None:
+    """RecBole 1.2.1's GRU4Rec/SASRec/SR-GNN (transcribed) vs our latest runs: issue #2's bar."""
+    from models.bench_reference import bench_reference
+
+    studio = _studio(ctx)
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    path = out or studio.config.bench_dir / "reference.json"
+    partial: list[dict[str, Any]] = []
+
+    def save_partial(row: dict[str, Any]) -> None:  # a long run keeps what it finished
+        partial.append(row)
+        _write_json(path, {"partial": True, "models": partial})
+
+    result = bench_reference(studio.config, names, max_epochs=max_epochs,
+                             max_seconds=max_minutes * 60 if max_minutes is not None else None,
+                             on_row=save_partial)
+    _write_json(path, result)
+    typer.echo(f"wrote {path}", err=True)
+    rows = []
+    for r in result["models"]:
+        ref, ours = r["reference"], r["ours"]
+        rows.append(f"{r['model']:>8}: reference {ref['seconds_per_epoch']:.1f} s/epoch, "
+                    f"{ref['epochs']} epochs (best {ref['best_epoch']}, {ref['stopped_by']}), "
+                    f"{ref['seconds_to_best']:.0f} s to best, {ref['peak_rss_mb']:.0f} MB; test "
+                    f"NDCG@10 reference={ref['test']['NDCG@10']:.4f} ours={ours['test']['NDCG@10']:.4f} "
+                    f"({r['ours_minus_reference_ndcg10']:+.4f}) "
+                    f"{'meets' if r['meets_bar'] else 'MISSES'} the bar")
+    _emit(result, as_json, "\n".join(rows))
+
+
 @bench_app.command("app")
 def bench_app_command(ctx: typer.Context,
                       user: Optional[str] = typer.Option(

@@ -1,0 +1,149 @@
+"""``reasonrec bench reference``: issue #2's side-by-side accuracy bar.
+
+For each of GRU4Rec, SASRec and SR-GNN, trains the transcription of RecBole
+1.2.1's model (:mod:`models.reference`) with RecBole's defaults and training
+semantics on our ``loo`` split, tests it with our metric code, and puts it
+next to the test metrics of the latest saved run of our model (trained first
+only when no run exists). The bar: our test NDCG@10 >= the reference's.
+
+Each reference trains in a fresh Python process (one at a time), so its peak
+RSS is its own, like ``bench models``. Usage of the child (internal):
+``python -m models.bench_reference MODEL`` with a JSON request on stdin.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from reasonrec.config import StudioConfig
+
+REFERENCE_NAMES = ("gru4rec", "sasrec", "srgnn")
+RECBOLE_CLASS = {"gru4rec": "GRU4Rec", "sasrec": "SASRec", "srgnn": "SRGNN"}
+TORCH_THREADS = 2
+
+
+def bench_reference(config: StudioConfig, names: list[str] | None = None,
+                    max_epochs: int | None = None, max_seconds: float | None = None,
+                    max_batches: int | None = None, isolate: bool = True,
+                    on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train each reference and compare it with our latest run of the same model.
+
+    Args:
+        config: studio config (data, runs dir; ``[models.NAME]`` only matters if
+            one of our models has no run and must be trained).
+        names: models, in order (default gru4rec, sasrec, srgnn).
+        max_epochs: cap on the reference's epochs (RecBole: 300 + early stopping).
+        max_seconds: per-model cap on the reference's training time; the epoch
+            running when it passes is finished. ``stopped_by`` says what ended it.
+        max_batches: smoke tests only: batches per epoch.
+        isolate: train each reference in a fresh process (own peak RSS).
+        on_row: called with each finished row (the CLI saves partial results).
+
+    Returns:
+        ``{"dataset", "protocol", "reference", "machine", "caps", "models": [row, ...]}``.
+    """
+    from reasonrec.studio import Studio
+
+    names = list(names or REFERENCE_NAMES)
+    for name in names:
+        if name not in REFERENCE_NAMES:
+            raise ValueError(f"no reference for {name!r}; choose from {', '.join(REFERENCE_NAMES)}")
+    studio = Studio(config)
+    caps = {"max_epochs": max_epochs, "max_seconds": max_seconds, "max_batches": max_batches}
+    request = json.dumps({"config": config.model_dump(mode="json"), **caps})
+    rows = []
+    for name in names:
+        reference = _run_child(name, request) if isolate else _child(name, request)
+        row = {"model": name, **_side_by_side(studio, name, reference)}
+        rows.append(row)
+        if on_row:
+            on_row(row)
+    from models.reference.trainer import OverallConfig
+    return {
+        "dataset": studio.dataset.name,
+        "protocol": "loo",
+        "reference": {"library": "RecBole 1.2.1 (transcribed in models/reference, not imported)",
+                      "overall": asdict(OverallConfig())},
+        "machine": {"cpu_count": os.cpu_count(), "torch_threads": TORCH_THREADS, "device": "cpu",
+                    "platform": platform.platform(), "python": platform.python_version()},
+        "caps": caps,
+        "models": rows,
+    }
+
+
+def _side_by_side(studio: Any, name: str, reference: dict[str, Any]) -> dict[str, Any]:
+    from models.recommenders import create
+    from models.runs import latest_run
+
+    run = latest_run(studio.runs_dir, studio.dataset.name, name)
+    trained_now = run is None
+    if run is None:
+        run = studio.train(name).directory
+    run_config = json.loads((run / "config.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())
+    defaults = create(name, studio.split.n_items, studio.config.models.get(name)).params.model_dump()
+    ours_test = metrics["test"]
+    ref_test = reference["test"]
+    delta = ours_test["NDCG@10"] - ref_test["NDCG@10"]
+    return {
+        "reference": reference,
+        "ours": {"run_dir": str(run), "trained_now": trained_now, "test": ours_test,
+                 "valid": metrics.get("valid"), "params": run_config.get("params"),
+                 "params_match_current_defaults": run_config.get("params") == defaults},
+        "ours_minus_reference_ndcg10": delta,
+        "meets_bar": bool(ours_test["NDCG@10"] >= ref_test["NDCG@10"]),
+        # Only a reference trained to early stopping is RecBole's result; a capped one
+        # is a lower bound on it, so a capped `meets_bar: true` settles nothing.
+        "reference_converged": reference["stopped_by"] == "early_stopping",
+    }
+
+
+def _run_child(name: str, request: str) -> dict[str, Any]:
+    """Run :func:`_child` in a fresh process; its per-epoch log goes to our stderr."""
+    result = subprocess.run([sys.executable, "-m", "models.bench_reference", name],
+                            input=request, stdout=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"reference benchmark of {name} failed (exit {result.returncode}); "
+                           "its traceback is on stderr above")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _child(name: str, request_json: str) -> dict[str, Any]:
+    """Train the reference ``name`` in this process and measure it."""
+    from models.reference.trainer import cpu_deterministic, fit_reference
+    from reasonrec.config import StudioConfig
+    from reasonrec.studio import Studio
+
+    request = json.loads(request_json)
+    config = StudioConfig.model_validate(request["config"])
+    split = Studio(config).split  # data loads before timing starts
+    with cpu_deterministic(threads=TORCH_THREADS):
+        start = time.perf_counter()
+        fit = fit_reference(name, split, max_epochs=request.get("max_epochs"),
+                            max_seconds=request.get("max_seconds"),
+                            max_batches=request.get("max_batches"),
+                            log=lambda line: print(line, file=sys.stderr, flush=True))
+        wall = time.perf_counter() - start
+    # ru_maxrss is in KiB on Linux and bytes on macOS.
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_mb = rss / 2**20 if sys.platform == "darwin" else rss / 1024
+    return {"recbole_class": RECBOLE_CLASS[name], **fit.summary(), "wall_seconds": wall,
+            "peak_rss_mb": rss_mb, "n_users": int(len(split.test.targets)),
+            "n_parameters": sum(p.numel() for p in fit.model.parameters()),
+            "hyper_parameters": asdict(fit.model.config)}
+
+
+if __name__ == "__main__":
+    print(json.dumps(_child(sys.argv[1], sys.stdin.read())))

@@ -1,0 +1,263 @@
+"""RecBole 1.2.1's training semantics for the reference models, on our ``loo`` split.
+
+Transcribes what ``recbole/trainer/trainer.py`` (``Trainer.fit``,
+``_train_epoch``, ``_valid_epoch``, ``evaluate``), ``recbole/utils/utils.py``
+(``init_seed``, ``early_stopping``), ``SequentialDataset.data_augmentation``
+(``recbole/data/dataset/sequential_dataset.py``) and
+``recbole/properties/overall.yaml`` do for a sequential model with
+``loss_type: CE`` and ``eval_args: {order: TO, split: {LS: valid_and_test},
+mode: full}``. MIT licence, RecBole team.
+
+* every prefix of a user's training history is one sample (target ``h[t]``,
+  ``t >= 1``, input the up to ``MAX_ITEM_LIST_LENGTH`` items before it),
+  right-padded to ``MAX_ITEM_LIST_LENGTH`` with 0, as RecBole stores them;
+* seed 2020 before the model is built; the samples are reshuffled each epoch;
+* Adam(lr 0.001, weight decay 0), batches of 2048, no gradient clipping;
+* after every epoch (``eval_step`` 1) full-ranking validation; early stopping
+  on valid MRR@10 (``>=`` counts as better, stop when ``stopping_step`` 10
+  epochs in a row are not); the best weights are restored for the test.
+
+The split, the ranking and the metrics are ours (:mod:`models.protocol`,
+:func:`models.evaluation.rank_targets`, :mod:`models.metrics`): full ranking
+over all items, padding column at ``-inf``, history not masked, inputs of at
+most 50 items -- exactly what our models are evaluated with.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from models.evaluation import rank_targets
+from models.metrics import metrics_from_ranks
+from models.protocol import LeaveOneOut, Split
+from models.reference import REFERENCE_MODELS
+from models.reference.abstract import SequentialRecommender
+
+
+@dataclass(frozen=True)
+class OverallConfig:
+    """The overall.yaml values the sequential CE training uses."""
+
+    seed: int = 2020
+    epochs: int = 300
+    train_batch_size: int = 2048
+    learning_rate: float = 0.001
+    weight_decay: float = 0.0
+    stopping_step: int = 10
+    eval_step: int = 1
+    valid_metric: str = "MRR@10"
+    eval_batch_size: int = 4096
+    max_item_list_length: int = 50
+
+
+@dataclass
+class PrefixData:
+    """Augmented training samples: ``items [S, L]`` (0-padded), ``lengths [S]``, ``targets [S]``."""
+
+    items: torch.Tensor
+    lengths: torch.Tensor
+    targets: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.targets.shape[0])
+
+
+def prefix_augmentation(histories: list[np.ndarray], max_len: int = 50) -> PrefixData:
+    """RecBole's ``data_augmentation`` on each training history.
+
+    A history ``<i1, i2, i3, i4>`` gives ``<i1> | i2``, ``<i1, i2> | i3`` and
+    ``<i1, i2, i3> | i4``; inputs keep the last ``max_len`` items.
+    """
+    if max_len < 1:
+        raise ValueError(f"max_len must be at least 1, got {max_len}")
+    rows: list[np.ndarray] = []
+    lengths: list[int] = []
+    targets: list[int] = []
+    for history in histories:
+        history = np.asarray(history, dtype=np.int64)
+        for t in range(1, len(history)):
+            seq = history[max(0, t - max_len):t]
+            rows.append(seq)
+            lengths.append(len(seq))
+            targets.append(int(history[t]))
+    items = np.zeros((len(rows), max_len), dtype=np.int64)
+    for r, seq in enumerate(rows):
+        items[r, :len(seq)] = seq
+    return PrefixData(torch.from_numpy(items), torch.tensor(lengths, dtype=torch.int64),
+                      torch.tensor(targets, dtype=torch.int64))
+
+
+def init_seed(seed: int) -> None:
+    """RecBole's ``init_seed(seed, reproducibility=True)`` (CPU part)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@contextmanager
+def cpu_deterministic(threads: int | None = None) -> Iterator[None]:
+    """Deterministic torch algorithms (and optionally a thread count), restored on exit."""
+    before_det = torch.are_deterministic_algorithms_enabled()
+    before_threads = torch.get_num_threads()
+    torch.use_deterministic_algorithms(True)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before_det)
+        torch.set_num_threads(before_threads)
+
+
+class FullSortScorer:
+    """Feeds our evaluation like RecBole's full-sort evaluation feeds a model.
+
+    :func:`models.evaluation.rank_targets` pads a batch to its longest input;
+    RecBole's item lists are always ``MAX_ITEM_LIST_LENGTH`` wide, so the batch
+    is widened with zeros first, then ``full_sort_predict`` scores every id.
+    """
+
+    def __init__(self, model: SequentialRecommender, max_len: int) -> None:
+        self.model = model
+        self.max_len = max_len
+
+    @torch.no_grad()
+    def score(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        self.model.eval()
+        if items.shape[1] < self.max_len:
+            pad = items.new_zeros(items.shape[0], self.max_len - items.shape[1])
+            items = torch.cat([items, pad], dim=1)
+        return self.model.full_sort_predict(items, lengths)
+
+
+def evaluate_reference(model: SequentialRecommender, split: LeaveOneOut, which: Split,
+                       batch_size: int = 4096) -> dict[str, float]:
+    """HR/NDCG/MRR at 5, 10, 20 on ``which``, through our ranking and metric code."""
+    scorer = FullSortScorer(model, split.max_len)
+    ranks = rank_targets(scorer, split.eval_set(which), split.max_len, batch_size)  # type: ignore[arg-type]
+    return metrics_from_ranks(ranks)
+
+
+@dataclass
+class ReferenceFit:
+    """What :func:`fit_reference` did."""
+
+    model: SequentialRecommender
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_valid: dict[str, float] = field(default_factory=dict)
+    test: dict[str, float] = field(default_factory=dict)
+    stopped_by: str = ""
+    n_train_samples: int = 0
+    setup_seconds: float = 0.0
+    total_seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        epoch_seconds = [e["seconds"] for e in self.epochs]
+        n = len(epoch_seconds)
+        return {
+            "epochs": n,
+            "best_epoch": self.best_epoch,
+            "stopped_by": self.stopped_by,
+            "seconds_per_epoch": sum(epoch_seconds) / n if n else 0.0,
+            "train_seconds_per_epoch": sum(e["train_seconds"] for e in self.epochs) / n if n else 0.0,
+            "total_seconds": self.total_seconds,
+            "seconds_to_best": self.setup_seconds + sum(epoch_seconds[:self.best_epoch]),
+            "n_train_samples": self.n_train_samples,
+            "valid": self.best_valid,
+            "test": self.test,
+            "epoch_log": self.epochs,
+        }
+
+
+def fit_reference(name: str, split: LeaveOneOut, overall: OverallConfig | None = None,
+                  max_epochs: int | None = None, max_seconds: float | None = None,
+                  max_batches: int | None = None,
+                  log: Callable[[str], None] | None = None) -> ReferenceFit:
+    """Train the reference ``name`` with RecBole's semantics, then test the best epoch.
+
+    Args:
+        name: ``gru4rec``, ``sasrec`` or ``srgnn``.
+        split: our ``loo`` split (its ``max_len`` must be ``MAX_ITEM_LIST_LENGTH``).
+        overall: overall.yaml values (defaults: RecBole's).
+        max_epochs: cap below ``overall.epochs`` (tests, quick runs).
+        max_seconds: stop after the epoch during which this much training time passed.
+        max_batches: train on only the first ``max_batches`` batches of each epoch
+            (smoke tests only: RecBole always trains on every sample).
+        log: called with one line per epoch.
+
+    Runs on CPU; deterministic for a given thread count.
+    """
+    if name not in REFERENCE_MODELS:
+        raise ValueError(f"no reference for {name!r}; choose one of {', '.join(REFERENCE_MODELS)}")
+    overall = overall or OverallConfig()
+    if split.max_len != overall.max_item_list_length:
+        raise ValueError(f"split max_len {split.max_len} != MAX_ITEM_LIST_LENGTH "
+                         f"{overall.max_item_list_length}")
+    start = time.perf_counter()
+    data = prefix_augmentation(split.train, overall.max_item_list_length)
+    init_seed(overall.seed)
+    model = REFERENCE_MODELS[name](split.n_items + 1, overall.max_item_list_length)
+    optimizer = torch.optim.Adam(model.parameters(), lr=overall.learning_rate,
+                                 weight_decay=overall.weight_decay)
+    shuffle = torch.Generator().manual_seed(overall.seed)
+    fit = ReferenceFit(model=model, n_train_samples=len(data))
+    fit.setup_seconds = time.perf_counter() - start
+    epochs = min(overall.epochs, max_epochs) if max_epochs else overall.epochs
+    best_score, best_state, cur_step = -np.inf, None, 0
+    fit.stopped_by = "epochs"
+    metric = overall.valid_metric
+    for epoch in range(1, epochs + 1):
+        epoch_start = time.perf_counter()
+        model.train()
+        total, batches = 0.0, 0
+        order = torch.randperm(len(data), generator=shuffle)
+        for b in range(0, len(order), overall.train_batch_size):
+            if max_batches is not None and batches >= max_batches:
+                break
+            idx = order[b:b + overall.train_batch_size]
+            optimizer.zero_grad()
+            loss = model.calculate_loss(data.items[idx], data.lengths[idx], data.targets[idx])
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach())
+            batches += 1
+        train_seconds = time.perf_counter() - epoch_start
+        valid = evaluate_reference(model, split, "valid", overall.eval_batch_size)
+        seconds = time.perf_counter() - epoch_start
+        fit.epochs.append({"epoch": epoch, "loss": total / max(batches, 1),
+                           "valid_mrr10": valid[metric], "valid_ndcg10": valid["NDCG@10"],
+                           "train_seconds": train_seconds, "seconds": seconds})
+        # recbole.utils.early_stopping(..., bigger=True)
+        if valid[metric] >= best_score:
+            best_score, cur_step = valid[metric], 0
+            best_state = copy.deepcopy(model.state_dict())
+            fit.best_epoch, fit.best_valid = epoch, valid
+        else:
+            cur_step += 1
+        if log:
+            log(f"{name} epoch {epoch}: loss {total / max(batches, 1):.4f} valid {metric} "
+                f"{valid[metric]:.4f} NDCG@10 {valid['NDCG@10']:.4f} (best @ {fit.best_epoch}) "
+                f"{seconds:.1f}s")
+        if cur_step > overall.stopping_step:
+            fit.stopped_by = "early_stopping"
+            break
+        if max_seconds is not None and time.perf_counter() - start >= max_seconds:
+            fit.stopped_by = "time_cap" if epoch < epochs else "epochs"
+            break
+    else:
+        fit.stopped_by = "epoch_cap" if epochs < overall.epochs else "epochs"
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    fit.test = evaluate_reference(model, split, "test", overall.eval_batch_size)
+    fit.total_seconds = time.perf_counter() - start
+    return fit

@@ -1,0 +1,166 @@
+"""``models.reference``: the RecBole 1.2.1 transcriptions and ``bench reference``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.bench_reference import bench_reference
+from models.protocol import EvalSet, LeaveOneOut
+from models.reference import REFERENCE_MODELS, SRGNN
+from models.reference.trainer import (FullSortScorer, cpu_deterministic, evaluate_reference,
+                                      fit_reference, prefix_augmentation)
+from reasonrec.config import load_config
+from tests.models.single_thread import one_torch_thread  # noqa: F401 (autouse fixture)
+
+N_ITEMS = 12  # RecBole's n_items: 11 real items + padding id 0
+MAX_LEN = 6
+
+
+def _batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor([1, 3, 6, 4, 2])
+    items = torch.randint(1, N_ITEMS, (len(lengths), MAX_LEN), generator=gen)
+    items[torch.arange(MAX_LEN)[None] >= lengths[:, None]] = 0  # right padding, as RecBole
+    targets = torch.randint(1, N_ITEMS, (len(lengths),), generator=gen)
+    return items, lengths, targets
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_MODELS))
+def test_shapes_and_loss(name: str):
+    torch.manual_seed(2020)
+    model = REFERENCE_MODELS[name](N_ITEMS, MAX_LEN)
+    items, lengths, targets = _batch()
+    out = model(items, lengths)
+    assert out.shape == (5, 64)
+    scores = model.full_sort_predict(items, lengths)
+    assert scores.shape == (5, N_ITEMS)  # every id, padding column included
+    loss = model.calculate_loss(items, lengths, targets)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    # CE over all n_items ids; near log(n_items) at initialisation.
+    assert abs(float(loss.detach()) - np.log(N_ITEMS)) < 1.0
+    loss.backward()
+    assert model.item_embedding.weight.grad is not None
+    model.eval()  # no dropout: the loss is the softmax CE of the full-sort scores
+    with torch.no_grad():
+        expected = torch.nn.functional.cross_entropy(model.full_sort_predict(items, lengths), targets)
+        assert torch.allclose(model.calculate_loss(items, lengths, targets), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_MODELS))
+def test_output_ignores_padding_width_and_later_items(name: str):
+    """The representation only depends on the real prefix (causal, padding masked)."""
+    torch.manual_seed(2020)
+    model = REFERENCE_MODELS[name](N_ITEMS, 10).eval()
+    items, lengths, _ = _batch(1)
+    wide = torch.cat([items, torch.zeros(5, 4, dtype=torch.long)], dim=1)
+    with torch.no_grad():
+        assert torch.allclose(model(items, lengths), model(wide, lengths), atol=1e-5)
+
+
+def test_default_hyper_parameters_are_recbole_yaml():
+    gru = REFERENCE_MODELS["gru4rec"](N_ITEMS)
+    assert (gru.embedding_size, gru.hidden_size, gru.num_layers, gru.dropout_prob) == (64, 128, 1, 0.3)
+    assert gru.gru_layers.bias is False
+    sas = REFERENCE_MODELS["sasrec"](N_ITEMS)
+    assert (sas.n_layers, sas.n_heads, sas.hidden_size, sas.inner_size) == (2, 2, 64, 256)
+    assert (sas.hidden_dropout_prob, sas.attn_dropout_prob, sas.hidden_act) == (0.5, 0.5, "gelu")
+    assert sas.position_embedding.num_embeddings == 50
+    gnn = REFERENCE_MODELS["srgnn"](N_ITEMS)
+    assert (gnn.embedding_size, gnn.step) == (64, 1)
+
+
+def test_srgnn_batched_slice_equals_recbole_loop():
+    gen = torch.Generator().manual_seed(3)
+    items = torch.randint(1, 7, (40, 9), generator=gen)
+    lengths = torch.randint(1, 10, (40,), generator=gen)
+    items[torch.arange(9)[None] >= lengths[:, None]] = 0
+    items[0] = torch.tensor([1, 2, 3, 2, 4, 0, 0, 0, 0])   # the example in RecBole's docstring
+    items[1] = torch.tensor([5, 5, 5, 5, 5, 5, 5, 5, 5])   # one node with a self loop, no padding
+    for loop, batched in zip(SRGNN.get_slice_loop(items), SRGNN._get_slice(items)):
+        assert loop.dtype == batched.dtype and torch.equal(loop, batched)
+    _alias, adjacency, _items, _mask = SRGNN._get_slice(items[:1])
+    # Node order is sorted ids (0, 1, 2, 3, 4); item 2 (node 2) has out-edges to 3 and 4 (1/2 each).
+    assert adjacency[0, 2, 9 + 3] == adjacency[0, 2, 9 + 4] == 0.5
+    assert adjacency[0, 2, 1] == adjacency[0, 2, 3] == 0.5        # in-edges from 1 and 3
+
+
+def test_prefix_augmentation_on_a_hand_made_history():
+    data = prefix_augmentation([np.array([1, 2, 3, 4]), np.array([7]), np.array([5, 6])], max_len=2)
+    # <1>|2, <1,2>|3, <2,3>|4 (only the last 2 kept); [7] gives none; <5>|6.
+    assert len(data) == 4
+    assert data.targets.tolist() == [2, 3, 4, 6]
+    assert data.lengths.tolist() == [1, 2, 2, 1]
+    assert data.items.tolist() == [[1, 0], [1, 2], [2, 3], [5, 0]]
+    # A loo training history h[:-2] of n items gives n - 1 samples (targets h[1..n-1]).
+    assert len(prefix_augmentation([np.arange(1, 61)], max_len=50)) == 59
+
+
+def _tiny_split() -> LeaveOneOut:
+    rng = np.random.default_rng(0)
+    histories = [rng.integers(1, N_ITEMS, size=int(rng.integers(5, 12))) for _ in range(16)]
+    def eval_set(cut: int) -> EvalSet:
+        return EvalSet(np.arange(16), [h[:len(h) - cut][-50:] for h in histories],
+                       np.array([h[len(h) - cut] for h in histories]))
+    return LeaveOneOut(train=[h[:-2] for h in histories], valid=eval_set(2), test=eval_set(1),
+                       n_items=N_ITEMS - 1, max_len=50)
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_MODELS))
+def test_fit_is_deterministic_and_restores_the_best(name: str):
+    split = _tiny_split()
+    with cpu_deterministic():
+        first = fit_reference(name, split, max_epochs=3)
+        second = fit_reference(name, split, max_epochs=3)
+    assert first.test == second.test
+    assert [e["loss"] for e in first.epochs] == [e["loss"] for e in second.epochs]
+    assert first.stopped_by == "epoch_cap" and len(first.epochs) == 3
+    best = max(range(3), key=lambda i: (first.epochs[i]["valid_mrr10"], i))  # >= keeps the later
+    assert first.best_epoch == best + 1
+    # The restored weights are the best epoch's: validation gives its MRR@10 again.
+    assert evaluate_reference(first.model, split, "valid")["MRR@10"] == first.epochs[best]["valid_mrr10"]
+    scorer = FullSortScorer(first.model, 50)
+    assert scorer.score(torch.tensor([[1, 2]]), torch.tensor([2])).shape == (1, N_ITEMS)
+
+
+def _fake_run(runs: Path, name: str, ndcg10: float) -> None:
+    run = runs / "ml-100k" / name / "20000101-000000-0000"
+    run.mkdir(parents=True)
+    test = {f"{m}@{k}": ndcg10 for m in ("HR", "NDCG", "MRR") for k in (5, 10, 20)}
+    (run / "config.json").write_text(json.dumps({"model": name, "params": {}}))
+    (run / "metrics.json").write_text(json.dumps({"test": test, "valid": test}))
+
+
+@pytest.mark.slow
+def test_bench_reference_on_ml100k_one_short_epoch(ml100k_dir: Path, tmp_path: Path):
+    config = load_config(overrides={"data": {"path": str(ml100k_dir), "data_dir": str(tmp_path)}})
+    for name in ("gru4rec", "sasrec", "srgnn"):  # ours, so the bench reads a run, trains none
+        _fake_run(tmp_path / "runs", name, 0.0 if name == "sasrec" else 0.5)
+    result = bench_reference(config, max_epochs=1, max_batches=1)
+    json.dumps(result)
+    assert result["dataset"] == "ml-100k" and result["protocol"] == "loo"
+    assert [r["model"] for r in result["models"]] == ["gru4rec", "sasrec", "srgnn"]
+    for row in result["models"]:
+        ref = row["reference"]
+        assert ref["epochs"] == ref["best_epoch"] == 1 and ref["stopped_by"] == "epoch_cap"
+        assert ref["n_train_samples"] == 100_000 - 3 * 943  # every training prefix
+        assert ref["n_users"] == 943 and 20 < ref["peak_rss_mb"] < 8192
+        assert 0 < ref["seconds_to_best"] <= ref["total_seconds"] + 1e-6
+        assert set(ref["test"]) == {f"{m}@{k}" for m in ("HR", "NDCG", "MRR") for k in (5, 10, 20)}
+        assert 0 <= ref["test"]["NDCG@10"] < 0.5
+        assert row["ours"]["trained_now"] is False
+        ours = row["ours"]["test"]["NDCG@10"]
+        assert row["ours_minus_reference_ndcg10"] == pytest.approx(ours - ref["test"]["NDCG@10"])
+        assert row["meets_bar"] is (ours >= ref["test"]["NDCG@10"])
+        assert row["reference_converged"] is False  # capped at one epoch
+    assert result["models"][0]["meets_bar"] and result["models"][2]["meets_bar"]
+
+
+def test_bench_reference_rejects_unknown_model(tmp_path: Path):
+    config = load_config(overrides={"data": {"data_dir": str(tmp_path)}})
+    with pytest.raises(ValueError, match="no reference for 'pop'"):
+        bench_reference(config, ["gru4rec", "pop"])
