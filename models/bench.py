@@ -44,8 +44,7 @@ def bench_models(config: StudioConfig, names: list[str] | None = None) -> dict[s
     names = list(names or MODEL_NAMES)
     for name in names:
         model_class(name)  # fail on a typo before spending minutes on the others
-    child_config = config.model_copy(update={"train": config.train.model_copy(
-        update={"progress": False})}).model_dump_json()
+    child_config = child_config_json(config)
     rows = [_run_child(name, child_config) for name in names]
     return {
         "dataset": rows[0].pop("dataset") if rows else None,
@@ -55,6 +54,17 @@ def bench_models(config: StudioConfig, names: list[str] | None = None) -> dict[s
                     "platform": platform.platform(), "python": platform.python_version()},
         "models": [{k: v for k, v in row.items() if k != "dataset"} for row in rows],
     }
+
+
+def child_config_json(config: StudioConfig) -> str:
+    """The config a bench child trains with: the caller's, without the progress bar.
+
+    Only the fields the caller set travel: a ``[train]`` batch size or learning
+    rate nobody set must stay unset in the child, or it would override each
+    model's own tuned values (``TrainConfig`` overrides only fields set explicitly).
+    """
+    return config.model_copy(update={"train": config.train.model_copy(
+        update={"progress": False})}).model_dump_json(exclude_unset=True)
 
 
 def _run_child(name: str, config_json: str) -> dict[str, Any]:

@@ -62,7 +62,8 @@ def bench_reference(config: StudioConfig, names: list[str] | None = None,
             raise ValueError(f"no reference for {name!r}; choose from {', '.join(REFERENCE_NAMES)}")
     studio = Studio(config)
     caps = {"max_epochs": max_epochs, "max_seconds": max_seconds, "max_batches": max_batches}
-    request = json.dumps({"config": config.model_dump(mode="json"), **caps})
+    # exclude_unset: see models/bench.py (unset [train] values keep the models' tuned ones)
+    request = json.dumps({"config": config.model_dump(mode="json", exclude_unset=True), **caps})
     rows = []
     for name in names:
         reference = _run_child(name, request) if isolate else _child(name, request)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from models.bench import bench_models
+from models.bench import bench_models, child_config_json
 from models.runs import latest_run
-from reasonrec.config import load_config
+from reasonrec.config import StudioConfig, load_config
 
 
 def test_bench_pop_in_a_child_process(ml100k_dir: Path, tmp_path: Path):
@@ -33,3 +33,18 @@ def test_bench_rejects_unknown_model_before_training(tmp_path: Path):
     with pytest.raises(ValueError, match="unknown model 'bert4rec'"):
         bench_models(config, ["pop", "bert4rec"])
     assert not (tmp_path / "runs").exists()
+
+
+def test_child_config_keeps_unset_train_fields_unset(tmp_path: Path) -> None:
+    """A bench child trains each model with its own tuned batch size and learning rate."""
+    config = load_config(None)
+    child = StudioConfig.model_validate_json(child_config_json(config))
+    assert child.train.progress is False
+    assert "batch_size" not in child.train.model_fields_set
+    assert "learning_rate" not in child.train.model_fields_set
+    assert child.data_dir == config.data_dir and child.train.epochs == config.train.epochs
+    toml = tmp_path / "studio.toml"
+    toml.write_text("[train]\nbatch_size = 64\n[models.sasrec]\nhidden_size = 32\n")
+    child = StudioConfig.model_validate_json(child_config_json(load_config(toml)))
+    assert child.train.batch_size == 64 and "batch_size" in child.train.model_fields_set
+    assert child.models == {"sasrec": {"hidden_size": 32}}
