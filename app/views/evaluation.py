@@ -66,6 +66,22 @@ with models_tab:
         figure.update_layout(title="Test NDCG@10 (loo, full ranking)", height=300,
                              margin={"t": 40, "b": 30})
         st.plotly_chart(figure, key="eval_models_chart")
+    reference = read_bench("reference")
+    st.markdown("**Against a reference implementation** (RecBole 1.2.1's models and trainer, "
+                "transcribed; same split and metrics)")
+    if reference is None:
+        st.info("No reference bench: run `reasonrec bench reference --json` (hours on CPU).")
+    else:
+        st.dataframe(pd.DataFrame([{
+            "model": r["model"], "ours NDCG@10": round(r["ours"]["test"]["NDCG@10"], 4),
+            "reference NDCG@10": round(r["reference"]["test"]["NDCG@10"], 4),
+            "ours − reference": round(r["ours_minus_reference_ndcg10"], 4),
+            "reference epochs": r["reference"]["epochs"],
+            "reference converged": r.get("reference_converged", False),
+            "meets bar": r["meets_bar"]} for r in reference["models"]]),
+            hide_index=True, key="eval_reference_table")
+        st.caption("A reference that did not converge (stopped by a time cap) only shows a lower "
+                   "bound of what it reaches.")
 
 with fusion_tab:
     bench = read_bench("fusion")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from reasoning.kb import KnowledgeBase
@@ -89,9 +90,17 @@ def test_knowledge_base_browse_search_export_and_clear(ml100k_dir: Path, tmp_pat
     assert {m.label: m.value for m in at.metric}["Entries"] == "0"
 
 
+def no_shipped_bench(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """The Evaluation page's shipped results come from ``folder`` (``<name>.json``)."""
+    import models.runs
+    monkeypatch.setattr(models.runs, "shipped_bench", lambda _dataset, name: folder / f"{name}.json")
+
+
 def test_evaluation_tables_and_user_outcomes(ml100k_dir: Path, tmp_path: Path,
-                                             use_config: UseConfig) -> None:
+                                             use_config: UseConfig,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     use_config(ml100k_dir, SMALL_FUSION)
+    no_shipped_bench(monkeypatch, tmp_path / "nothing-shipped")
     bench = tmp_path / "data" / "bench"
     bench.mkdir(parents=True)
     metric = {"mean": 0.06, "low": 0.04, "high": 0.08}
@@ -116,3 +125,29 @@ def test_evaluation_tables_and_user_outcomes(ml100k_dir: Path, tmp_path: Path,
     at.selectbox(key="eval_outcome").set_value("lost").run()
     lost = at.dataframe[1].value
     assert (lost["rank_gain"] < 0).all()
+
+
+def test_evaluation_falls_back_to_shipped_results(ml100k_dir: Path, tmp_path: Path,
+                                                  use_config: UseConfig,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """No bench on this machine: the shipped results are shown, and said to be shipped."""
+    use_config(ml100k_dir, SMALL_FUSION)
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    no_shipped_bench(monkeypatch, shipped)
+    test = {f"{m}@{k}": 0.05 for m in ("HR", "NDCG", "MRR") for k in (5, 10, 20)}
+    (shipped / "models.json").write_text(json.dumps({"models": [
+        {"model": "sasrec", "seconds_per_epoch": 3.5, "epochs": 17, "total_seconds": 61.0,
+         "peak_rss_mb": 418.0, "test": test}]}))
+    (shipped / "reference.json").write_text(json.dumps({"models": [
+        {"model": "sasrec", "ours": {"test": test}, "reference": {"test": {**test, "NDCG@10": 0.04},
+                                                                   "epochs": 7},
+         "ours_minus_reference_ndcg10": 0.01, "reference_converged": False, "meets_bar": True}]}))
+    at = open_page("views/evaluation.py", timeout=300)
+    assert any("Shipped results" in c.value and "models.json" in c.value for c in at.caption)
+    tables = [d.value for d in at.dataframe]
+    models = next(t for t in tables if "s/epoch" in t.columns)
+    assert list(models["model"]) == ["sasrec"] and models["NDCG@10"][0] == 0.05
+    reference = next(t for t in tables if "reference NDCG@10" in t.columns)
+    assert reference["reference NDCG@10"][0] == 0.04 and not reference["reference converged"][0]
+    assert any("reasonrec bench fusion" in i.value for i in at.info)   # nothing shipped for it
