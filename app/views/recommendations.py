@@ -311,8 +311,10 @@ def page() -> None:
     live: dict[str, Any] = st.session_state.setdefault(LIVE_KEY, {})
     item_key = f"effect_item_{user}"
     live["full_run"] = True
-    counterfactual_section(handle, user, step, cache, live, item_key)
-    live["full_run"] = False
+    try:
+        counterfactual_section(handle, user, step, cache, live, item_key)
+    finally:
+        live["full_run"] = False
 
     # ------------------------------------------------------------ the explanation
     rows = live["rows"]
