@@ -7,6 +7,7 @@ other's user, window or graph.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,9 +77,12 @@ def test_two_sessions_build_at_once(fresh_server: tuple[StreamlitServer, Path], 
         # both builds start before either can finish
         for page in pages:
             page.get_by_role("button", name="Build reasoning graph").click()
-        for page in pages:   # a fresh machine first builds the item vectors (minutes)
-            page.get_by_text("Building the reasoning graph on the local LLM").wait_for(
-                timeout=300_000)
+        # both started (or already finished: a quick build may beat this check); a fresh
+        # machine first builds the item vectors (minutes)
+        started = re.compile("Building the reasoning graph on the local LLM|"
+                             "Reasoning graph built in")
+        for page in pages:
+            page.get_by_text(started).first.wait_for(timeout=300_000)
         for page in pages:
             page.get_by_text("Reasoning graph built in").wait_for(timeout=480_000)
             wait_idle(page)
