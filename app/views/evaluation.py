@@ -1,8 +1,9 @@
 """Evaluation and error analysis: the bench tables, and where the reasoning graph helped or hurt.
 
 The tables are the JSON files the benches write (``reasonrec bench models``,
-``bench fusion``, ``bench reasoning``); this page reads them and never runs a
-bench. The per-user list compares the base and the fused model on the fused
+``bench reference``, ``bench fusion``, ``bench reasoning``) in the data
+directory, else the ones shipped in ``assets/bench/<dataset>/`` (labelled as
+shipped); this page reads them and never runs a bench. The per-user list compares the base and the fused model on the fused
 model's user sample (``models.fusion.error_analysis``); one click opens a user
 in the other pages.
 """
