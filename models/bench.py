@@ -67,6 +67,13 @@ def child_config_json(config: StudioConfig) -> str:
         update={"progress": False})}).model_dump_json(exclude_unset=True)
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB (a bench child measures only itself)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # ru_maxrss is in KiB on Linux and bytes on macOS.
+    return rss / 2**20 if sys.platform == "darwin" else rss / 1024
+
+
 def _run_child(name: str, config_json: str) -> dict[str, Any]:
     result = subprocess.run([sys.executable, "-m", "models.bench", name], input=config_json,
                             capture_output=True, text=True)
@@ -92,9 +99,6 @@ def _child(name: str, config_json: str) -> dict[str, Any]:
     best = fit["best_epoch"] or epochs
     setup = fit["seconds"] - sum(epoch_seconds)
     to_best = setup + sum(epoch_seconds[:best]) if epoch_seconds else fit["seconds"]
-    # ru_maxrss is in KiB on Linux and bytes on macOS.
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    rss_mb = rss / 2**20 if sys.platform == "darwin" else rss / 1024
     return {
         "model": name,
         "seconds_per_epoch": sum(epoch_seconds) / epochs if epoch_seconds else fit["seconds"],
@@ -102,7 +106,7 @@ def _child(name: str, config_json: str) -> dict[str, Any]:
         "best_epoch": best,
         "total_seconds": fit["seconds"],
         "seconds_to_best": to_best,
-        "peak_rss_mb": rss_mb,
+        "peak_rss_mb": peak_rss_mb(),
         "n_users": len(split.test.targets),
         "valid": info.metrics["valid"],
         "test": info.metrics["test"],

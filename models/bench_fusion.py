@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.explain import Explainer, user_outcome
+from models.explain import Explainer, explanation_order_faster, user_outcome
 from models.fusion.samples import BASE_ROW, VARIANTS
 from models.fusion.settings import MIN_BENCH_USERS
 from models.fusion.workspace import FusionWorkspace
@@ -143,21 +143,17 @@ def faithfulness(explainer: Explainer, user_ids: Sequence[str]) -> dict[str, Any
         explanation = explainer.explain(user_id)
         seconds.append(explanation.seconds)
         users[user_outcome(explanation.faithfulness, explanation.items)] += 1
-        legacy_e = legacy_r = 0.0
-        legacy_any = False
+        # The definition before the no-reaction split: every item with 2+ paths compared.
+        legacy = [i for i in explanation.items if i.deletion.faster is not None]
+        if legacy:
+            legacy_users += 1
+            legacy_faster += explanation_order_faster(legacy)
         for item in explanation.items:
             paths.append(len(item.paths))
             supported += item.fidelity.explanation_paths > 0
             plus.append(item.fidelity.plus)
             minus.append(item.fidelity.minus)
             items[str(item.deletion.outcome)] += 1
-            if item.deletion.faster is not None:
-                legacy_any = True
-                legacy_e += item.deletion.area_explanation
-                legacy_r += item.deletion.area_random
-        if legacy_any:
-            legacy_users += 1
-            legacy_faster += legacy_e > legacy_r + 1e-9
     compared_users = users["faster"] + users["slower"] + users["tied"]
     compared_items = items["faster"] + items["slower"] + items["tied"]
     share = users["faster"] / compared_users if compared_users else None

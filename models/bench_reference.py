@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-import torch
+from models.bench import child_config_json, peak_rss_mb
 
 if TYPE_CHECKING:
     from reasonrec.config import StudioConfig
@@ -62,8 +61,7 @@ def bench_reference(config: StudioConfig, names: list[str] | None = None,
             raise ValueError(f"no reference for {name!r}; choose from {', '.join(REFERENCE_NAMES)}")
     studio = Studio(config)
     caps = {"max_epochs": max_epochs, "max_seconds": max_seconds, "max_batches": max_batches}
-    # exclude_unset: see models/bench.py (unset [train] values keep the models' tuned ones)
-    request = json.dumps({"config": config.model_dump(mode="json", exclude_unset=True), **caps})
+    request = json.dumps({"config": json.loads(child_config_json(config)), **caps})
     rows = []
     for name in names:
         reference = _run_child(name, request) if isolate else _child(name, request)
@@ -137,11 +135,8 @@ def _child(name: str, request_json: str) -> dict[str, Any]:
                             max_batches=request.get("max_batches"),
                             log=lambda line: print(line, file=sys.stderr, flush=True))
         wall = time.perf_counter() - start
-    # ru_maxrss is in KiB on Linux and bytes on macOS.
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    rss_mb = rss / 2**20 if sys.platform == "darwin" else rss / 1024
     return {"recbole_class": RECBOLE_CLASS[name], **fit.summary(), "wall_seconds": wall,
-            "peak_rss_mb": rss_mb, "n_users": int(len(split.test.targets)),
+            "peak_rss_mb": peak_rss_mb(), "n_users": int(len(split.test.targets)),
             "n_parameters": sum(p.numel() for p in fit.model.parameters()),
             "hyper_parameters": asdict(fit.model.config)}
 

@@ -637,7 +637,7 @@ def summarize(items: Sequence[ItemExplanation]) -> Faithfulness:
         items_compared=sum(o != "too_few_paths" for o in outcomes),
         share_faster=(sum(o == "faster" for o in outcomes) / len(reacting)) if reacting
         else None,
-        user_faster=_user_faster(reacting) if reacting else None,
+        user_faster=explanation_order_faster(reacting) if reacting else None,
         fidelity_plus=float(np.mean(plus)) if plus else None,
         fidelity_minus=float(np.mean(minus)) if minus else None,
         items_reacting=len(reacting), items_no_reaction=outcomes.count("no_reaction"),
@@ -662,10 +662,14 @@ def _outcome(curve: DeletionCurve) -> str:
     return "faster" if curve.area_explanation > curve.area_random else "slower"
 
 
-def _user_faster(reacting: Sequence[ItemExplanation]) -> bool:
-    """Summed over the items, explanation order's area exceeds random's."""
-    return (sum(i.deletion.area_explanation for i in reacting)
-            > sum(i.deletion.area_random for i in reacting) + 1e-9)
+def _area_difference(items: Sequence[ItemExplanation]) -> float:
+    """Summed over ``items``: explanation order's area minus the random orders' mean area."""
+    return sum(i.deletion.area_explanation - i.deletion.area_random for i in items)
+
+
+def explanation_order_faster(items: Sequence[ItemExplanation]) -> bool:
+    """Summed over ``items``, explanation order's area exceeds random's."""
+    return _area_difference(items) > 1e-9
 
 
 def user_outcome(summary: Faithfulness, items: Sequence[ItemExplanation]) -> str:
@@ -673,9 +677,8 @@ def user_outcome(summary: Faithfulness, items: Sequence[ItemExplanation]) -> str
     (``no_reaction``: some item has 2+ paths but none reacts; ``too_few_paths``)."""
     reacting = [i for i in items if _outcome(i.deletion) in REACTING]
     if reacting:
-        e = sum(i.deletion.area_explanation for i in reacting)
-        r = sum(i.deletion.area_random for i in reacting)
-        return "faster" if e > r + 1e-9 else "slower" if e < r - 1e-9 else "tied"
+        diff = _area_difference(reacting)
+        return "faster" if diff > 1e-9 else "slower" if diff < -1e-9 else "tied"
     return "no_reaction" if summary.items_no_reaction else "too_few_paths"
 
 
