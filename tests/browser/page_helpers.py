@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from models.data import default_data_dir
+from reasonrec.bench_app import FUSED_TEXT
 
 if TYPE_CHECKING:
     from tests.browser.conftest import StreamlitServer
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
 IDLE = "() => !document.querySelector(\"[data-test-script-state='running']\")"
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 GRAPH_IFRAME = ".st-key-reasoning-graph iframe"
+# The Recommendations page's two lists (FUSED_TEXT: the fused list's text, "" mid-rerun).
+BASE = ".st-key-effect-base-list"
+FUSED = ".st-key-effect-fused-list"
 # A vis-network node's centre in the page, from inside the graph's iframe.
 NODE_CENTRE_JS = """(id) => {
   const p = window.rrNetwork.getPositions([id])[id];
@@ -78,3 +82,15 @@ def graph_frame(page: Any) -> Any:
     frame = page.locator(GRAPH_IFRAME).element_handle().content_frame()
     frame.wait_for_function("() => window.rrNetwork !== undefined", timeout=30_000)
     return frame
+
+
+def switch_chain_off(page: Any, chain: str | None = None, timeout_ms: int = 60_000) -> None:
+    """On the Recommendations page, switch off ``chain`` (by its option label; default the
+    first chain) and wait until the fused top-k shows the removal."""
+    page.get_by_role("combobox", name="Chains off", exact=True).click()
+    options = page.get_by_role("option", name=chain) if chain else page.get_by_role("option")
+    options.first.click()
+    page.keyboard.press("Escape")
+    page.wait_for_function(f"() => ({FUSED_TEXT}).includes('after the removal')",
+                           timeout=timeout_ms)
+    wait_idle(page)

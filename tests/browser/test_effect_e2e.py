@@ -20,14 +20,17 @@ from models.graph_data import reasoning_elements
 from models.fusion.samples import sample_users
 from tests.app.hostile_data import write_config
 from tests.browser.conftest import StreamlitServer, start_streamlit, stop_streamlit
-from tests.browser.page_helpers import off_machine, wait_idle
+from tests.browser.page_helpers import (
+    BASE,
+    FUSED,
+    FUSED_TEXT,
+    off_machine,
+    switch_chain_off,
+    wait_idle,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
-FUSED = ".st-key-effect-fused-list"
-BASE = ".st-key-effect-base-list"
-# the fused list's text, "" while a rerun has it detached
-FUSED_TEXT = "document.querySelector('.st-key-effect-fused-list')?.innerText ?? ''"
 
 
 @pytest.fixture(scope="module")
@@ -138,12 +141,7 @@ def _flow(page: Any, url: str, effect_case: dict[str, Any], artifacts: Path,
                     full_page=True)
 
     # switch the chain off: the fused list changes and says what entered
-    chains = page.get_by_role("combobox", name="Chains off", exact=True)
-    chains.click()
-    page.get_by_role("option", name=effect_case["chain"]).first.click()
-    page.keyboard.press("Escape")
-    page.wait_for_function(f"() => ({FUSED_TEXT}).includes('after the removal')")
-    wait_idle(page)
+    switch_chain_off(page, effect_case["chain"])
     after = table_titles(page, FUSED)
     assert after == effect_case["after"] and after != effect_case["fused"]
     alert = page.get_by_text("recomputed", exact=False).first.inner_text()

@@ -26,6 +26,8 @@ from tests.app.hostile_data import (
 from tests.app.reasoning_graphs import make_graph, store_graph
 from tests.browser.conftest import StreamlitServer, start_streamlit, stop_streamlit
 from tests.browser.page_helpers import (
+    BASE,
+    FUSED,
     GRAPH_IFRAME,
     NODE_CENTRE_JS,
     choose_user,
@@ -33,15 +35,13 @@ from tests.browser.page_helpers import (
     off_machine,
     open_reasoning,
     share_item_vectors,
+    switch_chain_off,
     wait_idle,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
 
 DETAILS = ".st-key-reasoning-node-details"
-BASE = ".st-key-effect-base-list"
-FUSED = ".st-key-effect-fused-list"
-FUSED_TEXT = "document.querySelector('.st-key-effect-fused-list')?.innerText ?? ''"
 USER = "13"
 HOSTILE_REASON = '<img src=x onerror="window.__xss=1">'
 HOSTILE_INTENT = "<script>window.__xss=1</script>"
@@ -170,13 +170,7 @@ def test_build_on_the_real_llm_then_click_a_node(reasoning_server: StreamlitServ
     assert "Reasoning paths" in card.inner_text()
     page.screenshot(path=str(artifacts / "13-flow-recommendations.png"), full_page=True)
 
-    chains = page.get_by_role("combobox", name="Chains off", exact=True)
-    chains.click()
-    page.get_by_role("option").first.click()
-    page.keyboard.press("Escape")
-    page.wait_for_function(f"() => ({FUSED_TEXT}).includes('after the removal')",
-                           timeout=60_000)
-    wait_idle(page)
+    switch_chain_off(page)
     # Recomputed, and the page says what entered and left (possibly nothing: the
     # tiny model's graph may not move this user's top-k).
     notice = page.get_by_text("recomputed in", exact=False).first.inner_text()
