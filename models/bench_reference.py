@@ -7,7 +7,10 @@ next to the test metrics of the latest saved run of our model (trained first
 only when no run exists). The bar: our test NDCG@10 >= the reference's.
 
 Each reference trains in a fresh Python process (one at a time), so its peak
-RSS is its own, like ``bench models``. Usage of the child (internal):
+RSS is its own, like ``bench models``. Uncapped, a reference trains for hours
+on 2 cores, so each one checkpoints every epoch under
+``<bench_dir>/reference/<model>.ckpt`` and a rerun resumes it (``fresh``
+starts over); a finished one is only re-tested. Usage of the child (internal):
 ``python -m models.bench_reference MODEL`` with a JSON request on stdin.
 """
 
@@ -21,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from models.bench import child_config_json, peak_rss_mb
@@ -36,7 +40,8 @@ TORCH_THREADS = 2
 def bench_reference(config: StudioConfig, names: list[str] | None = None,
                     max_epochs: int | None = None, max_seconds: float | None = None,
                     max_batches: int | None = None, isolate: bool = True,
-                    on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                    on_row: Callable[[dict[str, Any]], None] | None = None,
+                    fresh: bool = False) -> dict[str, Any]:
     """Train each reference and compare it with our latest run of the same model.
 
     Args:
@@ -49,6 +54,7 @@ def bench_reference(config: StudioConfig, names: list[str] | None = None,
         max_batches: smoke tests only: batches per epoch.
         isolate: train each reference in a fresh process (own peak RSS).
         on_row: called with each finished row (the CLI saves partial results).
+        fresh: delete the models' checkpoints first instead of resuming them.
 
     Returns:
         ``{"dataset", "protocol", "reference", "machine", "caps", "models": [row, ...]}``.
@@ -61,9 +67,13 @@ def bench_reference(config: StudioConfig, names: list[str] | None = None,
             raise ValueError(f"no reference for {name!r}; choose from {', '.join(REFERENCE_NAMES)}")
     studio = Studio(config)
     caps = {"max_epochs": max_epochs, "max_seconds": max_seconds, "max_batches": max_batches}
-    request = json.dumps({"config": json.loads(child_config_json(config)), **caps})
     rows = []
     for name in names:
+        checkpoint = checkpoint_path(config.bench_dir, studio.dataset.name, name)
+        if fresh:
+            checkpoint.unlink(missing_ok=True)
+        request = json.dumps({"config": json.loads(child_config_json(config)), **caps,
+                              "checkpoint": str(checkpoint)})
         reference = _run_child(name, request) if isolate else _child(name, request)
         row = {"model": name, **_side_by_side(studio, name, reference)}
         rows.append(row)
@@ -80,6 +90,11 @@ def bench_reference(config: StudioConfig, names: list[str] | None = None,
         "caps": caps,
         "models": rows,
     }
+
+
+def checkpoint_path(bench_dir: Path, dataset: str, name: str) -> Path:
+    """Where the reference ``name`` checkpoints its training on ``dataset``."""
+    return bench_dir / "reference" / f"{dataset}-{name}.ckpt"
 
 
 def _side_by_side(studio: Any, name: str, reference: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +148,9 @@ def _child(name: str, request_json: str) -> dict[str, Any]:
         fit = fit_reference(name, split, max_epochs=request.get("max_epochs"),
                             max_seconds=request.get("max_seconds"),
                             max_batches=request.get("max_batches"),
-                            log=lambda line: print(line, file=sys.stderr, flush=True))
+                            log=lambda line: print(line, file=sys.stderr, flush=True),
+                            checkpoint=Path(request["checkpoint"]) if request.get("checkpoint")
+                            else None)
         wall = time.perf_counter() - start
     return {"recbole_class": RECBOLE_CLASS[name], **fit.summary(), "wall_seconds": wall,
             "peak_rss_mb": peak_rss_mb(), "n_users": int(len(split.test.targets)),

@@ -141,8 +141,14 @@ def bench_reference_command(ctx: typer.Context,
                                 None, "--max-minutes", min=0,
                                 help="Cap each reference's training time (finishes the epoch)."),
                             out: Optional[Path] = typer.Option(None, "--out", help="JSON file to write."),
+                            fresh: bool = typer.Option(
+                                False, "--fresh",
+                                help="Start over instead of resuming the references' checkpoints."),
                             as_json: bool = typer.Option(False, "--json")) -> None:
-    """RecBole 1.2.1's GRU4Rec/SASRec/SR-GNN (transcribed) vs our latest runs: issue #2's bar."""
+    """RecBole 1.2.1's GRU4Rec/SASRec/SR-GNN (transcribed) vs our latest runs: issue #2's bar.
+
+    Each reference checkpoints every epoch; run it again after a kill and it resumes.
+    """
     from models.bench_reference import bench_reference
 
     studio = _studio(ctx)
@@ -156,7 +162,7 @@ def bench_reference_command(ctx: typer.Context,
 
     result = bench_reference(studio.config, names, max_epochs=max_epochs,
                              max_seconds=max_minutes * 60 if max_minutes is not None else None,
-                             on_row=save_partial)
+                             on_row=save_partial, fresh=fresh)
     _write_json(path, result)
     typer.echo(f"wrote {path}", err=True)
     rows = []

@@ -17,6 +17,11 @@ mode: full}``. MIT licence, RecBole team.
   on valid MRR@10 (``>=`` counts as better, stop when ``stopping_step`` 10
   epochs in a row are not); the best weights are restored for the test.
 
+An uncapped reference trains for hours on 2 CPU cores, so :func:`fit_reference`
+can checkpoint after every epoch (weights, optimizer, every RNG, the log) and
+resume from it: a killed run continues where it stopped and ends exactly as an
+uninterrupted one would (same thread count).
+
 The split, the ranking and the metrics are ours (:mod:`models.protocol`,
 :func:`models.evaluation.rank_targets`, :mod:`models.metrics`): full ranking
 over all items, padding column at ``-inf``, history not masked, inputs of at
@@ -26,11 +31,15 @@ most 50 items -- exactly what our models are evaluated with.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+import os
 import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -179,10 +188,34 @@ class ReferenceFit:
         }
 
 
+def _fingerprint(name: str, overall: OverallConfig, data: PrefixData, split: LeaveOneOut,
+                 max_batches: int | None) -> str:
+    """What a checkpoint must match to be resumed: model, settings and the exact samples."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"model": name, "overall": asdict(overall), "n_items": split.n_items,
+                              "max_batches": max_batches}, sort_keys=True).encode())
+    for tensor in (data.items, data.lengths, data.targets):
+        digest.update(tensor.numpy().tobytes())
+    digest.update(np.asarray(split.valid.targets, dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` atomically: a kill mid-write leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def fit_reference(name: str, split: LeaveOneOut, overall: OverallConfig | None = None,
                   max_epochs: int | None = None, max_seconds: float | None = None,
                   max_batches: int | None = None,
-                  log: Callable[[str], None] | None = None) -> ReferenceFit:
+                  log: Callable[[str], None] | None = None,
+                  checkpoint: Path | None = None) -> ReferenceFit:
     """Train the reference ``name`` with RecBole's semantics, then test the best epoch.
 
     Args:
@@ -194,6 +227,10 @@ def fit_reference(name: str, split: LeaveOneOut, overall: OverallConfig | None =
         max_batches: train on only the first ``max_batches`` batches of each epoch
             (smoke tests only: RecBole always trains on every sample).
         log: called with one line per epoch.
+        checkpoint: file to save the state to after every epoch and to resume
+            from when it holds a run of the same model, settings and data (a
+            different one is ignored and overwritten). ``max_seconds`` counts
+            this call's time only; ``total_seconds`` adds the earlier calls'.
 
     Runs on CPU; deterministic for a given thread count.
     """
@@ -216,7 +253,31 @@ def fit_reference(name: str, split: LeaveOneOut, overall: OverallConfig | None =
     best_score, best_state, cur_step = -np.inf, None, 0
     fit.stopped_by = "epochs"
     metric = overall.valid_metric
-    for epoch in range(1, epochs + 1):
+    fingerprint = _fingerprint(name, overall, data, split, max_batches) if checkpoint else ""
+    first_epoch, earlier_seconds, finished = 1, 0.0, False
+    saved = _load_checkpoint(checkpoint, fingerprint, log) if checkpoint else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        shuffle.set_state(saved["shuffle"])
+        torch.set_rng_state(saved["torch_rng"])
+        kind, keys, pos, has_gauss, cached = saved["numpy_rng"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        random.setstate(saved["python_rng"])
+        best_score, best_state = saved["best_score"], saved["best_state"]
+        cur_step, fit.epochs = saved["cur_step"], saved["epochs"]
+        fit.best_epoch, fit.best_valid = saved["best_epoch"], saved["best_valid"]
+        fit.setup_seconds = saved["setup_seconds"]
+        earlier_seconds, finished = saved["seconds"], saved["stopped_by"] == "early_stopping"
+        first_epoch = len(fit.epochs) + 1
+        if finished:
+            fit.stopped_by = "early_stopping"
+        if log:
+            log(f"{name}: resuming from {checkpoint} after epoch {len(fit.epochs)}"
+                + (" (already early-stopped)" if finished else ""))
+    for epoch in range(first_epoch, epochs + 1):
+        if finished:
+            break
         epoch_start = time.perf_counter()
         model.train()
         total, batches = 0.0, 0
@@ -248,16 +309,53 @@ def fit_reference(name: str, split: LeaveOneOut, overall: OverallConfig | None =
             log(f"{name} epoch {epoch}: loss {total / max(batches, 1):.4f} valid {metric} "
                 f"{valid[metric]:.4f} NDCG@10 {valid['NDCG@10']:.4f} (best @ {fit.best_epoch}) "
                 f"{seconds:.1f}s")
-        if cur_step > overall.stopping_step:
+        stop = cur_step > overall.stopping_step
+        if checkpoint:
+            _save_checkpoint(checkpoint, {
+                "fingerprint": fingerprint, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "shuffle": shuffle.get_state(),
+                "torch_rng": torch.get_rng_state(), "numpy_rng": _numpy_rng_state(),
+                "python_rng": random.getstate(), "best_score": best_score,
+                "best_state": best_state, "cur_step": cur_step, "epochs": fit.epochs,
+                "best_epoch": fit.best_epoch, "best_valid": fit.best_valid,
+                "setup_seconds": fit.setup_seconds,
+                "seconds": earlier_seconds + time.perf_counter() - start,
+                "stopped_by": "early_stopping" if stop else ""})
+        if stop:
             fit.stopped_by = "early_stopping"
             break
         if max_seconds is not None and time.perf_counter() - start >= max_seconds:
             fit.stopped_by = "time_cap" if epoch < epochs else "epochs"
             break
     else:
-        fit.stopped_by = "epoch_cap" if epochs < overall.epochs else "epochs"
+        if not finished:
+            fit.stopped_by = "epoch_cap" if epochs < overall.epochs else "epochs"
     if best_state is not None:
         model.load_state_dict(best_state)
     fit.test = evaluate_reference(model, split, "test", overall.eval_batch_size)
-    fit.total_seconds = time.perf_counter() - start
+    fit.total_seconds = earlier_seconds + time.perf_counter() - start
     return fit
+
+
+def _numpy_rng_state() -> tuple[Any, ...]:
+    """NumPy's global RNG state with its key array as a tensor (loadable with ``weights_only``)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached))
+
+
+def _load_checkpoint(path: Path, fingerprint: str,
+                     log: Callable[[str], None] | None) -> dict[str, Any] | None:
+    """The saved state at ``path`` if it is a run of this exact setup, else ``None``."""
+    if not path.exists():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a damaged file is not worth a crash: start over
+        if log:
+            log(f"{path}: unreadable checkpoint ({error}); starting over")
+        return None
+    if not isinstance(saved, dict) or saved.get("fingerprint") != fingerprint:
+        if log:
+            log(f"{path}: checkpoint of another model, setting or dataset; starting over")
+        return None
+    return saved

@@ -12,8 +12,8 @@ import torch
 from models.bench_reference import bench_reference
 from models.protocol import EvalSet, LeaveOneOut
 from models.reference import REFERENCE_MODELS, SRGNN
-from models.reference.trainer import (FullSortScorer, cpu_deterministic, evaluate_reference,
-                                      fit_reference, prefix_augmentation)
+from models.reference.trainer import (FullSortScorer, OverallConfig, cpu_deterministic,
+                                      evaluate_reference, fit_reference, prefix_augmentation)
 from reasonrec.config import load_config
 from tests.models.single_thread import one_torch_thread  # noqa: F401 (autouse fixture)
 
@@ -125,6 +125,51 @@ def test_fit_is_deterministic_and_restores_the_best(name: str):
     assert evaluate_reference(first.model, split, "valid")["MRR@10"] == first.epochs[best]["valid_mrr10"]
     scorer = FullSortScorer(first.model, 50)
     assert scorer.score(torch.tensor([[1, 2]]), torch.tensor([2])).shape == (1, N_ITEMS)
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCE_MODELS))
+def test_a_resumed_fit_ends_exactly_like_an_uninterrupted_one(name: str, tmp_path: Path):
+    split = _tiny_split()
+    checkpoint = tmp_path / f"{name}.ckpt"
+    with cpu_deterministic():
+        straight = fit_reference(name, split, max_epochs=4)
+        # "Killed" after epoch 2: the cap stops the call, the checkpoint stays.
+        fit_reference(name, split, max_epochs=2, checkpoint=checkpoint)
+        lines: list[str] = []
+        resumed = fit_reference(name, split, max_epochs=4, checkpoint=checkpoint, log=lines.append)
+    assert "resuming" in lines[0] and "after epoch 2" in lines[0]
+    assert [e["loss"] for e in resumed.epochs] == [e["loss"] for e in straight.epochs]
+    assert [e["valid_mrr10"] for e in resumed.epochs] == [e["valid_mrr10"] for e in straight.epochs]
+    assert resumed.best_epoch == straight.best_epoch and resumed.test == straight.test
+    assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left nothing behind
+
+
+def test_a_checkpoint_of_another_setup_is_not_resumed(tmp_path: Path):
+    split = _tiny_split()
+    checkpoint = tmp_path / "ref.ckpt"
+    with cpu_deterministic():
+        fit_reference("gru4rec", split, max_epochs=1, checkpoint=checkpoint)
+        lines: list[str] = []
+        other = fit_reference("sasrec", split, max_epochs=1, checkpoint=checkpoint, log=lines.append)
+        checkpoint.write_bytes(b"not a checkpoint")
+        damaged: list[str] = []
+        fit_reference("gru4rec", split, max_epochs=1, checkpoint=checkpoint, log=damaged.append)
+    assert "another model" in lines[0] and len(other.epochs) == 1
+    assert "unreadable checkpoint" in damaged[0]
+
+
+def test_an_early_stopped_checkpoint_is_only_retested(tmp_path: Path):
+    split = _tiny_split()
+    checkpoint = tmp_path / "ref.ckpt"
+    overall = OverallConfig(stopping_step=0)  # stops at the first epoch that does not improve
+    with cpu_deterministic():
+        first = fit_reference("gru4rec", split, overall=overall, checkpoint=checkpoint)
+        lines: list[str] = []
+        again = fit_reference("gru4rec", split, overall=overall, checkpoint=checkpoint,
+                              log=lines.append)
+    assert first.stopped_by == again.stopped_by == "early_stopping"
+    assert "already early-stopped" in lines[0]
+    assert again.epochs == first.epochs and again.test == first.test
 
 
 def _fake_run(runs: Path, name: str, ndcg10: float) -> None:
