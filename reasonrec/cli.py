@@ -112,6 +112,10 @@ def recommend(ctx: typer.Context, user: str = typer.Option(..., "--user"),
 @bench_app.command("models")
 def bench_models_command(ctx: typer.Context,
                          models: str = typer.Option("pop,gru4rec,sasrec,srgnn", "--models"),
+                         seeds: Optional[str] = typer.Option(
+                             None, "--seeds",
+                             help="Comma-separated training seeds, e.g. 2020,1,2; the summary "
+                                  "gives each model's mean and spread (default: [train] seed)."),
                          out: Optional[Path] = typer.Option(None, "--out", help="JSON file to write."),
                          as_json: bool = typer.Option(False, "--json")) -> None:
     """Train each model; report seconds/epoch, epochs, total time, peak RSS and test metrics."""
@@ -119,16 +123,30 @@ def bench_models_command(ctx: typer.Context,
 
     studio = _studio(ctx)
     names = [m.strip() for m in models.split(",") if m.strip()]
-    result = bench_models(studio.config, names)
+    result = bench_models(studio.config, names, _seed_list(seeds))
     path = out or studio.config.bench_dir / "models.json"
     _write_json(path, result)
     typer.echo(f"wrote {path}", err=True)
-    rows = [f"{r['model']:>8}: {r['seconds_per_epoch']:.2f} s/epoch, {r['epochs']} epochs "
-            f"(best {r['best_epoch']}), {r['total_seconds']:.1f} s, {r['peak_rss_mb']:.0f} MB; "
-            f"test HR@10={r['test']['HR@10']:.4f} NDCG@10={r['test']['NDCG@10']:.4f} "
-            f"MRR@10={r['test']['MRR@10']:.4f}"
+    rows = [f"{r['model']:>8} seed {r['seed']}: {r['seconds_per_epoch']:.2f} s/epoch, "
+            f"{r['epochs']} epochs (best {r['best_epoch']}), {r['total_seconds']:.1f} s, "
+            f"{r['peak_rss_mb']:.0f} MB; test HR@10={r['test']['HR@10']:.4f} "
+            f"NDCG@10={r['test']['NDCG@10']:.4f} MRR@10={r['test']['MRR@10']:.4f}"
             for r in result["models"]]
+    if len(result["seeds"]) > 1:
+        rows += [f"{s['model']:>8} over {len(s['seeds'])} seeds: test NDCG@10 "
+                 f"{s['test_mean']['NDCG@10']:.4f} ± {s['test_std']['NDCG@10']:.4f} (std)"
+                 for s in result["summary"]]
     _emit(result, as_json, "\n".join(rows))
+
+
+def _seed_list(text: str | None) -> list[int] | None:
+    """``"2020,1,2"`` -> ``[2020, 1, 2]``; a bad value is a usage error naming it."""
+    if not text:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"--seeds must be comma-separated integers, got {text!r}")
 
 
 @bench_app.command("reference")

@@ -58,10 +58,22 @@ with models_tab:
     if bench is None:
         st.info(f"No base-model bench in {bench_dir}: run `reasonrec bench models --json`.")
     else:
-        rows = [{"model": r["model"], "s/epoch": round(r["seconds_per_epoch"], 2),
+        rows = [{"model": r["model"], "seed": r.get("seed"),
+                 "s/epoch": round(r["seconds_per_epoch"], 2),
                  "epochs": r["epochs"], "total s": round(r["total_seconds"], 1),
                  "peak RSS MB": round(r["peak_rss_mb"]),
                  **{m: round(r["test"][m], 4) for m in METRICS_AT_10}} for r in bench["models"]]
+        summary = bench.get("summary") or []
+        if len(bench.get("seeds", [])) > 1:
+            # one seed moves test NDCG@10 by ~0.005: the mean over seeds is what compares
+            rows = [{"model": s["model"], "seeds": len(s["seeds"]),
+                     "s/epoch": round(s["seconds_per_epoch"], 2),
+                     "total s": round(s["total_seconds"], 1),
+                     "peak RSS MB": round(s["peak_rss_mb"]),
+                     **{m: round(s["test_mean"][m], 4) for m in METRICS_AT_10},
+                     "NDCG@10 std": round(s["test_std"]["NDCG@10"], 4)} for s in summary]
+            st.caption(f"Means over seeds {', '.join(map(str, bench['seeds']))}; "
+                       "std is the spread from seed to seed.")
         st.dataframe(pd.DataFrame(rows), hide_index=True, key="eval_models_table")
         figure = go.Figure([go.Bar(x=[r["model"] for r in rows], y=[r["NDCG@10"] for r in rows])])
         figure.update_layout(title="Test NDCG@10 (loo, full ranking)", height=300,

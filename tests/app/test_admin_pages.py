@@ -152,3 +152,28 @@ def test_evaluation_falls_back_to_shipped_results(ml100k_dir: Path, tmp_path: Pa
     assert reference.loc["sasrec", "reference NDCG@10"] == 0.04
     assert not reference.loc["sasrec", "reference converged"]
     assert any("reasonrec bench fusion" in i.value for i in at.info)   # nothing shipped for it
+
+
+def test_evaluation_shows_the_mean_over_seeds(ml100k_dir: Path, tmp_path: Path,
+                                              use_config: UseConfig,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bench over several seeds is shown as one row per model: the mean and its spread."""
+    use_config(ml100k_dir, SMALL_FUSION)
+    no_shipped_bench(monkeypatch, tmp_path / "nothing-shipped")
+    bench = tmp_path / "data" / "bench"
+    bench.mkdir(parents=True)
+
+    def test(ndcg: float) -> dict[str, float]:
+        return {f"{m}@{k}": ndcg for m in ("HR", "NDCG", "MRR") for k in (5, 10, 20)}
+    rows = [{"model": "gru4rec", "seed": seed, "seconds_per_epoch": 4.0, "epochs": 20,
+             "total_seconds": 90.0, "peak_rss_mb": 500.0, "test": test(ndcg)}
+            for seed, ndcg in ((1, 0.05), (2, 0.07))]
+    (bench / "models.json").write_text(json.dumps({"seeds": [1, 2], "models": rows, "summary": [
+        {"model": "gru4rec", "seeds": [1, 2], "seconds_per_epoch": 4.0, "total_seconds": 90.0,
+         "seconds_to_best": 70.0, "peak_rss_mb": 500.0, "test_mean": test(0.06),
+         "test_std": test(0.0141)}]}))
+    at = open_page("views/evaluation.py", timeout=300)
+    models = next(d.value for d in at.dataframe if "s/epoch" in d.value.columns)
+    assert list(models["model"]) == ["gru4rec"] and list(models["seeds"]) == [2]
+    assert models["NDCG@10"][0] == 0.06 and models["NDCG@10 std"][0] == 0.0141
+    assert any("Means over seeds 1, 2" in c.value for c in at.caption)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models.bench import bench_models, child_config_json
+from models.bench import bench_models, child_config_json, summarize_seeds
 from models.runs import latest_run
 from reasonrec.config import StudioConfig, load_config
 
@@ -26,6 +26,35 @@ def test_bench_pop_in_a_child_process(ml100k_dir: Path, tmp_path: Path):
     assert set(row["test"]) == {f"{m}@{k}" for m in ("HR", "NDCG", "MRR") for k in (5, 10, 20)}
     assert 0 < row["test"]["NDCG@10"] < row["test"]["HR@10"] < 1
     assert Path(row["run_dir"]) == latest_run(config.runs_dir, "ml-100k", "pop")
+
+
+def test_bench_trains_once_per_seed_and_summarizes(ml100k_dir: Path, tmp_path: Path):
+    config = load_config(overrides={"data": {"path": str(ml100k_dir), "data_dir": str(tmp_path)}})
+    result = bench_models(config, ["pop"], seeds=[7, 11])
+    assert result["seeds"] == [7, 11]
+    assert [(r["model"], r["seed"]) for r in result["models"]] == [("pop", 7), ("pop", 11)]
+    for row in result["models"]:  # each child really trained with its seed
+        saved = json.loads((Path(row["run_dir"]) / "config.json").read_text())
+        assert saved["train"]["seed"] == row["seed"]
+    (summary,) = result["summary"]
+    assert summary["model"] == "pop" and summary["seeds"] == [7, 11]
+    # Popularity does not depend on the seed: the same metrics, no spread.
+    assert summary["test_mean"]["NDCG@10"] == pytest.approx(result["models"][0]["test"]["NDCG@10"])
+    assert summary["test_std"]["NDCG@10"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_summarize_seeds_by_hand():
+    def row(seed: int, ndcg: float, seconds: float) -> dict:
+        return {"model": "gru4rec", "seed": seed, "seconds_per_epoch": seconds,
+                "total_seconds": 10 * seconds, "seconds_to_best": 8 * seconds,
+                "peak_rss_mb": 500.0, "test": {"NDCG@10": ndcg}}
+    summary = summarize_seeds([row(1, 0.06, 4.0), row(2, 0.05, 5.0), row(3, 0.07, 6.0)])
+    assert summary["seeds"] == [1, 2, 3] and summary["seconds_per_epoch"] == pytest.approx(5.0)
+    assert summary["max_seconds_to_best"] == pytest.approx(48.0)
+    assert summary["test_mean"]["NDCG@10"] == pytest.approx(0.06)
+    assert summary["test_std"]["NDCG@10"] == pytest.approx(0.01)  # sample std of .05, .06, .07
+    single = summarize_seeds([row(1, 0.06, 4.0)])
+    assert single["test_std"]["NDCG@10"] == 0.0
 
 
 def test_bench_rejects_unknown_model_before_training(tmp_path: Path):
