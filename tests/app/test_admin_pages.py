@@ -96,13 +96,17 @@ def no_shipped_bench(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     monkeypatch.setattr(models.runs, "shipped_bench", lambda _dataset, name: folder / f"{name}.json")
 
 
+def local_bench_only(ml100k_dir: Path, tmp_path: Path, use_config: UseConfig,
+                     monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The studio on ml-100k with nothing shipped; returns its (new, empty) bench folder."""
+    bench = local_bench_only(ml100k_dir, tmp_path, use_config, monkeypatch)
+    return bench
+
+
 def test_evaluation_tables_and_user_outcomes(ml100k_dir: Path, tmp_path: Path,
                                              use_config: UseConfig,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    use_config(ml100k_dir, SMALL_FUSION)
-    no_shipped_bench(monkeypatch, tmp_path / "nothing-shipped")
-    bench = tmp_path / "data" / "bench"
-    bench.mkdir(parents=True)
+    bench = local_bench_only(ml100k_dir, tmp_path, use_config, monkeypatch)
     metric = {"mean": 0.06, "low": 0.04, "high": 0.08}
     all_metrics = {f"{m}@{k}": metric for m in ("HR", "NDCG", "MRR") for k in (5, 10, 20)}
     (bench / "fusion.json").write_text(json.dumps({
@@ -158,10 +162,7 @@ def test_evaluation_shows_the_mean_over_seeds(ml100k_dir: Path, tmp_path: Path,
                                               use_config: UseConfig,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """A bench over several seeds is shown as one row per model: the mean and its spread."""
-    use_config(ml100k_dir, SMALL_FUSION)
-    no_shipped_bench(monkeypatch, tmp_path / "nothing-shipped")
-    bench = tmp_path / "data" / "bench"
-    bench.mkdir(parents=True)
+    bench = local_bench_only(ml100k_dir, tmp_path, use_config, monkeypatch)
 
     def test(ndcg: float) -> dict[str, float]:
         return {f"{m}@{k}": ndcg for m in ("HR", "NDCG", "MRR") for k in (5, 10, 20)}
