@@ -66,6 +66,66 @@ def test_causal_windows_predict_each_target_once_with_its_prefix(max_len, stride
     assert sorted(predicted) == expected  # every target exactly once
 
 
+# ------------------------------------------------- GRU4Rec truncated backprop
+def _gru4rec_split(n_items: int = 40) -> LeaveOneOut:
+    rng = np.random.default_rng(3)
+    train = [rng.integers(1, n_items + 1, size=int(n)) for n in (3, 8, 30, 47)]
+    return LeaveOneOut(train=train, valid=None, test=None, n_items=n_items,  # type: ignore[arg-type]
+                       max_len=12)
+
+
+def test_gru4rec_grad_window_must_cover_a_continuing_windows_targets():
+    from models.recommenders.gru4rec import GRU4RecParams
+    with pytest.raises(ValueError, match=r"grad_window must be at least window_stride \(10\)"):
+        GRU4RecParams(window_stride=10, grad_window=5)
+    assert GRU4RecParams(window_stride=10, grad_window=10).grad_window == 10
+    assert GRU4RecParams(max_len=5, window_stride=5).grad_window == 10  # no warm-up then
+
+
+def test_gru4rec_grad_window_batches_every_window_once_by_kind():
+    from models.recommenders.gru4rec import GRU4Rec, GRU4RecParams
+    split = _gru4rec_split()
+    model = GRU4Rec(split.n_items, GRU4RecParams(max_len=12, window_stride=4, grad_window=5))
+    inputs, targets, lengths, continuing = model.training_data(split)
+    plain = GRU4Rec(split.n_items, GRU4RecParams(max_len=12, window_stride=4, grad_window=None))
+    assert all(torch.equal(a, b) for a, b in zip((inputs, targets, lengths),
+                                                 plain.training_data(split)))
+    # Continuing windows are full and predict nothing in their warm-up steps.
+    assert continuing.any() and (~continuing).any()
+    assert bool((lengths[continuing] == 12).all()) and not (targets[continuing, :7] > 0).any()
+    assert bool((targets[~continuing, 0] > 0).all())  # a starting window predicts from item 1 on
+    def window_of(row_inputs: torch.Tensor, row_targets: torch.Tensor) -> int:
+        width = len(row_inputs)
+        return next(r for r in range(len(inputs)) if torch.equal(row_inputs, inputs[r, :width])
+                    and torch.equal(row_targets, targets[r, :width]))
+
+    seen = []
+    data = (inputs, targets, lengths, continuing)
+    batches = list(model.iter_batches(data, 3, np.random.default_rng(0), torch.device("cpu")))
+    assert len(batches) == model.n_batches(data, 3)
+    for batch_inputs, batch_targets, warm_up in batches:
+        rows = [window_of(i, t) for i, t in zip(batch_inputs, batch_targets)]
+        assert {bool(continuing[r]) for r in rows} == {warm_up == 7}  # one kind per batch
+        seen += rows
+    assert sorted(seen) == list(range(len(inputs)))  # every window once per epoch
+
+
+def test_gru4rec_warm_up_changes_the_gradient_not_the_loss():
+    from models.recommenders.gru4rec import GRU4Rec, GRU4RecParams
+    split = _gru4rec_split()
+    torch.manual_seed(0)
+    model = GRU4Rec(split.n_items, GRU4RecParams(max_len=12, window_stride=4, grad_window=5))
+    inputs, targets, _, continuing = model.training_data(split)
+    model.eval()  # no dropout: both paths see the same inputs
+    batch = (inputs[continuing], targets[continuing])
+    full = model.batch_loss(batch)
+    full_grad = torch.autograd.grad(full, model.gru.weight_hh_l0)[0]
+    warm = model.batch_loss((*batch, 7))
+    warm_grad = torch.autograd.grad(warm, model.gru.weight_hh_l0)[0]
+    assert torch.allclose(full, warm, atol=1e-6)  # the warm-up hands the same state on
+    assert not torch.allclose(full_grad, warm_grad)  # but no gradient flows through it
+
+
 # --------------------------------------------------------------- SR-GNN graphs
 MIXED = [[5, 3, 5, 7], [2], [9, 9, 1, 2, 9], [4, 6], [8, 1, 8, 1, 8, 1, 3]]
 
