@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
@@ -75,14 +76,10 @@ def summarize_seeds(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
     The standard deviation is the sample one (``ddof=1``), 0 for a single seed.
     """
-    def mean(values: list[float]) -> float:
-        return sum(values) / len(values)
+    mean = statistics.fmean
 
     def std(values: list[float]) -> float:
-        if len(values) < 2:
-            return 0.0
-        m = mean(values)
-        return (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+        return statistics.stdev(values) if len(values) > 1 else 0.0
 
     summary: dict[str, Any] = {"model": rows[0]["model"], "seeds": [r["seed"] for r in rows]}
     for key in ("seconds_per_epoch", "total_seconds", "seconds_to_best", "peak_rss_mb"):

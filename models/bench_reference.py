@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -109,19 +110,58 @@ def _side_by_side(studio: Any, name: str, reference: dict[str, Any]) -> dict[str
     metrics = json.loads((run / "metrics.json").read_text())
     defaults = create(name, studio.split.n_items, studio.config.models.get(name)).params.model_dump()
     ours_test = metrics["test"]
-    ref_test = reference["test"]
-    delta = ours_test["NDCG@10"] - ref_test["NDCG@10"]
+    ref_ndcg = reference["test"]["NDCG@10"]
+    seeds = seeds_at_defaults(studio.runs_dir / studio.dataset.name / name, defaults)
+    # One seed moves test NDCG@10 by ~0.005: with runs of several seeds at today's
+    # defaults (`bench models --seeds`), the bar is judged on their mean.
+    ours_ndcg = seeds["test_ndcg10_mean"] if seeds else ours_test["NDCG@10"]
     return {
         "reference": reference,
         "ours": {"run_dir": str(run), "trained_now": trained_now, "test": ours_test,
                  "valid": metrics.get("valid"), "params": run_config.get("params"),
                  "params_match_current_defaults": run_config.get("params") == defaults},
-        "ours_minus_reference_ndcg10": delta,
-        "meets_bar": bool(ours_test["NDCG@10"] >= ref_test["NDCG@10"]),
+        "ours_over_seeds": seeds,
+        "bar_judged_on": "mean over seeds" if seeds else "latest run",
+        "ours_minus_reference_ndcg10": ours_ndcg - ref_ndcg,
+        "meets_bar": bool(ours_ndcg >= ref_ndcg),
         # Only a reference trained to early stopping is RecBole's result; a capped one
         # is a lower bound on it, so a capped `meets_bar: true` settles nothing.
         "reference_converged": reference["stopped_by"] == "early_stopping",
     }
+
+
+def ours_ndcg10(row: dict[str, Any]) -> float:
+    """Our test NDCG@10 that a result row's bar was judged on (older rows: the latest run)."""
+    seeds = row.get("ours_over_seeds")
+    return seeds["test_ndcg10_mean"] if seeds else row["ours"]["test"]["NDCG@10"]
+
+
+def seeds_at_defaults(model_runs: Path, defaults: dict[str, Any]) -> dict[str, Any] | None:
+    """Test NDCG@10 over the saved runs of one model trained with ``defaults``, one per seed.
+
+    Args:
+        model_runs: ``<runs>/<dataset>/<model>``.
+        defaults: the model's current default params (a run with others is skipped).
+
+    Returns:
+        ``{"seeds", "test_ndcg10", "test_ndcg10_mean", "test_ndcg10_std"}`` (the
+        newest run of each seed; sample std), or ``None`` below two seeds.
+    """
+    by_seed: dict[int, float] = {}
+    runs = sorted(model_runs.iterdir()) if model_runs.is_dir() else []
+    for run in runs:  # oldest first: a newer run of a seed replaces an older one
+        try:
+            config = json.loads((run / "config.json").read_text())
+            metrics = json.loads((run / "metrics.json").read_text())
+        except (OSError, ValueError):
+            continue  # an unfinished or foreign directory
+        if config.get("params") == defaults and "seed" in config.get("train", {}):
+            by_seed[int(config["train"]["seed"])] = float(metrics["test"]["NDCG@10"])
+    if len(by_seed) < 2:
+        return None
+    values = list(by_seed.values())
+    return {"seeds": list(by_seed), "test_ndcg10": values,
+            "test_ndcg10_mean": statistics.fmean(values), "test_ndcg10_std": statistics.stdev(values)}
 
 
 def _run_child(name: str, request: str) -> dict[str, Any]:

@@ -167,7 +167,7 @@ def bench_reference_command(ctx: typer.Context,
 
     Each reference checkpoints every epoch; run it again after a kill and it resumes.
     """
-    from models.bench_reference import bench_reference
+    from models.bench_reference import bench_reference, ours_ndcg10
 
     studio = _studio(ctx)
     names = [m.strip() for m in models.split(",") if m.strip()]
@@ -185,12 +185,12 @@ def bench_reference_command(ctx: typer.Context,
     typer.echo(f"wrote {path}", err=True)
     rows = []
     for r in result["models"]:
-        ref, ours = r["reference"], r["ours"]
+        ref = r["reference"]
         rows.append(f"{r['model']:>8}: reference {ref['seconds_per_epoch']:.1f} s/epoch, "
                     f"{ref['epochs']} epochs (best {ref['best_epoch']}, {ref['stopped_by']}), "
                     f"{ref['seconds_to_best']:.0f} s to best, {ref['peak_rss_mb']:.0f} MB; test "
-                    f"NDCG@10 reference={ref['test']['NDCG@10']:.4f} ours={ours['test']['NDCG@10']:.4f} "
-                    f"({r['ours_minus_reference_ndcg10']:+.4f}) "
+                    f"NDCG@10 reference={ref['test']['NDCG@10']:.4f} ours={ours_ndcg10(r):.4f} "
+                    f"({r['ours_minus_reference_ndcg10']:+.4f}, {r['bar_judged_on']}) "
                     f"{'meets' if r['meets_bar'] else 'MISSES'} the bar")
     _emit(result, as_json, "\n".join(rows))
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.bench_reference import bench_reference
+from models.bench_reference import bench_reference, seeds_at_defaults
 from models.protocol import EvalSet, LeaveOneOut
 from models.reference import REFERENCE_MODELS, SRGNN
 from models.reference.trainer import (FullSortScorer, OverallConfig, cpu_deterministic,
@@ -201,8 +201,32 @@ def test_bench_reference_on_ml100k_one_short_epoch(ml100k_dir: Path, tmp_path: P
         ours = row["ours"]["test"]["NDCG@10"]
         assert row["ours_minus_reference_ndcg10"] == pytest.approx(ours - ref["test"]["NDCG@10"])
         assert row["meets_bar"] is (ours >= ref["test"]["NDCG@10"])
+        assert row["ours_over_seeds"] is None and row["bar_judged_on"] == "latest run"
         assert row["reference_converged"] is False  # capped at one epoch
     assert result["models"][0]["meets_bar"] and result["models"][2]["meets_bar"]
+
+
+def test_seeds_at_defaults_keeps_the_newest_run_per_seed(tmp_path: Path):
+    defaults = {"hidden_size": 64}
+
+    def run(run_id: str, seed: int, ndcg10: float, params: dict | None = None) -> None:
+        folder = tmp_path / run_id
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps(
+            {"params": params or defaults, "train": {"seed": seed}}))
+        (folder / "metrics.json").write_text(json.dumps({"test": {"NDCG@10": ndcg10}}))
+
+    run("20260101-000000-a", 1, 0.01)
+    assert seeds_at_defaults(tmp_path, defaults) is None  # one seed is not a spread
+    run("20260101-000001-b", 2, 0.06)
+    run("20260101-000002-c", 1, 0.05)                       # seed 1 again: the newer counts
+    run("20260101-000003-d", 3, 0.90, {"hidden_size": 32})  # other params: not today's model
+    (tmp_path / "20260101-000004-e").mkdir()                # unfinished: no files
+    seeds = seeds_at_defaults(tmp_path, defaults)
+    assert seeds is not None and sorted(seeds["seeds"]) == [1, 2]
+    assert seeds["test_ndcg10_mean"] == pytest.approx(0.055)
+    assert seeds["test_ndcg10_std"] == pytest.approx(0.00707107, rel=1e-5)
+    assert seeds_at_defaults(tmp_path / "missing", defaults) is None
 
 
 def test_bench_reference_rejects_unknown_model(tmp_path: Path):
