@@ -99,7 +99,10 @@ def no_shipped_bench(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
 def local_bench_only(ml100k_dir: Path, tmp_path: Path, use_config: UseConfig,
                      monkeypatch: pytest.MonkeyPatch) -> Path:
     """The studio on ml-100k with nothing shipped; returns its (new, empty) bench folder."""
-    bench = local_bench_only(ml100k_dir, tmp_path, use_config, monkeypatch)
+    use_config(ml100k_dir, SMALL_FUSION)
+    no_shipped_bench(monkeypatch, tmp_path / "nothing-shipped")
+    bench = tmp_path / "data" / "bench"
+    bench.mkdir(parents=True)
     return bench
 
 
