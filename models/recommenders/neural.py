@@ -20,7 +20,7 @@ forward pass per prefix and target, as RecBole trains: SR-GNN, whose session
 graph depends on the whole prefix).
 
 Training hyper-parameters: each model's ``Params`` carries its own tuned
-``batch_size``, ``learning_rate`` and ``weight_decay``. A :class:`TrainConfig`
+``batch_size``, ``learning_rate``, ``weight_decay`` and early-stopping ``patience``. A :class:`TrainConfig`
 overrides them only when the caller set those fields explicitly (pydantic's
 ``model_fields_set``); ``TrainConfig()`` leaves the tuned values alone. The
 values used are written back into ``params`` so a saved run records them.
@@ -51,7 +51,7 @@ from models.protocol import LeaveOneOut
 from models.recommenders.base import EpochLog, FitReport, Recommender, TrainConfig, resolve_device
 
 #: TrainConfig fields that override a model's tuned value when set explicitly.
-OVERRIDABLE = ("batch_size", "learning_rate", "weight_decay")
+OVERRIDABLE = ("batch_size", "learning_rate", "weight_decay", "patience")
 
 
 class NeuralParams(BaseModel):
@@ -63,6 +63,7 @@ class NeuralParams(BaseModel):
     learning_rate: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     lr_decay: float = Field(1.0, gt=0, le=1, description="learning-rate factor per epoch")
+    patience: int = Field(5, ge=1, description="epochs without a better valid NDCG@10 before stopping")
 
 
 class NeuralRecommender(Recommender, nn.Module):
@@ -195,7 +196,7 @@ class NeuralRecommender(Recommender, nn.Module):
                     tqdm.write(f"{self.name} epoch {epoch}: loss {total / max(count, 1):.4f} "
                                f"valid NDCG@10 {valid['NDCG@10']:.4f} "
                                f"(best {best_score:.4f} @ {report.best_epoch}) {seconds:.1f}s")
-                if bad_epochs >= train.patience:
+                if bad_epochs >= hp.patience:
                     break
             if best_state is not None:
                 self.load_state_dict(best_state)

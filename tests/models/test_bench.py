@@ -71,9 +71,22 @@ def test_child_config_keeps_unset_train_fields_unset(tmp_path: Path) -> None:
     assert child.train.progress is False
     assert "batch_size" not in child.train.model_fields_set
     assert "learning_rate" not in child.train.model_fields_set
+    assert "patience" not in child.train.model_fields_set
     assert child.data_dir == config.data_dir and child.train.epochs == config.train.epochs
     toml = tmp_path / "studio.toml"
     toml.write_text("[train]\nbatch_size = 64\n[models.sasrec]\nhidden_size = 32\n")
     child = StudioConfig.model_validate_json(child_config_json(load_config(toml)))
     assert child.train.batch_size == 64 and "batch_size" in child.train.model_fields_set
     assert child.models == {"sasrec": {"hidden_size": 32}}
+
+
+def test_each_model_keeps_its_tuned_patience_unless_train_sets_one() -> None:
+    from models.recommenders import create
+    from models.recommenders.base import TrainConfig
+
+    gru4rec, sasrec = create("gru4rec", 10), create("sasrec", 10)
+    assert gru4rec.resolve_hyper(TrainConfig()).patience == 10  # RecBole's stopping_step
+    assert sasrec.resolve_hyper(TrainConfig()).patience == 5
+    assert gru4rec.resolve_hyper(TrainConfig(patience=3)).patience == 3
+    # The packaged config sets no patience: loading it must not override the models'.
+    assert "patience" not in load_config(None).train.model_fields_set
