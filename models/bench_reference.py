@@ -9,7 +9,7 @@ only when no run exists). The bar: our test NDCG@10 >= the reference's.
 Each reference trains in a fresh Python process (one at a time), so its peak
 RSS is its own, like ``bench models``. Uncapped, a reference trains for hours
 on 2 cores, so each one checkpoints every epoch under
-``<bench_dir>/reference/<model>.ckpt`` and a rerun resumes it (``fresh``
+``<bench_dir>/reference/<dataset>-<model>.ckpt`` and a rerun resumes it (``fresh``
 starts over); a finished one is only re-tested. Usage of the child (internal):
 ``python -m models.bench_reference MODEL`` with a JSON request on stdin.
 """
@@ -111,7 +111,7 @@ def _side_by_side(studio: Any, name: str, reference: dict[str, Any]) -> dict[str
     defaults = create(name, studio.split.n_items, studio.config.models.get(name)).params.model_dump()
     ours_test = metrics["test"]
     ref_ndcg = reference["test"]["NDCG@10"]
-    seeds = seeds_at_defaults(studio.runs_dir / studio.dataset.name / name, defaults)
+    seeds = seeds_at_defaults(studio.runs_dir, studio.dataset.name, name, defaults)
     # Test NDCG@10 can move by 0.01 between seeds: with runs of several seeds at today's
     # defaults (`bench models --seeds`), the bar is judged on their mean.
     ours_ndcg = seeds["test_ndcg10_mean"] if seeds else ours_test["NDCG@10"]
@@ -136,25 +136,27 @@ def ours_ndcg10(row: dict[str, Any]) -> float:
     return seeds["test_ndcg10_mean"] if seeds else row["ours"]["test"]["NDCG@10"]
 
 
-def seeds_at_defaults(model_runs: Path, defaults: dict[str, Any]) -> dict[str, Any] | None:
-    """Test NDCG@10 over the saved runs of one model trained with ``defaults``, one per seed.
+def seeds_at_defaults(runs_root: Path, dataset: str, name: str,
+                      defaults: dict[str, Any]) -> dict[str, Any] | None:
+    """Test NDCG@10 over the saved runs of model ``name`` trained with ``defaults``, one per seed.
 
     Args:
-        model_runs: ``<runs>/<dataset>/<model>``.
+        runs_root, dataset, name: where the runs are (:func:`models.runs.complete_runs`).
         defaults: the model's current default params (a run with others is skipped).
 
     Returns:
         ``{"seeds", "test_ndcg10", "test_ndcg10_mean", "test_ndcg10_std"}`` (the
         newest run of each seed; sample std), or ``None`` below two seeds.
     """
+    from models.runs import complete_runs
+
     by_seed: dict[int, float] = {}
-    runs = sorted(model_runs.iterdir()) if model_runs.is_dir() else []
-    for run in runs:  # oldest first: a newer run of a seed replaces an older one
+    for run in complete_runs(runs_root, dataset, name):  # oldest first: newer runs replace
         try:
             config = json.loads((run / "config.json").read_text())
             metrics = json.loads((run / "metrics.json").read_text())
         except (OSError, ValueError):
-            continue  # an unfinished or foreign directory
+            continue  # a damaged or foreign directory
         if config.get("params") == defaults and "seed" in config.get("train", {}):
             by_seed[int(config["train"]["seed"])] = float(metrics["test"]["NDCG@10"])
     if len(by_seed) < 2:

@@ -63,14 +63,22 @@ def train_and_save(name: str, split: LeaveOneOut, dataset_name: str, runs_root: 
     return RunInfo(parent / run_id, model, metrics, report.model_dump())
 
 
-def latest_run(runs_root: Path, dataset_name: str, name: str) -> Path | None:
-    """Newest complete run of ``name`` on ``dataset_name``, or None."""
+def complete_runs(runs_root: Path, dataset_name: str, name: str) -> list[Path]:
+    """Complete runs of ``name`` on ``dataset_name``, oldest first (run ids sort by time).
+
+    A run in progress is a hidden staging directory and has no ``metrics.json`` yet.
+    """
     model_class(name)  # validates the name
     parent = Path(runs_root).expanduser() / dataset_name / name
     if not parent.is_dir():
-        return None
-    runs = sorted(p for p in parent.iterdir()
+        return []
+    return sorted(p for p in parent.iterdir()
                   if p.is_dir() and not p.name.startswith(".") and (p / "metrics.json").exists())
+
+
+def latest_run(runs_root: Path, dataset_name: str, name: str) -> Path | None:
+    """Newest complete run of ``name`` on ``dataset_name``, or None."""
+    runs = complete_runs(runs_root, dataset_name, name)
     return runs[-1] if runs else None
 
 

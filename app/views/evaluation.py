@@ -3,9 +3,9 @@
 The tables are the JSON files the benches write (``reasonrec bench models``,
 ``bench reference``, ``bench fusion``, ``bench reasoning``) in the data
 directory, else the ones shipped in ``assets/bench/<dataset>/`` (labelled as
-shipped); this page reads them and never runs a bench. The per-user list compares the base and the fused model on the fused
-model's user sample (``models.fusion.error_analysis``); one click opens a user
-in the other pages.
+shipped); this page reads them and never runs a bench. The per-user list
+compares the base and the fused model on the fused model's user sample
+(``models.fusion.error_analysis``); one click opens a user in the other pages.
 """
 
 from __future__ import annotations
@@ -59,12 +59,6 @@ with models_tab:
     if bench is None:
         st.info(f"No base-model bench in {bench_dir}: run `reasonrec bench models --json`.")
     else:
-        rows = [{"model": r["model"], "seed": r.get("seed"),
-                 "s/epoch": round(r["seconds_per_epoch"], 2),
-                 "epochs": r["epochs"], "total s": round(r["total_seconds"], 1),
-                 "peak RSS MB": round(r["peak_rss_mb"]),
-                 **{m: round(r["test"][m], 4) for m in METRICS_AT_10}} for r in bench["models"]]
-        summary = bench.get("summary") or []
         if len(bench.get("seeds", [])) > 1:
             # test NDCG@10 can move by 0.01 between seeds: the mean over seeds is what compares
             rows = [{"model": s["model"], "seeds": len(s["seeds"]),
@@ -72,9 +66,16 @@ with models_tab:
                      "total s": round(s["total_seconds"], 1),
                      "peak RSS MB": round(s["peak_rss_mb"]),
                      **{m: round(s["test_mean"][m], 4) for m in METRICS_AT_10},
-                     "NDCG@10 std": round(s["test_std"]["NDCG@10"], 4)} for s in summary]
+                     "NDCG@10 std": round(s["test_std"]["NDCG@10"], 4)} for s in bench["summary"]]
             st.caption(f"Means over seeds {', '.join(map(str, bench['seeds']))}; "
                        "std is the spread from seed to seed.")
+        else:
+            rows = [{"model": r["model"], "seed": r.get("seed"),
+                     "s/epoch": round(r["seconds_per_epoch"], 2),
+                     "epochs": r["epochs"], "total s": round(r["total_seconds"], 1),
+                     "peak RSS MB": round(r["peak_rss_mb"]),
+                     **{m: round(r["test"][m], 4) for m in METRICS_AT_10}}
+                    for r in bench["models"]]
         st.dataframe(pd.DataFrame(rows), hide_index=True, key="eval_models_table")
         figure = go.Figure([go.Bar(x=[r["model"] for r in rows], y=[r["NDCG@10"] for r in rows])])
         figure.update_layout(title="Test NDCG@10 (loo, full ranking)", height=300,

@@ -20,10 +20,11 @@ forward pass per prefix and target, as RecBole trains: SR-GNN, whose session
 graph depends on the whole prefix).
 
 Training hyper-parameters: each model's ``Params`` carries its own tuned
-``batch_size``, ``learning_rate``, ``weight_decay`` and early-stopping ``patience``. A :class:`TrainConfig`
-overrides them only when the caller set those fields explicitly (pydantic's
-``model_fields_set``); ``TrainConfig()`` leaves the tuned values alone. The
-values used are written back into ``params`` so a saved run records them.
+``batch_size``, ``learning_rate``, ``weight_decay`` and early-stopping
+``patience``. A :class:`TrainConfig` overrides them only when the caller set
+those fields explicitly (pydantic's ``model_fields_set``); ``TrainConfig()``
+leaves the tuned values alone. The values used are written back into
+``params`` so a saved run records them.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class NeuralParams(BaseModel):
     learning_rate: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     lr_decay: float = Field(1.0, gt=0, le=1, description="learning-rate factor per epoch")
-    patience: int = Field(5, ge=1, description="epochs without a better valid NDCG@10 before stopping")
+    patience: int = Field(5, ge=1,
+                          description="epochs without a better valid NDCG@10 before stopping")
 
 
 class NeuralRecommender(Recommender, nn.Module):

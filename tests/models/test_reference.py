@@ -208,25 +208,27 @@ def test_bench_reference_on_ml100k_one_short_epoch(ml100k_dir: Path, tmp_path: P
 
 def test_seeds_at_defaults_keeps_the_newest_run_per_seed(tmp_path: Path):
     defaults = {"hidden_size": 64}
+    runs = tmp_path / "ml-100k" / "gru4rec"
 
     def run(run_id: str, seed: int, ndcg10: float, params: dict | None = None) -> None:
-        folder = tmp_path / run_id
-        folder.mkdir()
+        folder = runs / run_id
+        folder.mkdir(parents=True)
         (folder / "config.json").write_text(json.dumps(
             {"params": params or defaults, "train": {"seed": seed}}))
         (folder / "metrics.json").write_text(json.dumps({"test": {"NDCG@10": ndcg10}}))
 
     run("20260101-000000-a", 1, 0.01)
-    assert seeds_at_defaults(tmp_path, defaults) is None  # one seed is not a spread
+    # one seed is not a spread
+    assert seeds_at_defaults(tmp_path, "ml-100k", "gru4rec", defaults) is None
     run("20260101-000001-b", 2, 0.06)
     run("20260101-000002-c", 1, 0.05)                       # seed 1 again: the newer counts
     run("20260101-000003-d", 3, 0.90, {"hidden_size": 32})  # other params: not today's model
-    (tmp_path / "20260101-000004-e").mkdir()                # unfinished: no files
-    seeds = seeds_at_defaults(tmp_path, defaults)
+    (runs / "20260101-000004-e").mkdir()                    # unfinished: no files
+    seeds = seeds_at_defaults(tmp_path, "ml-100k", "gru4rec", defaults)
     assert seeds is not None and sorted(seeds["seeds"]) == [1, 2]
     assert seeds["test_ndcg10_mean"] == pytest.approx(0.055)
     assert seeds["test_ndcg10_std"] == pytest.approx(0.00707107, rel=1e-5)
-    assert seeds_at_defaults(tmp_path / "missing", defaults) is None
+    assert seeds_at_defaults(tmp_path, "ml-100k", "sasrec", defaults) is None  # no runs at all
 
 
 def test_bench_reference_rejects_unknown_model(tmp_path: Path):
