@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from models.bench import peak_rss_mb
 from models.evaluation import rank_targets
 from models.metrics import metrics_from_ranks
 from models.protocol import LeaveOneOut, Split
@@ -295,9 +296,13 @@ def fit_reference(name: str, split: LeaveOneOut, overall: OverallConfig | None =
         train_seconds = time.perf_counter() - epoch_start
         valid = evaluate_reference(model, split, "valid", overall.eval_batch_size)
         seconds = time.perf_counter() - epoch_start
+        # threads and peak RSS per epoch: a run resumed from its checkpoint still reports
+        # what its training used, not what the resuming process did
         fit.epochs.append({"epoch": epoch, "loss": total / max(batches, 1),
                            "valid_mrr10": valid[metric], "valid_ndcg10": valid["NDCG@10"],
-                           "train_seconds": train_seconds, "seconds": seconds})
+                           "train_seconds": train_seconds, "seconds": seconds,
+                           "torch_threads": torch.get_num_threads(),
+                           "peak_rss_mb": peak_rss_mb()})
         # recbole.utils.early_stopping(..., bigger=True)
         if valid[metric] >= best_score:
             best_score, cur_step = valid[metric], 0

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.bench_reference import bench_reference, seeds_at_defaults
+from models.bench_reference import (bench_reference, checkpoint_path, reference_ndcg10,
+                                    seeds_at_defaults)
 from models.protocol import EvalSet, LeaveOneOut
 from models.reference import REFERENCE_MODELS, SRGNN
 from models.reference.trainer import (FullSortScorer, OverallConfig, cpu_deterministic,
@@ -204,6 +205,31 @@ def test_bench_reference_on_ml100k_one_short_epoch(ml100k_dir: Path, tmp_path: P
         assert row["ours_over_seeds"] is None and row["bar_judged_on"] == "latest run"
         assert row["reference_converged"] is False  # capped at one epoch
     assert result["models"][0]["meets_bar"] and result["models"][2]["meets_bar"]
+
+
+@pytest.mark.slow
+def test_bench_reference_over_seeds_judges_mean_against_mean(ml100k_dir: Path, tmp_path: Path):
+    config = load_config(overrides={"data": {"path": str(ml100k_dir), "data_dir": str(tmp_path)}})
+    _fake_run(tmp_path / "runs", "gru4rec", 0.03)
+    result = bench_reference(config, ["gru4rec"], max_epochs=1, max_batches=1, seeds=[2020, 7],
+                             isolate=False, threads=1)
+    row = result["models"][0]
+    seeds = row["reference_over_seeds"]
+    assert seeds["seeds"] == [2020, 7] and [r["seed"] for r in seeds["runs"]] == [2020, 7]
+    assert row["reference"] == seeds["runs"][0]
+    first, second = seeds["test_ndcg10"]
+    assert first != second  # another seed is another model
+    assert reference_ndcg10(row) == pytest.approx((first + second) / 2)
+    assert row["ours_minus_reference_ndcg10"] == pytest.approx(0.03 - (first + second) / 2)
+    assert row["bar_judged_on"] == "latest run vs reference mean over 2 seeds"
+    for run in seeds["runs"]:
+        assert run["torch_threads"] == 1 and 20 < run["peak_rss_mb"] < 8192
+    # each seed checkpoints apart; 2020, RecBole's, keeps the unsuffixed name of older runs
+    assert checkpoint_path(config.bench_dir, "ml-100k", "gru4rec").name == "ml-100k-gru4rec.ckpt"
+    assert checkpoint_path(config.bench_dir, "ml-100k", "gru4rec", 7).exists()
+    assert checkpoint_path(config.bench_dir, "ml-100k", "gru4rec").exists()
+    with pytest.raises(ValueError, match="seeds repeat"):
+        bench_reference(config, ["gru4rec"], seeds=[1, 1])
 
 
 def test_seeds_at_defaults_keeps_the_newest_run_per_seed(tmp_path: Path):
