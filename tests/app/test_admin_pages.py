@@ -158,6 +158,7 @@ def test_evaluation_falls_back_to_shipped_results(ml100k_dir: Path, tmp_path: Pa
     reference = next(t.value for t in at.table if "reference NDCG@10" in t.value.columns)
     assert reference.loc["sasrec", "reference NDCG@10"] == 0.04
     assert not reference.loc["sasrec", "reference converged"]
+    assert reference.loc["sasrec", "reference seeds"] == "2020"  # older rows: RecBole's seed
     assert any("reasonrec bench fusion" in i.value for i in at.info)   # nothing shipped for it
 
 
@@ -176,8 +177,21 @@ def test_evaluation_shows_the_mean_over_seeds(ml100k_dir: Path, tmp_path: Path,
         {"model": "gru4rec", "seeds": [1, 2], "seconds_per_epoch": 4.0, "total_seconds": 90.0,
          "seconds_to_best": 70.0, "peak_rss_mb": 500.0, "test_mean": test(0.06),
          "test_std": test(0.0141)}]}))
+    reference_runs = [{"seed": seed, "test": test(ndcg), "epochs": 30}
+                      for seed, ndcg in ((2020, 0.065), (1, 0.055))]
+    (bench / "reference.json").write_text(json.dumps({"models": [
+        {"model": "gru4rec", "ours": {"test": test(0.07)}, "reference": reference_runs[0],
+         "reference_over_seeds": {"seeds": [2020, 1], "test_ndcg10": [0.065, 0.055],
+                                  "test_ndcg10_mean": 0.06, "test_ndcg10_std": 0.0071,
+                                  "runs": reference_runs},
+         "ours_over_seeds": {"test_ndcg10_mean": 0.06}, "ours_minus_reference_ndcg10": 0.0,
+         "bar_judged_on": "mean over seeds vs reference mean over 2 seeds",
+         "reference_converged": True, "meets_bar": True}]}))
     at = open_page("views/evaluation.py", timeout=300)
     models = next(d.value for d in at.dataframe if "s/epoch" in d.value.columns)
     assert list(models["model"]) == ["gru4rec"] and list(models["seeds"]) == [2]
     assert models["NDCG@10"][0] == 0.06 and models["NDCG@10 std"][0] == 0.0141
     assert any("Means over seeds 1, 2" in c.value for c in at.caption)
+    reference = next(t.value for t in at.table if "reference NDCG@10" in t.value.columns)
+    assert reference.loc["gru4rec", "reference NDCG@10"] == 0.06  # the mean, not seed 2020's
+    assert reference.loc["gru4rec", "reference seeds"] == "2020, 1"
