@@ -11,8 +11,10 @@ RSS is its own, like ``bench models``. Uncapped, a reference trains for hours
 on 2 cores, so each one checkpoints every epoch under
 ``<bench_dir>/reference/<dataset>-<model>[-seed<N>].ckpt`` (no suffix for
 RecBole's seed 2020) and a rerun resumes it (``fresh`` starts over); a finished
-one is only re-tested. With several seeds the bar is judged mean against mean:
-one reference seed moves test NDCG@10 as much as one of ours does. Usage of the child (internal):
+one is only re-tested (its threads and peak RSS are the training's, saved per
+epoch; checkpoints older than that report the re-test's RSS). With several seeds
+the bar is judged mean against mean: one reference seed moves test NDCG@10 as
+much as one of ours does. Usage of the child (internal):
 ``python -m models.bench_reference MODEL`` with a JSON request on stdin.
 """
 
@@ -107,7 +109,8 @@ def bench_reference(config: StudioConfig, names: list[str] | None = None,
     }
 
 
-def checkpoint_path(bench_dir: Path, dataset: str, name: str, seed: int = 2020) -> Path:
+def checkpoint_path(bench_dir: Path, dataset: str, name: str,
+                    seed: int = DEFAULT_SEED) -> Path:
     """Where the reference ``name`` checkpoints its training on ``dataset`` with ``seed``."""
     suffix = "" if seed == DEFAULT_SEED else f"-seed{seed}"
     return bench_dir / "reference" / f"{dataset}-{name}{suffix}.ckpt"
