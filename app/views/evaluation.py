@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.state import get_fusion, set_current_user, studio_or_stop
-from models.bench_reference import ours_ndcg10, reference_ndcg10
+from models.bench_reference import ours_ndcg10, reference_ndcg10, reference_seeds
 from models.runs import shipped_bench
 
 METRICS_AT_10 = ("HR@10", "NDCG@10", "MRR@10")
@@ -93,8 +93,7 @@ with models_tab:
             "ours NDCG@10": round(ours_ndcg10(r), 4),
             "ours over": r.get("bar_judged_on", "latest run"),
             "reference NDCG@10": round(reference_ndcg10(r), 4),
-            "reference seeds": ", ".join(map(str, (r.get("reference_over_seeds") or {}).get(
-                "seeds", [r["reference"].get("seed", 2020)]))),
+            "reference seeds": ", ".join(map(str, reference_seeds(r))),
             "ours − reference": round(r["ours_minus_reference_ndcg10"], 4),
             "reference epochs": r["reference"]["epochs"],
             "reference converged": r.get("reference_converged", False),
