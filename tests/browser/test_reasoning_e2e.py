@@ -163,8 +163,11 @@ def test_build_on_the_real_llm_then_click_a_node(reasoning_server: StreamlitServ
     page.locator(FUSED).wait_for(timeout=300_000)     # the first visit loads the shipped runs
     wait_idle(page, 300_000)
     assert page.get_by_role("combobox", name="User", exact=True).input_value() == USER
-    assert page.locator(f"{BASE} table tbody tr").count() == 10
-    assert page.locator(f"{FUSED} table tbody tr").count() == 10
+    # the tables can be drawn a moment after the run reports idle (seen once in CI): wait
+    # for their rows before counting them
+    for top_k in (BASE, FUSED):
+        page.locator(f"{top_k} table tbody tr").first.wait_for(timeout=60_000)
+        assert page.locator(f"{top_k} table tbody tr").count() == 10
     card = page.locator(".st-key-effect-card")
     card.wait_for()
     assert "Reasoning paths" in card.inner_text()
