@@ -133,7 +133,7 @@ def _side_by_side(studio: Any, name: str, references: list[dict[str, Any]]) -> d
     # defaults (`bench models --seeds`), and a reference over several seeds, the bar is
     # judged on the means (read back through ours_ndcg10 / reference_ndcg10).
     seeds = seeds_at_defaults(studio.runs_dir, studio.dataset.name, name, defaults)
-    judged_on = "mean over seeds" if seeds else "latest run"
+    judged_on = f"mean over {len(seeds['seeds'])} seeds" if seeds else "latest run"
     if reference_seeds:
         judged_on += f" vs reference mean over {len(references)} seeds"
     row: dict[str, Any] = {

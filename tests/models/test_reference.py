@@ -12,6 +12,7 @@ import torch
 from models.bench_reference import (bench_reference, checkpoint_path, reference_ndcg10,
                                     seeds_at_defaults)
 from models.protocol import EvalSet, LeaveOneOut
+from models.recommenders import create
 from models.reference import REFERENCE_MODELS, SRGNN
 from models.reference.trainer import (FullSortScorer, OverallConfig, cpu_deterministic,
                                       evaluate_reference, fit_reference, prefix_augmentation)
@@ -173,11 +174,15 @@ def test_an_early_stopped_checkpoint_is_only_retested(tmp_path: Path):
     assert again.epochs == first.epochs and again.test == first.test
 
 
-def _fake_run(runs: Path, name: str, ndcg10: float) -> None:
-    run = runs / "ml-100k" / name / "20000101-000000-0000"
+def _fake_run(runs: Path, name: str, ndcg10: float, run_id: str = "20000101-000000-0000",
+              params: dict | None = None, seed: int | None = None) -> None:
+    run = runs / "ml-100k" / name / run_id
     run.mkdir(parents=True)
     test = {f"{m}@{k}": ndcg10 for m in ("HR", "NDCG", "MRR") for k in (5, 10, 20)}
-    (run / "config.json").write_text(json.dumps({"model": name, "params": {}}))
+    config = {"model": name, "params": params or {}}
+    if seed is not None:
+        config["train"] = {"seed": seed}
+    (run / "config.json").write_text(json.dumps(config))
     (run / "metrics.json").write_text(json.dumps({"test": test, "valid": test}))
 
 
@@ -228,6 +233,17 @@ def test_bench_reference_over_seeds_judges_mean_against_mean(ml100k_dir: Path, t
     assert checkpoint_path(config.bench_dir, "ml-100k", "gru4rec").name == "ml-100k-gru4rec.ckpt"
     assert checkpoint_path(config.bench_dir, "ml-100k", "gru4rec", 7).exists()
     assert checkpoint_path(config.bench_dir, "ml-100k", "gru4rec").exists()
+    # runs of ours at today's defaults, one per seed: the bar compares the two means and
+    # says over how many seeds each side is
+    defaults = create("gru4rec", 1682).params.model_dump()
+    _fake_run(tmp_path / "runs", "gru4rec", 0.02, "20000101-000001-0000", defaults, seed=1)
+    _fake_run(tmp_path / "runs", "gru4rec", 0.05, "20000101-000002-0000", defaults, seed=2)
+    _fake_run(tmp_path / "runs", "gru4rec", 0.08, "20000101-000003-0000", defaults, seed=3)
+    row = bench_reference(config, ["gru4rec"], max_epochs=1, max_batches=1, seeds=[2020, 7],
+                          isolate=False, threads=1)["models"][0]
+    assert row["ours_over_seeds"]["seeds"] == [1, 2, 3]
+    assert row["bar_judged_on"] == "mean over 3 seeds vs reference mean over 2 seeds"
+    assert row["ours_minus_reference_ndcg10"] == pytest.approx(0.05 - (first + second) / 2)
     with pytest.raises(ValueError, match="seeds repeat"):
         bench_reference(config, ["gru4rec"], seeds=[1, 1])
 
