@@ -128,17 +128,17 @@ def _side_by_side(studio: Any, name: str, references: list[dict[str, Any]]) -> d
     run_config = json.loads((run / "config.json").read_text())
     metrics = json.loads((run / "metrics.json").read_text())
     defaults = create(name, studio.split.n_items, studio.config.models.get(name)).params.model_dump()
-    reference_seeds = _reference_over_seeds(references)
+    reference_over_seeds = _reference_over_seeds(references)
     # Test NDCG@10 can move by 0.01 between seeds: with runs of several seeds at today's
     # defaults (`bench models --seeds`), and a reference over several seeds, the bar is
     # judged on the means (read back through ours_ndcg10 / reference_ndcg10).
     seeds = seeds_at_defaults(studio.runs_dir, studio.dataset.name, name, defaults)
     judged_on = f"mean over {len(seeds['seeds'])} seeds" if seeds else "latest run"
-    if reference_seeds:
+    if reference_over_seeds:
         judged_on += f" vs reference mean over {len(references)} seeds"
     row: dict[str, Any] = {
         "reference": references[0],
-        "reference_over_seeds": reference_seeds,
+        "reference_over_seeds": reference_over_seeds,
         "ours": {"run_dir": str(run), "trained_now": trained_now, "test": metrics["test"],
                  "valid": metrics.get("valid"), "params": run_config.get("params"),
                  "params_match_current_defaults": run_config.get("params") == defaults},
