@@ -90,17 +90,21 @@ def resolve_model_path(config: ReasoningConfig) -> Path:
     return path
 
 
-def offloaded_layers_from_log(log: str) -> int:
-    """How many layers llama.cpp's load log says went to a GPU.
+def offload_counts_from_log(log: str) -> tuple[int, int | None]:
+    """``(offloaded, offloadable)`` layers, as llama.cpp's load log states them.
 
     GPU builds print ``offloaded N/M layers to GPU``; every build prints one
     ``layer K assigned to device DEV`` line per layer, which we count when the
-    summary line is missing.
+    summary line is missing. llama.cpp counts the output layer too, so M is the
+    model's block count + 1 (a 30-block model offloads "31/31"); ``None`` when
+    the log says neither.
     """
     match = _OFFLOAD_LINE.search(log)
     if match:
-        return int(match.group(1))
-    return sum(1 for device in _ASSIGNED_LINE.findall(log) if not device.upper().startswith("CPU"))
+        return int(match.group(1)), int(match.group(2))
+    devices = _ASSIGNED_LINE.findall(log)
+    offloaded = sum(1 for device in devices if not device.upper().startswith("CPU"))
+    return offloaded, len(devices) or None
 
 
 _identity_cache: dict[tuple[str, int, int], str] = {}
@@ -326,7 +330,10 @@ class LlamaCppBackend(LLMBackend):
         self._llm, self._load_log = self._load()
         self.load_seconds = time.perf_counter() - started
         self.n_layers = int(llama_cpp.llama_model_n_layer(self._llm.model))
-        self.offloaded_layers = self._offloaded_layers()
+        # "of how many": llama.cpp's own count (blocks + output layer), so a full offload
+        # reads N of N rather than 31 of 30
+        self.offloaded_layers, offloadable = offload_counts_from_log(self._load_log)
+        self.offloadable_layers = offloadable or self.n_layers + 1
 
     def _load(self):
         llama_class = _make_llama_class()
@@ -356,10 +363,6 @@ class LlamaCppBackend(LLMBackend):
                 llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
         return llm, "".join(captured)
 
-    def _offloaded_layers(self) -> int:
-        """Layers on the GPU, read back from llama.cpp's load log (0 on a CPU build)."""
-        return offloaded_layers_from_log(self._load_log)
-
     @property
     def offload_warning(self) -> str | None:
         """Set when GPU layers were asked for but none landed there (a silent CPU fallback)."""
@@ -381,6 +384,7 @@ class LlamaCppBackend(LLMBackend):
                 "supports_gpu_offload": self.supports_gpu_offload,
                 "n_gpu_layers_requested": self.requested_gpu_layers,
                 "n_gpu_layers_offloaded": self.offloaded_layers,
+                "n_gpu_layers_offloadable": self.offloadable_layers,
                 "offload_warning": self.offload_warning,
                 "n_ctx": self._llm.n_ctx(), "n_threads": self._llm.n_threads,
                 "load_seconds": round(self.load_seconds, 3),

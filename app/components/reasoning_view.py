@@ -463,7 +463,9 @@ def offload_state(info: dict[str, Any]) -> str:
     warning = info.get("offload_warning")
     if warning:
         return f"CPU (warning: {warning})"
-    done, layers = info.get("n_gpu_layers_offloaded"), info.get("n_layers")
+    # llama.cpp's own "of how many" (blocks + output layer), so a full offload reads N/N
+    done = info.get("n_gpu_layers_offloaded")
+    layers = info.get("n_gpu_layers_offloadable", info.get("n_layers"))
     if not info.get("supports_gpu_offload"):
         return "CPU only: this llama.cpp build cannot offload to a GPU"
     if not done:

@@ -113,7 +113,8 @@ if st.button("Load the LLM and check the offload", key="settings_check"):
     else:
         if info.get("backend") == "llama":
             st.write(f"Model `{info['model_path']}`: {info['n_gpu_layers_offloaded']} of "
-                     f"{info['n_layers']} layers offloaded to the GPU, {info['n_threads']} CPU "
+                     f"{info.get('n_gpu_layers_offloadable', info['n_layers'])} layers (llama.cpp "
+                     f"counts the output layer) offloaded to the GPU, {info['n_threads']} CPU "
                      f"threads, loaded in {info['load_seconds']:.1f} s.")
             if info.get("offload_warning"):
                 st.warning(info["offload_warning"])

@@ -167,6 +167,9 @@ def test_offload_state_in_words() -> None:
     assert "cannot offload" in offload_state({"supports_gpu_offload": False})
     assert offload_state({"supports_gpu_offload": True, "n_gpu_layers_offloaded": 30,
                           "n_layers": 30}) == "GPU: 30/30 layers offloaded"
+    # llama.cpp counts the output layer: a full offload of a 30-block model is 31 of 31
+    assert offload_state({"supports_gpu_offload": True, "n_gpu_layers_offloaded": 31,
+                          "n_gpu_layers_offloadable": 31, "n_layers": 30}) == "GPU: 31/31 layers offloaded"
     assert "n_gpu_layers = 0" in offload_state({"supports_gpu_offload": True,
                                                 "n_gpu_layers_offloaded": 0})
     assert "warning" in offload_state({"offload_warning": "asked for -1 GPU layers"})

@@ -16,7 +16,7 @@ import pytest
 
 from reasoning.backend import LLMBackend, LLMRequest, LLMTimeout, ModelFileError, choice_probabilities
 from reasoning.config import load_reasoning_config
-from reasoning.llama_backend import (LlamaCppBackend, default_model_path, offloaded_layers_from_log,
+from reasoning.llama_backend import (LlamaCppBackend, default_model_path, offload_counts_from_log,
                                      resolve_model_path)
 from reasoning.prompts import load_intents, load_prompt
 from reasoning.schemas import answer_prefix, chain_schema, diverge_schema, intent_schema, verify_schema
@@ -60,11 +60,14 @@ def test_a_file_that_is_not_gguf_is_refused(tmp_path: Path) -> None:
 
 
 def test_offloaded_layers_are_read_from_the_load_log() -> None:
-    assert offloaded_layers_from_log("load_tensors: offloaded 31/31 layers to GPU\n") == 31
-    cpu = "".join(f"load_tensors: layer {i:3d} assigned to device CPU, is_swa = 0\n" for i in range(30))
-    assert offloaded_layers_from_log(cpu) == 0
+    # the summary line a CUDA build printed on an H200 (a 6-block model: output layer counted)
+    assert offload_counts_from_log("load_tensors: offloaded 7/7 layers to GPU\n") == (7, 7)
+    assert offload_counts_from_log("load_tensors: offloaded 0/7 layers to GPU\n") == (0, 7)
+    cpu = "".join(f"load_tensors: layer {i:3d} assigned to device CPU, is_swa = 0\n" for i in range(31))
+    assert offload_counts_from_log(cpu) == (0, 31)
     mixed = cpu.replace("layer   3 assigned to device CPU", "layer   3 assigned to device CUDA0")
-    assert offloaded_layers_from_log(mixed) == 1
+    assert offload_counts_from_log(mixed) == (1, 31)
+    assert offload_counts_from_log("") == (0, None)
 
 
 @pytest.mark.llm
@@ -74,6 +77,7 @@ def test_backend_reports_where_layers_run(llama_backend: LLMBackend) -> None:
     info = llama_backend.info()
     assert info["model_identity"] == "sha256:b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
     assert info["n_layers"] == 30 and info["n_threads"] >= 1
+    assert info["n_gpu_layers_offloadable"] == 31  # llama.cpp counts the output layer
     if llama_cpp.llama_supports_gpu_offload():
         assert info["n_gpu_layers_requested"] == -1
         assert info["n_gpu_layers_offloaded"] > 0, info["offload_warning"]
