@@ -109,6 +109,13 @@ def peak_rss_mb() -> float:
     return rss / 2**20 if sys.platform == "darwin" else rss / 1024
 
 
+def peak_gpu_mb() -> float | None:
+    """Peak CUDA memory this process allocated through torch, in MB (``None`` without CUDA)."""
+    if not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return None
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
 def _run_child(name: str, config_json: str) -> dict[str, Any]:
     result = subprocess.run([sys.executable, "-m", "models.bench", name], input=config_json,
                             capture_output=True, text=True)
@@ -142,6 +149,8 @@ def _child(name: str, config_json: str) -> dict[str, Any]:
         "total_seconds": fit["seconds"],
         "seconds_to_best": to_best,
         "peak_rss_mb": peak_rss_mb(),
+        "peak_gpu_mb": peak_gpu_mb(),
+        "device": resolve_device(config.train.device).type,
         "n_users": len(split.test.targets),
         "valid": info.metrics["valid"],
         "test": info.metrics["test"],

@@ -32,7 +32,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from models.bench import child_config_json, peak_rss_mb
+from models.bench import child_config_json, peak_gpu_mb, peak_rss_mb
 
 if TYPE_CHECKING:
     from reasonrec.config import StudioConfig
@@ -48,7 +48,7 @@ def bench_reference(config: StudioConfig, names: list[str] | None = None,
                     max_batches: int | None = None, isolate: bool = True,
                     on_row: Callable[[dict[str, Any]], None] | None = None,
                     fresh: bool = False, seeds: list[int] | None = None,
-                    threads: int = TORCH_THREADS) -> dict[str, Any]:
+                    threads: int | None = None, device: str = "cpu") -> dict[str, Any]:
     """Train each reference and compare it with our latest run of the same model.
 
     Args:
@@ -65,15 +65,22 @@ def bench_reference(config: StudioConfig, names: list[str] | None = None,
         seeds: the reference's seeds (default RecBole's 2020 alone), trained one
             after another; with two or more the row adds ``reference_over_seeds``
             and the bar compares the means.
-        threads: torch threads of each reference (its floats depend on them).
+        threads: torch threads of each reference (its floats depend on them;
+            default :data:`TORCH_THREADS`).
+        device: ``cpu`` (default: deterministic), ``cuda`` or ``auto``, where the
+            references train (RecBole's own default is the GPU when there is one).
 
     Returns:
         ``{"dataset", "protocol", "reference", "machine", "caps", "models": [row, ...]}``.
     """
     from reasonrec.studio import Studio
 
+    from models.recommenders.base import resolve_device
+
     names = list(names or REFERENCE_NAMES)
     seeds = list(seeds or [DEFAULT_SEED])
+    threads = threads or TORCH_THREADS
+    device = str(resolve_device(device))  # fail on a bad name before any training
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds repeat: {seeds}")
     for name in names:
@@ -91,7 +98,7 @@ def bench_reference(config: StudioConfig, names: list[str] | None = None,
                 checkpoint.unlink(missing_ok=True)
             request = json.dumps({"config": child_config, **caps,
                                   "checkpoint": str(checkpoint), "seed": seed,
-                                  "threads": threads})
+                                  "threads": threads, "device": device})
             references.append(_run_child(name, request) if isolate else _child(name, request))
         row = {"model": name, **_side_by_side(studio, name, references)}
         rows.append(row)
@@ -103,7 +110,7 @@ def bench_reference(config: StudioConfig, names: list[str] | None = None,
         "protocol": "loo",
         "reference": {"library": "RecBole 1.2.1 (transcribed in models/reference, not imported)",
                       "overall": asdict(OverallConfig())},
-        "machine": {"cpu_count": os.cpu_count(), "torch_threads": threads, "device": "cpu",
+        "machine": {"cpu_count": os.cpu_count(), "torch_threads": threads, "device": device,
                     "platform": platform.platform(), "python": platform.python_version()},
         "caps": caps,
         "models": rows,
@@ -225,7 +232,8 @@ def _run_child(name: str, request: str) -> dict[str, Any]:
 
 def _child(name: str, request_json: str) -> dict[str, Any]:
     """Train the reference ``name`` in this process and measure it."""
-    from models.reference.trainer import OverallConfig, cpu_deterministic, fit_reference
+    from models.reference.trainer import (OverallConfig, cpu_deterministic, fit_reference,
+                                          torch_threads)
     from reasonrec.config import StudioConfig
     from reasonrec.studio import Studio
 
@@ -234,13 +242,18 @@ def _child(name: str, request_json: str) -> dict[str, Any]:
     split = Studio(config).split  # data loads before timing starts
     seed = int(request.get("seed", DEFAULT_SEED))
     threads = int(request.get("threads", TORCH_THREADS))
-    with cpu_deterministic(threads=threads):
+    device = str(request.get("device", "cpu"))
+    # Deterministic CUDA kernels would need CUBLAS_WORKSPACE_CONFIG set before CUDA starts,
+    # and a GPU run is not bit-exact anyway: there only the thread count is fixed.
+    settings = cpu_deterministic(threads) if device == "cpu" else torch_threads(threads)
+    with settings:
         start = time.perf_counter()
         fit = fit_reference(name, split, overall=OverallConfig(seed=seed),
                             max_epochs=request.get("max_epochs"),
                             max_seconds=request.get("max_seconds"),
                             max_batches=request.get("max_batches"),
                             log=lambda line: print(line, file=sys.stderr, flush=True),
+                            device=device,
                             checkpoint=Path(request["checkpoint"]) if request.get("checkpoint")
                             else None)
         wall = time.perf_counter() - start
@@ -250,7 +263,8 @@ def _child(name: str, request_json: str) -> dict[str, Any]:
     return {"recbole_class": RECBOLE_CLASS[name], "seed": seed,
             "torch_threads": trained_threads[0] if len(trained_threads) == 1 else trained_threads,
             **fit.summary(), "wall_seconds": wall,
-            "peak_rss_mb": peak, "n_users": int(len(split.test.targets)),
+            "peak_rss_mb": peak, "peak_gpu_mb": peak_gpu_mb(),
+            "n_users": int(len(split.test.targets)),
             "n_parameters": sum(p.numel() for p in fit.model.parameters()),
             "hyper_parameters": asdict(fit.model.config)}
 

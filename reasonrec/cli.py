@@ -166,8 +166,13 @@ def bench_reference_command(ctx: typer.Context,
                                 None, "--seeds",
                                 help="Reference seeds, e.g. 2020,1,2 (default RecBole's 2020); "
                                      "with several the bar compares means."),
-                            threads: int = typer.Option(2, "--threads", min=1,
-                                                        help="Torch threads per reference."),
+                            threads: Optional[int] = typer.Option(
+                                None, "--threads", min=1,
+                                help="Torch threads per reference (default 2)."),
+                            device: str = typer.Option(
+                                "cpu", "--device",
+                                help="cpu (deterministic), cuda or auto: where the references "
+                                     "train."),
                             as_json: bool = typer.Option(False, "--json")) -> None:
     """RecBole 1.2.1's GRU4Rec/SASRec/SR-GNN (transcribed) vs our latest runs: issue #2's bar.
 
@@ -177,7 +182,18 @@ def bench_reference_command(ctx: typer.Context,
 
     studio = _studio(ctx)
     names = [m.strip() for m in models.split(",") if m.strip()]
-    path = out or studio.config.bench_dir / "reference.json"
+    import torch
+
+    if device not in ("cpu", "cuda", "auto"):
+        raise ValueError(f"--device must be cpu, cuda or auto, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: this torch build sees no CUDA device")
+    where = device
+    if device == "auto":
+        where = "cuda" if torch.cuda.is_available() else "cpu"
+    # a GPU side-by-side is its own measurement: it does not overwrite the CPU one
+    path = out or studio.config.bench_dir / ("reference.json" if where == "cpu"
+                                             else f"reference-{where}.json")
     partial: list[dict[str, Any]] = []
 
     def save_partial(row: dict[str, Any]) -> None:  # a long run keeps what it finished
@@ -187,7 +203,7 @@ def bench_reference_command(ctx: typer.Context,
     result = bench_reference(studio.config, names, max_epochs=max_epochs,
                              max_seconds=max_minutes * 60 if max_minutes is not None else None,
                              on_row=save_partial, fresh=fresh, seeds=_seed_list(seeds),
-                             threads=threads)
+                             threads=threads, device=where)
     _write_json(path, result)
     typer.echo(f"wrote {path}", err=True)
     rows = []

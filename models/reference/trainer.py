@@ -49,6 +49,7 @@ from models.bench import peak_rss_mb
 from models.evaluation import rank_targets
 from models.metrics import metrics_from_ranks
 from models.protocol import LeaveOneOut, Split
+from models.recommenders.base import resolve_device
 from models.reference import REFERENCE_MODELS
 from models.reference.abstract import SequentialRecommender
 
@@ -114,18 +115,27 @@ def init_seed(seed: int) -> None:
 
 
 @contextmanager
-def cpu_deterministic(threads: int | None = None) -> Iterator[None]:
-    """Deterministic torch algorithms (and optionally a thread count), restored on exit."""
-    before_det = torch.are_deterministic_algorithms_enabled()
-    before_threads = torch.get_num_threads()
-    torch.use_deterministic_algorithms(True)
+def torch_threads(threads: int | None = None) -> Iterator[None]:
+    """Torch's CPU thread count set to ``threads`` (when given), restored on exit."""
+    before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
         yield
     finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
+def cpu_deterministic(threads: int | None = None) -> Iterator[None]:
+    """Deterministic torch algorithms (and optionally a thread count), restored on exit."""
+    before_det = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        with torch_threads(threads):
+            yield
+    finally:
         torch.use_deterministic_algorithms(before_det)
-        torch.set_num_threads(before_threads)
 
 
 class FullSortScorer:
@@ -150,10 +160,12 @@ class FullSortScorer:
 
 
 def evaluate_reference(model: SequentialRecommender, split: LeaveOneOut, which: Split,
-                       batch_size: int = 4096) -> dict[str, float]:
+                       batch_size: int = 4096,
+                       device: torch.device | None = None) -> dict[str, float]:
     """HR/NDCG/MRR at 5, 10, 20 on ``which``, through our ranking and metric code."""
     scorer = FullSortScorer(model, split.max_len)
-    ranks = rank_targets(scorer, split.eval_set(which), split.max_len, batch_size)  # type: ignore[arg-type]
+    ranks = rank_targets(scorer, split.eval_set(which), split.max_len,  # type: ignore[arg-type]
+                         batch_size, device)
     return metrics_from_ranks(ranks)
 
 
@@ -162,6 +174,7 @@ class ReferenceFit:
     """What :func:`fit_reference` did."""
 
     model: SequentialRecommender
+    device: str = "cpu"
     epochs: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
     best_valid: dict[str, float] = field(default_factory=dict)
@@ -175,6 +188,7 @@ class ReferenceFit:
         epoch_seconds = [e["seconds"] for e in self.epochs]
         n = len(epoch_seconds)
         return {
+            "device": self.device,
             "epochs": n,
             "best_epoch": self.best_epoch,
             "stopped_by": self.stopped_by,
@@ -190,11 +204,14 @@ class ReferenceFit:
 
 
 def _fingerprint(name: str, overall: OverallConfig, data: PrefixData, split: LeaveOneOut,
-                 max_batches: int | None) -> str:
-    """What a checkpoint must match to be resumed: model, settings and the exact samples."""
+                 max_batches: int | None, device: torch.device) -> str:
+    """What a checkpoint must match to be resumed: model, settings, device and the exact samples."""
     digest = hashlib.sha256()
-    digest.update(json.dumps({"model": name, "overall": asdict(overall), "n_items": split.n_items,
-                              "max_batches": max_batches}, sort_keys=True).encode())
+    fields: dict[str, Any] = {"model": name, "overall": asdict(overall), "n_items": split.n_items,
+                              "max_batches": max_batches}
+    if device.type != "cpu":  # CPU checkpoints keep the fingerprint they were saved with
+        fields["device"] = device.type
+    digest.update(json.dumps(fields, sort_keys=True).encode())
     for tensor in (data.items, data.lengths, data.targets):
         digest.update(tensor.numpy().tobytes())
     digest.update(np.asarray(split.valid.targets, dtype=np.int64).tobytes())
@@ -216,7 +233,8 @@ def fit_reference(name: str, split: LeaveOneOut, overall: OverallConfig | None =
                   max_epochs: int | None = None, max_seconds: float | None = None,
                   max_batches: int | None = None,
                   log: Callable[[str], None] | None = None,
-                  checkpoint: Path | None = None) -> ReferenceFit:
+                  checkpoint: Path | None = None,
+                  device: str | torch.device = "cpu") -> ReferenceFit:
     """Train the reference ``name`` with RecBole's semantics, then test the best epoch.
 
     Args:
@@ -232,8 +250,13 @@ def fit_reference(name: str, split: LeaveOneOut, overall: OverallConfig | None =
             from when it holds a run of the same model, settings and data (a
             different one is ignored and overwritten). ``max_seconds`` counts
             this call's time only; ``total_seconds`` adds the earlier calls'.
+        device: ``cpu`` (default), ``cuda`` or ``auto``. RecBole itself trains on
+            the GPU when there is one (``use_gpu``). The weights are built and the
+            samples shuffled on the CPU either way, so a run starts identically
+            everywhere; on CUDA the dropout stream and the float sums differ.
 
-    Runs on CPU; deterministic for a given thread count.
+    Deterministic on CPU for a given thread count. A CUDA run resumed from its
+    checkpoint continues with a reseeded CUDA generator, so it is not bit-exact.
     """
     if name not in REFERENCE_MODELS:
         raise ValueError(f"no reference for {name!r}; choose one of {', '.join(REFERENCE_MODELS)}")
@@ -245,16 +268,18 @@ def fit_reference(name: str, split: LeaveOneOut, overall: OverallConfig | None =
     data = prefix_augmentation(split.train, overall.max_item_list_length)
     init_seed(overall.seed)
     model = REFERENCE_MODELS[name](split.n_items + 1, overall.max_item_list_length)
+    device = resolve_device(device) if isinstance(device, str) else device
+    model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=overall.learning_rate,
                                  weight_decay=overall.weight_decay)
     shuffle = torch.Generator().manual_seed(overall.seed)
-    fit = ReferenceFit(model=model, n_train_samples=len(data))
+    fit = ReferenceFit(model=model, device=device.type, n_train_samples=len(data))
     fit.setup_seconds = time.perf_counter() - start
     epochs = min(overall.epochs, max_epochs) if max_epochs else overall.epochs
     best_score, best_state, cur_step = -np.inf, None, 0
     fit.stopped_by = "epochs"
     metric = overall.valid_metric
-    fingerprint = _fingerprint(name, overall, data, split, max_batches) if checkpoint else ""
+    fingerprint = _fingerprint(name, overall, data, split, max_batches, device) if checkpoint else ""
     first_epoch, earlier_seconds, finished = 1, 0.0, False
     saved = _load_checkpoint(checkpoint, fingerprint, log) if checkpoint else None
     if saved is not None:
@@ -288,13 +313,14 @@ def fit_reference(name: str, split: LeaveOneOut, overall: OverallConfig | None =
                 break
             idx = order[b:b + overall.train_batch_size]
             optimizer.zero_grad()
-            loss = model.calculate_loss(data.items[idx], data.lengths[idx], data.targets[idx])
+            loss = model.calculate_loss(data.items[idx].to(device), data.lengths[idx].to(device),
+                                        data.targets[idx].to(device))
             loss.backward()
             optimizer.step()
             total += float(loss.detach())
             batches += 1
         train_seconds = time.perf_counter() - epoch_start
-        valid = evaluate_reference(model, split, "valid", overall.eval_batch_size)
+        valid = evaluate_reference(model, split, "valid", overall.eval_batch_size, device)
         seconds = time.perf_counter() - epoch_start
         # threads and peak RSS per epoch: a run resumed from its checkpoint still reports
         # what its training used, not what the resuming process did
@@ -337,7 +363,7 @@ def fit_reference(name: str, split: LeaveOneOut, overall: OverallConfig | None =
             fit.stopped_by = "epoch_cap" if epochs < overall.epochs else "epochs"
     if best_state is not None:
         model.load_state_dict(best_state)
-    fit.test = evaluate_reference(model, split, "test", overall.eval_batch_size)
+    fit.test = evaluate_reference(model, split, "test", overall.eval_batch_size, device)
     fit.total_seconds = earlier_seconds + time.perf_counter() - start
     return fit
 

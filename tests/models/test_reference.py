@@ -14,8 +14,10 @@ from models.bench_reference import (bench_reference, checkpoint_path, reference_
 from models.protocol import EvalSet, LeaveOneOut
 from models.recommenders import create
 from models.reference import REFERENCE_MODELS, SRGNN
-from models.reference.trainer import (FullSortScorer, OverallConfig, cpu_deterministic,
-                                      evaluate_reference, fit_reference, prefix_augmentation)
+from models.recommenders.base import resolve_device
+from models.reference.trainer import (FullSortScorer, OverallConfig, _fingerprint,
+                                      cpu_deterministic, evaluate_reference, fit_reference,
+                                      prefix_augmentation, torch_threads)
 from reasonrec.config import load_config
 from tests.models.single_thread import one_torch_thread  # noqa: F401 (autouse fixture)
 
@@ -174,6 +176,34 @@ def test_an_early_stopped_checkpoint_is_only_retested(tmp_path: Path):
     assert again.epochs == first.epochs and again.test == first.test
 
 
+def test_fit_runs_on_the_device_it_is_given_and_says_so():
+    split = _tiny_split()
+    with cpu_deterministic():
+        on_cpu = fit_reference("sasrec", split, max_epochs=2)
+        auto = fit_reference("sasrec", split, max_epochs=2, device="auto")
+    assert on_cpu.device == on_cpu.summary()["device"] == "cpu"
+    assert auto.device == resolve_device("auto").type
+    assert next(auto.model.parameters()).device.type == auto.device
+    if auto.device == "cpu":  # same device, same floats
+        assert auto.test == on_cpu.test
+
+
+def test_a_checkpoint_is_resumed_only_on_the_device_type_it_was_saved_on():
+    split = _tiny_split()
+    data = prefix_augmentation(split.train, 50)
+    cpu, gpu = (_fingerprint("sasrec", OverallConfig(), data, split, None, torch.device(d))
+                for d in ("cpu", "cuda"))
+    assert cpu != gpu  # a CPU run is never continued with CUDA floats, nor the other way round
+    assert cpu == _fingerprint("sasrec", OverallConfig(), data, split, None, torch.device("cpu"))
+
+
+def test_torch_threads_is_restored_on_exit():
+    before = torch.get_num_threads()
+    with torch_threads(before + 1):
+        assert torch.get_num_threads() == before + 1
+    assert torch.get_num_threads() == before
+
+
 def _fake_run(runs: Path, name: str, ndcg10: float, run_id: str = "20000101-000000-0000",
               params: dict | None = None, seed: int | None = None) -> None:
     run = runs / "ml-100k" / name / run_id
@@ -194,12 +224,14 @@ def test_bench_reference_on_ml100k_one_short_epoch(ml100k_dir: Path, tmp_path: P
     result = bench_reference(config, max_epochs=1, max_batches=1)
     json.dumps(result)
     assert result["dataset"] == "ml-100k" and result["protocol"] == "loo"
+    assert result["machine"]["device"] == "cpu"  # the default: deterministic
     assert [r["model"] for r in result["models"]] == ["gru4rec", "sasrec", "srgnn"]
     for row in result["models"]:
         ref = row["reference"]
         assert ref["epochs"] == ref["best_epoch"] == 1 and ref["stopped_by"] == "epoch_cap"
         assert ref["n_train_samples"] == 100_000 - 3 * 943  # every training prefix
         assert ref["n_users"] == 943 and 20 < ref["peak_rss_mb"] < 8192
+        assert ref["device"] == "cpu" and ref["peak_gpu_mb"] is None
         assert 0 < ref["seconds_to_best"] <= ref["total_seconds"] + 1e-6
         assert set(ref["test"]) == {f"{m}@{k}" for m in ("HR", "NDCG", "MRR") for k in (5, 10, 20)}
         assert 0 <= ref["test"]["NDCG@10"] < 0.5
@@ -277,3 +309,5 @@ def test_bench_reference_rejects_unknown_model(tmp_path: Path):
     config = load_config(overrides={"data": {"data_dir": str(tmp_path)}})
     with pytest.raises(ValueError, match="no reference for 'pop'"):
         bench_reference(config, ["gru4rec", "pop"])
+    with pytest.raises(RuntimeError, match="device type"):  # before any training
+        bench_reference(config, ["gru4rec"], device="gpu")

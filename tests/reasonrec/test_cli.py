@@ -66,6 +66,8 @@ def test_pop_train_evaluate_recommend(cli_args: list[str], tmp_path: Path) -> No
     (["recommend", "--user", "no-such-user", "--model", "pop"], "unknown user 'no-such-user'"),
     (["train", "--model", "bert4rec"], "unknown model 'bert4rec'"),
     (["--data", "/definitely/not/here", "data"], "/definitely/not/here"),
+    (["bench", "reference", "--models", "sasrec", "--device", "gpu"],
+     "--device must be cpu, cuda or auto, got 'gpu'"),
 ])
 def test_errors_are_one_clear_line(cli_args: list[str], args: list[str], needle: str) -> None:
     # Global flags given later override the fixture's --data.
