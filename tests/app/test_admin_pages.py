@@ -150,8 +150,21 @@ def test_evaluation_falls_back_to_shipped_results(ml100k_dir: Path, tmp_path: Pa
         {"model": "sasrec", "ours": {"test": test}, "reference": {"test": {**test, "NDCG@10": 0.04},
                                                                    "epochs": 7},
          "ours_minus_reference_ndcg10": 0.01, "reference_converged": False, "meets_bar": True}]}))
+    # the GPU side-by-side (`bench reference --device cuda`) is its own table, said to be a GPU's
+    (shipped / "reference-cuda.json").write_text(json.dumps({
+        "machine": {"device": "cuda", "gpu": "NVIDIA H200", "cpu_count": 16}, "models": [
+            {"model": "sasrec", "ours": {"test": test}, "reference": {"test": {**test, "NDCG@10": 0.06},
+                                                                       "epochs": 30},
+             "ours_minus_reference_ndcg10": -0.01, "reference_converged": True,
+             "meets_bar": False}]}))
     at = open_page("views/evaluation.py", timeout=300)
-    assert any("Shipped results" in c.value and "models.json" in c.value for c in at.caption)
+    assert any("Shipped results" in c.value and "models.json" in c.value
+               and "a CPU machine" in c.value for c in at.caption)
+    assert any("reference-cuda.json" in c.value and "one GPU (NVIDIA H200)" in c.value
+               and "bench reference --device cuda" in c.value for c in at.caption)
+    assert any("same comparison on one GPU (NVIDIA H200)" in m.value for m in at.markdown)
+    gpu = [t.value for t in at.table if "reference NDCG@10" in t.value.columns][1]
+    assert gpu.loc["sasrec", "reference NDCG@10"] == 0.06 and not gpu.loc["sasrec", "meets bar"]
     tables = [d.value for d in at.dataframe]
     models = next(t for t in tables if "s/epoch" in t.columns)
     assert list(models["model"]) == ["sasrec"] and models["NDCG@10"][0] == 0.05
