@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from models.bench import child_config_json, peak_gpu_mb, peak_rss_mb
+from models.recommenders.base import resolve_device
 
 if TYPE_CHECKING:
     from reasonrec.config import StudioConfig
@@ -74,8 +75,6 @@ def bench_reference(config: StudioConfig, names: list[str] | None = None,
         ``{"dataset", "protocol", "reference", "machine", "caps", "models": [row, ...]}``.
     """
     from reasonrec.studio import Studio
-
-    from models.recommenders.base import resolve_device
 
     names = list(names or REFERENCE_NAMES)
     seeds = list(seeds or [DEFAULT_SEED])

@@ -178,11 +178,9 @@ def bench_reference_command(ctx: typer.Context,
 
     Each reference checkpoints every epoch; run it again after a kill and it resumes.
     """
-    from models.bench_reference import bench_reference, ours_ndcg10, reference_ndcg10
-
-    studio = _studio(ctx)
-    names = [m.strip() for m in models.split(",") if m.strip()]
     import torch
+
+    from models.bench_reference import bench_reference, ours_ndcg10, reference_ndcg10
 
     if device not in ("cpu", "cuda", "auto"):
         raise ValueError(f"--device must be cpu, cuda or auto, got {device!r}")
@@ -191,6 +189,8 @@ def bench_reference_command(ctx: typer.Context,
     where = device
     if device == "auto":
         where = "cuda" if torch.cuda.is_available() else "cpu"
+    studio = _studio(ctx)
+    names = [m.strip() for m in models.split(",") if m.strip()]
     # a GPU side-by-side is its own measurement: it does not overwrite the CPU one
     path = out or studio.config.bench_dir / ("reference.json" if where == "cpu"
                                              else f"reference-{where}.json")
