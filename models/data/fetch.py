@@ -32,8 +32,12 @@ DATASET_NAME = "ml-100k"
 
 
 def default_data_dir() -> Path:
-    """``$REASONREC_DATA_DIR`` or ``~/.cache/reasonrec``."""
-    return Path(os.environ.get("REASONREC_DATA_DIR", "~/.cache/reasonrec")).expanduser()
+    """``$REASONREC_DATA_DIR`` or ``~/.cache/reasonrec``.
+
+    An empty variable counts as unset: ``Path("")`` is the working directory, and a
+    fetch would land in whatever folder the command ran from.
+    """
+    return Path(os.environ.get("REASONREC_DATA_DIR") or "~/.cache/reasonrec").expanduser()
 
 
 def sha256_of(path: Path) -> str:

