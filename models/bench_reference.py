@@ -116,6 +116,15 @@ def bench_reference(config: StudioConfig, names: list[str] | None = None,
     }
 
 
+def reference_bench_name(device: str) -> str:
+    """The bench file's name (no ``.json``) for references trained on ``device``.
+
+    A GPU side-by-side is its own measurement: ``reference-cuda`` sits next to the
+    CPU's ``reference`` instead of overwriting it.
+    """
+    return "reference" if device == "cpu" else f"reference-{device}"
+
+
 def checkpoint_path(bench_dir: Path, dataset: str, name: str,
                     seed: int = DEFAULT_SEED) -> Path:
     """Where the reference ``name`` checkpoints its training on ``dataset`` with ``seed``."""

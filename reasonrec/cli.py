@@ -180,20 +180,18 @@ def bench_reference_command(ctx: typer.Context,
     """
     import torch
 
-    from models.bench_reference import bench_reference, ours_ndcg10, reference_ndcg10
+    from models.bench_reference import (bench_reference, ours_ndcg10, reference_bench_name,
+                                        reference_ndcg10)
+    from models.recommenders.base import resolve_device
 
     if device not in ("cpu", "cuda", "auto"):
         raise ValueError(f"--device must be cpu, cuda or auto, got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
+    where = resolve_device(device).type
+    if where == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: this torch build sees no CUDA device")
-    where = device
-    if device == "auto":
-        where = "cuda" if torch.cuda.is_available() else "cpu"
     studio = _studio(ctx)
     names = [m.strip() for m in models.split(",") if m.strip()]
-    # a GPU side-by-side is its own measurement: it does not overwrite the CPU one
-    path = out or studio.config.bench_dir / ("reference.json" if where == "cpu"
-                                             else f"reference-{where}.json")
+    path = out or studio.config.bench_dir / f"{reference_bench_name(where)}.json"
     partial: list[dict[str, Any]] = []
 
     def save_partial(row: dict[str, Any]) -> None:  # a long run keeps what it finished

@@ -19,12 +19,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.state import get_fusion, set_current_user, studio_or_stop
-from models.bench_reference import ours_ndcg10, reference_ndcg10, reference_seeds
+from models.bench_reference import (ours_ndcg10, reference_bench_name, reference_ndcg10,
+                                    reference_seeds)
 from models.runs import shipped_bench
 
 METRICS_AT_10 = ("HR@10", "NDCG@10", "MRR@10")
 OUTCOMES_KEY = "rr_eval_outcomes"   # (fused run directory, per-user rows)
-BENCH_COMMANDS = {"reference-cuda": "reference --device cuda"}  # bench file -> command
+GPU_REFERENCE = reference_bench_name("cuda")
+BENCH_COMMANDS = {GPU_REFERENCE: "reference --device cuda"}  # bench file -> command
 
 st.header("Evaluation and error analysis")
 studio = studio_or_stop()
@@ -117,7 +119,7 @@ with models_tab:
         st.caption("A reference that did not converge (stopped by a time cap) only shows a lower "
                    "bound of what it reaches.")
     # `bench reference --device cuda`: both sides on one GPU, where RecBole itself trains
-    reference_gpu = read_bench("reference-cuda")
+    reference_gpu = read_bench(GPU_REFERENCE)
     if reference_gpu is not None:
         st.markdown(f"**The same comparison on {machine_words(reference_gpu)}**, both sides "
                     "trained there with the same seeds")
