@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from models.evaluation import evaluate
 from models.protocol import LeaveOneOut
 from models.recommenders import Recommender, TrainConfig, create, model_class
@@ -35,7 +37,10 @@ def train_and_save(name: str, split: LeaveOneOut, dataset_name: str, runs_root: 
     """Train model ``name`` on ``split``, evaluate on valid and test, save the run."""
     train = train or TrainConfig()
     model = create(name, split.n_items, params)
-    report = model.fit(split, train)
+    # A caller may hold torch.no_grad() (scoring code that trains a missing run on demand);
+    # training needs autograd whatever the caller's mode.
+    with torch.enable_grad():
+        report = model.fit(split, train)
     device = resolve_device(train.device) if name != "pop" else None
     metrics = {
         "model": name,

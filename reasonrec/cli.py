@@ -14,10 +14,12 @@ from typing import Any, Optional
 import typer
 
 from models.data.errors import DataError
+from reasonrec.cli_options import GlobalOptionsGroup
 from reasonrec.config import ConfigError, StudioConfig, load_config
 
 app = typer.Typer(help="ReasonRec Studio: explainable recommendation with LLM reasoning graphs.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+                  cls=GlobalOptionsGroup, no_args_is_help=True, pretty_exceptions_enable=False,
+                  add_completion=False)
 bench_app = typer.Typer(help="Benchmarks that write JSON.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
@@ -28,7 +30,7 @@ class UserError(Exception):
     """Anything the user can fix; printed as one line."""
 
 
-@app.callback()
+@app.callback()   # these options may also follow the subcommand (reasonrec.cli_options)
 def _global(ctx: typer.Context,
             config: Optional[Path] = typer.Option(None, "--config", help="TOML config file."),
             data: Optional[Path] = typer.Option(None, "--data",

@@ -123,7 +123,6 @@ class Studio:
         return {"item_id": item.item_id, "title": item.display_name, "year": item.year,
                 "genres": list(item.genres)}
 
-    @torch.no_grad()
     def top_k(self, name: str, history: np.ndarray, k: int,
               exclude_seen: bool | None = None) -> list[dict[str, Any]]:
         """Top-k items for a history (item indices in time order)."""
@@ -133,7 +132,8 @@ class Studio:
         model = self.model(name).model
         items, lengths = pad_sequences([history], self.config.data.max_len)
         device = _model_device(model)
-        scores = model.score(items.to(device), lengths.to(device))[0].float().cpu()
+        with torch.no_grad():
+            scores = model.score(items.to(device), lengths.to(device))[0].float().cpu()
         scores[0] = -torch.inf
         if exclude_seen:
             scores[torch.as_tensor(np.unique(history))] = -torch.inf
