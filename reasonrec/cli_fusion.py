@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from reasonrec.fusion import graph_source, workspace
+from reasonrec.fusion import build_missing_graph, graph_source, workspace
 
 if TYPE_CHECKING:
     from reasonrec.studio import Studio
@@ -51,6 +51,19 @@ def _table(result: dict[str, Any]) -> str:
                      f"{f['users_compared']} users; fidelity+ {f['fidelity_plus']:.2f}, "
                      f"fidelity- {f['fidelity_minus']:.2f}")
     return "\n".join(lines)
+
+
+def build_graph(st: Studio, user: str) -> None:
+    """Build a missing graph live, as the app does; LLM failures become one clear line."""
+    from reasoning.backend import LLMError
+    from reasoning.builder import EmptySessionError
+
+    try:
+        build_missing_graph(st, user, _log)
+    except EmptySessionError as exc:
+        raise LookupError(f"user {user} has no history to reason over: {exc}") from None
+    except LLMError as exc:
+        raise ValueError(f"could not build user {user}'s reasoning graph: {exc}") from None
 
 
 def _explanation_text(payload: dict[str, Any]) -> str:
@@ -136,8 +149,11 @@ def register(app: typer.Typer, bench_app: typer.Typer, studio: Callable[..., Stu
         st.dataset.user_index(user)
         items = [st.dataset.catalogue.by_id(i).index for i in item] if item else None
         if graph_source(st, settings).get(user) is None:
-            raise LookupError(f"no reasoning graph for user {user} ({settings.graphs} graphs); "
-                              f"build it with `reasonrec build-graphs`, or use --graphs genre")
+            if settings.graphs != "auto":   # store/bundle/genre: the user asked for no LLM call
+                raise LookupError(f"no reasoning graph for user {user} ({settings.graphs} "
+                                  f"graphs); build it with `reasonrec build-graphs --users "
+                                  f"{user}`, or use --graphs genre")
+            build_graph(st, user)
         ws = workspace(st, settings, _log)
         explainer = ws.explainer(ws.fused(settings.variant), k=k, exclude_seen=not include_seen)
         explanation = explainer.explain(user, step, items)

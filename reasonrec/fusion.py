@@ -82,6 +82,44 @@ def graph_source(studio: Studio, settings: FusionSettings) -> GraphSource:
                                                          window=settings.window))
 
 
+def build_missing_graph(studio: Studio, user: str,
+                        log: Callable[[str], None] = _quiet) -> None:
+    """Build ``user``'s reasoning graph on the configured LLM and store it, as the app does.
+
+    The window is the one before the user's test target, the window ``explain``
+    and the fused models read. Stage changes are reported through ``log``.
+
+    Raises:
+        reasoning.backend.LLMError: the LLM could not be loaded or reached.
+        reasoning.builder.EmptySessionError: the user has no history before the target.
+    """
+    from reasoning.builder import open_builder, session_window
+    from reasoning.store import GraphStore
+
+    config = reasoning_config(studio)
+    session = session_window(studio.dataset, user, config.l_tru)
+    builder = open_builder(studio.dataset, config)
+    seen: set[str] = set()
+
+    def on_token(stage: str, _piece: str) -> None:
+        if stage not in seen:
+            seen.add(stage)
+            log(f"  {stage} stage…")
+
+    log(f"user {user} has no reasoning graph yet: building one for the last "
+        f"{len(session.items)} items on the local LLM")
+    try:
+        graph = builder.build(session, on_token=on_token)
+        store = GraphStore(config.graphs_dir)
+        store.claim(studio.dataset.name, builder.settings)
+        path = store.save(graph)
+    finally:
+        if builder.kb is not None:
+            builder.kb.close()
+    build = graph.graph["build_log"]
+    log(f"built in {build.wall_seconds:.1f} s ({build.llm_calls} LLM calls); stored as {path}")
+
+
 def workspace(studio: Studio, settings: FusionSettings,
               log: Callable[[str], None] = _quiet) -> FusionWorkspace:
     """Base model, graph source and sample wired from the studio's config.
