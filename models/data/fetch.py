@@ -54,16 +54,25 @@ def is_complete(target: Path) -> bool:
                for m, s in ML100K_MEMBERS.items())
 
 
+def pip_download(requirements: list[str], dest: Path) -> list[Path]:
+    """Download wheels (no dependencies, never installed) into ``dest``; returns their paths.
+
+    Raises:
+        DataError: pip failed (offline, unknown version); the message has pip's last lines.
+    """
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+           "--disable-pip-version-check", "-q", "-d", str(dest), *requirements]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = sorted(dest.glob("*.whl"))
+    if result.returncode != 0 or len(wheels) < len(requirements):
+        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise DataError(f"could not download {', '.join(requirements)} with pip: {' '.join(tail)}")
+    return wheels
+
+
 def download_wheel(dest: Path) -> Path:
     """Download the recbole wheel (no dependencies) into ``dest`` and return its path."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "-q", "-d", str(dest), RECBOLE_WHEEL]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    wheels = sorted(dest.glob("recbole-1.2.1-*.whl"))
-    if result.returncode != 0 or not wheels:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-        raise DataError(f"could not download {RECBOLE_WHEEL} with pip: {' '.join(tail)}")
-    return wheels[0]
+    return pip_download([RECBOLE_WHEEL], dest)[0]
 
 
 def extract_ml100k(wheel: Path, target: Path) -> Path:
