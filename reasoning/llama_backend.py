@@ -76,7 +76,7 @@ def default_model_path() -> Path | None:
 def resolve_model_path(config: ReasoningConfig) -> Path:
     """The GGUF file to load; raises :class:`ModelFileError` naming the path and a fix."""
     if config.model_path:
-        path = Path(config.model_path).expanduser()
+        path = _named_or_path(config)
     else:
         path = default_model_path()
         if path is None:
@@ -88,6 +88,17 @@ def resolve_model_path(config: ReasoningConfig) -> Path:
         if handle.read(4) != b"GGUF":
             raise ModelFileError(f"model file {path} is not a GGUF file; {MODEL_INSTALL_HINT}")
     return path
+
+
+def _named_or_path(config: ReasoningConfig) -> Path:
+    """``model_path`` as a named model (``gemma3-270m``, fetched on first use) or a file path."""
+    from reasoning.model_zoo import ModelFetchError, named_model_path
+
+    try:
+        named = named_model_path(config.model_path, config.resolved_data_dir)
+    except ModelFetchError as exc:
+        raise ModelFileError(f"model {config.model_path!r}: {exc}") from None
+    return named if named is not None else Path(config.model_path).expanduser()
 
 
 def offload_counts_from_log(log: str) -> tuple[int, int | None]:
