@@ -56,6 +56,18 @@ def read_lines(path: Path, encoding: str) -> list[str]:
     return lines
 
 
+def _first_occurrence(path: Path, first_lines: dict[str, int], item: str, line: int,
+                      field: str) -> None:
+    """Record where ``item`` is defined; a second definition is an error naming both lines.
+
+    Silently letting the last row win would rename an item with no word to the user.
+    """
+    first = first_lines.setdefault(item, line)
+    if first != line:
+        raise DataFormatError(path, f"duplicate item id {item!r} (first defined on line "
+                              f"{first}, again on line {line})", line=line, field=field)
+
+
 def _parse_float(path: Path, line: int, field: str, value: str) -> float:
     try:
         number = float(value)
@@ -161,10 +173,12 @@ def _atomic_items(path: Path, encoding: str) -> dict[str, tuple[str, int | None,
     year_col = _find_column(path, names, YEAR_FIELDS, False)
     genre_col = _find_column(path, names, GENRE_FIELDS, False)
     out: dict[str, tuple[str, int | None, tuple[str, ...]]] = {}
+    first_lines: dict[str, int] = {}
     for line, fields in rows:
         item = fields[i_col].strip()
         if not item:
             raise DataFormatError(path, "empty value", line=line, field=names[i_col])
+        _first_occurrence(path, first_lines, item, line, names[i_col])
         title = fields[title_col].strip() if title_col is not None else item
         # Release year is optional metadata: ml-100k itself has "unkonwn" for item
         # 267, so a non-numeric year means "unknown", not a broken file.
@@ -250,6 +264,7 @@ def load_grouplens(directory: Path, encoding: str = "latin-1") -> Dataset:
 
 def _grouplens_items(path: Path, encoding: str) -> dict[str, tuple[str, int | None, tuple[str, ...]]]:
     out: dict[str, tuple[str, int | None, tuple[str, ...]]] = {}
+    first_lines: dict[str, int] = {}
     expected = 5 + len(GROUPLENS_GENRES)
     for number, text in enumerate(read_lines(path, encoding), start=1):
         if not text.strip():
@@ -259,6 +274,9 @@ def _grouplens_items(path: Path, encoding: str) -> dict[str, tuple[str, int | No
             raise DataFormatError(path, f"expected {expected} '|'-separated fields, got "
                                   f"{len(fields)}", line=number)
         item, title, release = fields[0].strip(), fields[1].strip(), fields[2].strip()
+        if not item:
+            raise DataFormatError(path, "empty value", line=number, field="item_id")
+        _first_occurrence(path, first_lines, item, number, "item_id")
         flags = fields[5:]
         if any(f.strip() not in ("0", "1") for f in flags):
             raise DataFormatError(path, "genre flags must be 0 or 1", line=number, field="genre")

@@ -100,6 +100,9 @@ ATOMIC_CASES = [
     ("item-empty-id", {"toy.inter": HEADER + GOOD,
                        "toy.item": "item_id:token\tmovie_title:token_seq\n10\tA\n\tB\n"},
      "toy.item", 3, "item_id"),
+    ("item-duplicate-id", {"toy.inter": HEADER + GOOD,
+                           "toy.item": "item_id:token\tmovie_title:token_seq\n10\tA\n11\tB\n"
+                                       " 10 \tA again\n"}, "toy.item", 4, "item_id"),
     ("item-latin1-byte-in-utf8", {"toy.inter": HEADER + GOOD,
                                   "toy.item": b"item_id:token\tmovie_title:token_seq\n"
                                               b"10\tA\n11\tCaf\xe9\n"}, "toy.item", 3, None),
@@ -139,6 +142,12 @@ GROUPLENS_CASES = [
                                 "u.item": grouplens_item("10", "A") + "11|B|01-Jan-1995\n"},
      "u.item", 2, None),
     ("item-empty-file", {"u.data": _U_DATA, "u.item": b""}, "u.item", 1, None),
+    ("item-duplicate-id", {"u.data": _U_DATA,
+                           "u.item": grouplens_item("10", "A") + grouplens_item("11", "B")
+                           + grouplens_item("10", "A again")}, "u.item", 3, "item_id"),
+    ("item-empty-id", {"u.data": _U_DATA,
+                       "u.item": grouplens_item("10", "A") + grouplens_item(" ", "B")},
+     "u.item", 2, "item_id"),
     ("user-wrong-field-count", {"u.data": _U_DATA, "u.user": "1|24|M|technician|85711\n2|53|F\n"},
      "u.user", 2, None),
 ]
@@ -180,6 +189,20 @@ def test_malformed_grouplens(tmp_path, files, bad, line, field):
     with pytest.raises(DataFormatError) as again:
         load_grouplens(directory)
     assert str(again.value) == str(info.value)
+
+
+def test_duplicate_item_id_names_both_lines_and_the_id(tmp_path, ml100k_dir):
+    """The issue #22 case: one extra row for item 242 in the real ml-100k.item."""
+    directory = tmp_path / "dup"
+    shutil.copytree(ml100k_dir, directory)
+    with open(directory / "ml-100k.item", "a", encoding="utf-8") as handle:
+        handle.write("242\tDuplicate Kolya\t1996\tComedy\n")
+    before = snapshot(tmp_path)
+    with pytest.raises(DataFormatError) as info:
+        load_dataset(directory)
+    assert_format_error(info.value, directory / "ml-100k.item", 1684, "item_id")
+    assert "'242'" in str(info.value) and "line 243" in str(info.value)
+    assert snapshot(tmp_path) == before
 
 
 def test_grouplens_latin1_title_read_as_utf8_names_line(tmp_path):
