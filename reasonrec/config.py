@@ -16,8 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from models.data.fetch import default_data_dir
 from models.fusion.settings import FusionSettings
-from models.recommenders import MODEL_NAMES
+from models.recommenders import MODEL_NAMES, model_class
 from models.recommenders.base import TrainConfig
+from reasoning.config import ReasoningConfig
 
 
 class ConfigError(Exception):
@@ -60,9 +61,11 @@ class StudioConfig(BaseModel):
     data: DataSettings = DataSettings()
     recommend: RecommendSettings = RecommendSettings()
     train: TrainConfig = TrainConfig()
-    # Per-model hyper-parameter overrides, e.g. [models.sasrec] hidden_size = 64.
+    # Per-model hyper-parameter overrides, e.g. [models.sasrec] hidden_size = 64; each
+    # model's own Params validate them in load_config (see _owned_section_errors).
     models: dict[str, dict[str, Any]] = {}
-    # Sections owned by other layers (reasoning) are validated there.
+    # Kept as the raw section: reasoning_settings() fills in data_dir and the flags
+    # before building the ReasoningConfig; load_config validates it already.
     reasoning: dict[str, Any] = {}
     fusion: FusionSettings = FusionSettings()
 
@@ -142,13 +145,38 @@ def load_config(path: Path | str | None = None, overrides: dict[str, Any] | None
     if overrides:
         layers.append(("command-line flags", _drop_none(overrides)))
     merged: dict[str, Any] = {}
+    config = StudioConfig()
     for source, layer in layers:
         merged = _merge(merged, layer)
         try:
-            StudioConfig.model_validate(merged)
+            config = StudioConfig.model_validate(merged)
         except ValidationError as exc:
-            raise ConfigError(f"{source}: {_describe(exc)}") from None
-    return StudioConfig.model_validate(merged)
+            raise ConfigError(f"{source}: {'; '.join(_field_errors(exc))}") from None
+        problems = _owned_section_errors(config)
+        if problems:
+            raise ConfigError(f"{source}: {'; '.join(problems)}")
+    return config
+
+
+def _owned_section_errors(config: StudioConfig) -> list[str]:
+    """Check the sections whose schema lives with their owner, so a bad value names
+    its layer now rather than surfacing, without the file, when a command uses it.
+
+    ``[reasoning]`` is checked by ``reasoning.config.ReasoningConfig`` (an empty
+    ``data_dir`` is valid; the studio's data dir is filled in later), and each
+    ``[models.NAME]`` by that model's ``params_type``.
+    """
+    problems: list[str] = []
+    try:
+        ReasoningConfig.model_validate(config.reasoning)
+    except ValidationError as exc:
+        problems += _field_errors(exc, "reasoning")
+    for name, params in config.models.items():
+        try:
+            model_class(name).params_type.model_validate(params)
+        except ValidationError as exc:
+            problems += _field_errors(exc, "models", name)
+    return problems
 
 
 def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
@@ -163,9 +191,13 @@ def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _describe(exc: ValidationError) -> str:
+def _field_errors(exc: ValidationError, *prefix: str) -> list[str]:
+    """``field 'a.b': what is wrong`` per error, the dotted field under ``prefix``."""
     parts = []
     for error in exc.errors():
-        field = ".".join(str(p) for p in error["loc"])
-        parts.append(f"field '{field}': {error['msg']}")
-    return "; ".join(parts)
+        field = ".".join([*prefix, *(str(p) for p in error["loc"])])
+        # Our own validators raise ValueError; pydantic would prefix "Value error, ".
+        cause = error.get("ctx", {}).get("error")
+        message = str(cause) if error["type"] == "value_error" and cause else error["msg"]
+        parts.append(f"field '{field}': {message}")
+    return parts
