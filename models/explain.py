@@ -8,14 +8,13 @@ user at one point of their window (:meth:`Explainer.point`) it gives:
   change when E_ori or E_div is zeroed;
 * :meth:`Explainer.counterfactual`: the fused top-k after removing any chains,
   nodes, reasoning edges or session items (what entered, what left);
-* :meth:`Explainer.explain_item`: the reasoning paths from session items
-  through chains and intents to an item (or to the graph's candidate nearest
-  to it), each with the Δscore and Δrank *measured* by removing it, ranked by
-  that effect (largest Δrank first, then largest score drop); the deletion
-  curve (explanation order against every or seeded random orders, items whose
-  rank does not react set apart) and fidelity+/- ("is the item still in the
-  top-k", in the sense of ``torch_geometric.explain.metric.fidelity`` for
-  model explanations);
+* :meth:`Explainer.explain_item`: the paths from the user's history items
+  through each reasoning chain (and divergent interest) to the item itself,
+  the last hop a fact from the data (``models.explain_paths``,
+  ``models.evidence``), each with the Δscore and Δrank *measured* by removing
+  the chain or interest, ranked by that effect (largest Δrank first, then
+  largest score drop); one plain sentence (``models.explain_summary``); the
+  deletion curve and fidelity+/- (``models.explain_faithfulness``);
 * :meth:`Explainer.explain`: all of it as an :class:`Explanation`.
 
 Every score here comes from the same path: the user's graph with the removal
@@ -27,12 +26,9 @@ the counterfactuals one explanation needs go through one forward pass.
 
 from __future__ import annotations
 
-import itertools
-import math
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import networkx as nx
 import numpy as np
@@ -40,40 +36,29 @@ import torch
 from torch import Tensor
 
 from models.data import Dataset
+from models.evidence import CoWatchIndex, InterestSimilarity
+from models.explain_faithfulness import (REACTING, deletion_curve, explanation_order_faster,
+                                         fidelity, rank_rows, summarize, supports, user_outcome)
+from models.explain_paths import (CandidatePath, candidate_paths, has_no_effect,
+                                  path_json, reaches)
+from models.explain_removal import NOTHING, REASONING_EDGES, Edge, Removal
 from models.explain_schema import (EXPLANATION_SCHEMA, BranchEffects, Counterfactual, DeletionCurve,
-                                   Effect, Explanation, ExplanationPath, Faithfulness, Fidelity,
-                                   ItemExplanation, ItemRef, PathEdge, PathNode, PointInfo,
-                                   Provenance, RankedItem, TopK)
+                                   Effect, Explanation, Fidelity, ItemExplanation, ItemRef,
+                                   PointInfo, Provenance, RankedItem, TopK)
+from models.explain_summary import summary
 from models.fusion.base import BASE
 from models.fusion.llmrg import LLMRGFusion
 from models.fusion.samples import UserGraph, Variant, base_vectors, place_graph
 from models.graph_data import GraphPair, IntentIndex, counterfactual_pair, reasoning_elements
 from models.graph_sources import GraphSource, graph_backend, source_label
 from models.metrics import target_ranks
-from models.protocol import pad_sequences
+from models.protocol import leave_one_out, pad_sequences
 from models.recommenders import Recommender
 from reasoning.graph import prefix_graph
 
-REASONING_EDGES = ("chain", "diverge")
-Edge = tuple[str, str]
-
-
-@dataclass(frozen=True)
-class Removal:
-    """What to take out of a user's graph at a point (ids checked by :meth:`Explainer.removal`)."""
-
-    chains: tuple[str, ...] = ()
-    nodes: tuple[str, ...] = ()
-    edges: tuple[Edge, ...] = ()
-
-    def union(self, other: Removal) -> Removal:
-        def merged(a: tuple, b: tuple) -> tuple:
-            return tuple(dict.fromkeys((*a, *b)))
-        return Removal(merged(self.chains, other.chains), merged(self.nodes, other.nodes),
-                       merged(self.edges, other.edges))
-
-
-NOTHING = Removal()
+#: Re-exported: callers import these from here.
+__all__ = ["NOTHING", "REACTING", "Edge", "ExplainPoint", "Explainer", "Removal",
+           "explanation_order_faster", "summarize", "user_outcome"]
 
 
 @dataclass
@@ -115,17 +100,6 @@ class ExplainPoint:
         return self.user.target(self.step)
 
 
-@dataclass
-class _Path:
-    id: str
-    kind: Literal["divergent", "chain"]
-    ends_at: Literal["item", "nearest_divergent", "chain_end"]
-    chain: str | None
-    nodes: list[str]
-    edges: list[Edge]
-    similarity: float | None = None
-
-
 def _order(scores: Tensor, k: int) -> list[int]:
     """Top-k item indices; ties to the lower index, as :mod:`models.metrics` ranks."""
     finite = int(torch.isfinite(scores).sum())
@@ -133,10 +107,7 @@ def _order(scores: Tensor, k: int) -> list[int]:
     return [int(i) for i in order]
 
 
-def _ranks(scores: Tensor, item: int) -> Tensor:
-    """1-based rank of ``item`` in each row of ``scores [R, n + 1]``."""
-    targets = torch.full((scores.shape[0],), int(item), dtype=torch.long)
-    return target_ranks(scores, targets) + 1
+_ranks = rank_rows
 
 
 class Explainer:
@@ -160,12 +131,16 @@ class Explainer:
         random_orders: random orders per deletion curve.
         max_paths: paths kept per explained item (strongest effect first).
         provenance: base/fusion run and source names for the output.
+        interest_similarity: the localizer (``reasoning.localizer.IntentLocalizer``,
+            its ``encoder_scores``) for interest-to-item facts; None: interests
+            reach an item only where the graph builder matched them to it.
     """
 
     def __init__(self, dataset: Dataset, base: Recommender, strategy: LLMRGFusion,
                  chosen: Variant, intents: IntentIndex, source: GraphSource, max_len: int, *,
                  k: int = 10, exclude_seen: bool = True, seed: int = 0, random_orders: int = 10,
-                 max_paths: int = 8, provenance: Mapping[str, str] | None = None) -> None:
+                 max_paths: int = 8, provenance: Mapping[str, str] | None = None,
+                 interest_similarity: InterestSimilarity | None = None) -> None:
         if chosen.options is None or not isinstance(strategy, LLMRGFusion):
             raise ValueError(f"explanations need a reasoning-graph fused model, not {chosen.name}")
         if k < 1 or random_orders < 1 or max_paths < 1:
@@ -185,6 +160,8 @@ class Explainer:
         self.max_paths = max_paths
         self.provenance = dict(provenance or {})
         self.provenance.setdefault("graph_source", source_label(source))
+        self.interest_similarity = interest_similarity
+        self._co_watch: CoWatchIndex | None = None
 
     # ------------------------------------------------------------------ points
     def user_graph(self, user_id: str) -> UserGraph:
@@ -407,69 +384,28 @@ class Explainer:
             focus=None if focus is None else self._effect(point.fused_scores, after, focus))
 
     # ------------------------------------------------------------ explanations
-    def paths(self, point: ExplainPoint, item: int) -> list[_Path]:
-        """Candidate explanation paths of ``item`` at ``point`` (unmeasured, unordered)."""
-        prefix = point.prefix
-        ends = [n for n, a in prefix.nodes(data=True)
-                if a["kind"] == "candidate_item" and a.get("item_index") == item]
-        ends_at: Literal["item", "nearest_divergent"] = "item"
-        similarity = None
-        if not ends:
-            ends, similarity = self._nearest_candidate(prefix, item)
-            ends_at = "nearest_divergent"
-        found: dict[frozenset[Edge], _Path] = {}
-        for end in ends:
-            for intent in sorted(prefix.predecessors(end)):
-                if prefix.nodes[intent]["kind"] != "intent":
-                    continue
-                for anchor in sorted(prefix.predecessors(intent)):
-                    chain = prefix.nodes[intent].get("chain") or prefix.edges[anchor, intent].get(
-                        "chain")
-                    nodes, edges = _chain_part(prefix, chain, anchor)
-                    path = _Path(f"{chain}>{intent}>{end}", "divergent", ends_at, chain,
-                                 [*nodes, intent, end], [*edges, (anchor, intent), (intent, end)],
-                                 similarity)
-                    found.setdefault(frozenset(path.edges), path)
-        for chain in reasoning_elements(prefix)[0]:
-            edges = [(u, v) for u, v, a in prefix.edges(data=True)
-                     if a["kind"] == "chain" and a.get("chain") == chain]
-            if edges:
-                nodes = sorted({n for e in edges for n in e}, key=lambda n: prefix.nodes[n]["step"])
-                found.setdefault(frozenset(edges),
-                                 _Path(chain, "chain", "chain_end", chain, nodes, edges))
-        return list(found.values())
+    @property
+    def co_watch(self) -> CoWatchIndex:
+        """Co-watch counts over the loo split's training interactions (built on first use)."""
+        if self._co_watch is None:
+            train = leave_one_out(self.dataset, self.max_len).train
+            self._co_watch = CoWatchIndex(train, self.dataset.n_items)
+        return self._co_watch
 
-    def _nearest_candidate(self, prefix: nx.DiGraph, item: int) -> tuple[list[str], float | None]:
-        nodes = [(n, a["item_index"]) for n, a in prefix.nodes(data=True)
-                 if a["kind"] == "candidate_item"]
-        if not nodes:
-            return [], None
-        table = self.strategy.item_embedding.weight.detach()
-        others = table[torch.tensor([i for _, i in nodes])]
-        cosine = torch.nn.functional.cosine_similarity(others, table[item][None], dim=-1)
-        best = int(cosine.argmax())
-        return [nodes[best][0]], float(cosine[best])
+    def paths(self, point: ExplainPoint, item: int) -> list[CandidatePath]:
+        """Candidate paths of ``item`` at ``point``, with their facts (unmeasured, unordered)."""
+        return candidate_paths(point.prefix, item, self.dataset.catalogue, self.co_watch,
+                               self.interest_similarity, reasoning_elements(point.prefix)[0])
 
-    def _path_json(self, point: ExplainPoint, path: _Path, effect: Effect) -> ExplanationPath:
-        prefix = point.prefix
-        nodes = []
-        for n in path.nodes:
-            a = prefix.nodes[n]
-            label = a.get("title") if a["kind"] != "intent" else a.get("intent")
-            nodes.append(PathNode(id=n, kind=a["kind"], step=a["step"], label=str(label or n),
-                                  item_index=a.get("item_index")))
-        edges = []
-        for u, v in path.edges:
-            a = prefix.edges[u, v]
-            edges.append(PathEdge(source=u, target=v, kind=a["kind"], reason=a.get("reason"),
-                                  intent=a.get("intent"), score=a.get("score"),
-                                  status=a.get("status"), weight=a.get("weight")))
-        return ExplanationPath(id=path.id, kind=path.kind, ends_at=path.ends_at, chain=path.chain,
-                               similarity=path.similarity, nodes=nodes, edges=edges, effect=effect)
+    def all_reasoning(self, point: ExplainPoint) -> Removal:
+        """Every chain and interest at the point: removing it leaves the plain session."""
+        chains, nodes = reasoning_elements(point.prefix)
+        return Removal(chains=tuple(chains), nodes=tuple(nodes))
 
     @torch.no_grad()
     def explain_item(self, point: ExplainPoint, item: int) -> ItemExplanation:
-        """Paths to ``item`` with measured effects, its deletion curve and fidelity.
+        """Paths to ``item`` with facts and measured effects, its sentence, deletion curve
+        and fidelity.
 
         Args:
             point: the user and step.
@@ -484,78 +420,44 @@ class Explainer:
                              f"user {point.user.user_id})")
         full = point.fused_scores
         candidates = self.paths(point, item)
-        single = [Removal(edges=tuple(p.edges)) for p in candidates]
-        measured = self.scores(point, single) if single else torch.empty(0)
-        effects = [self._effect(full, row, item) for row in measured]
+        everything = self.all_reasoning(point)
+        measured = self.scores(point, [p.removal for p in candidates] + [everything])
+        effects = [self._effect(full, row, item) for row in measured[:-1]]
+        without = self._effect(full, measured[-1], item)
         # Strongest first by the measured effect on what the user sees, the rank: the
         # path whose removal pushes the item down furthest; among equal rank changes,
         # the larger score drop. (The item's score alone is shift-invariant noise to
         # the ranking: a removal can lower it and still lift the item, when its
         # competitors drop more; such a path does not support the item.)
-        ranked = sorted(zip(candidates, effects, single),
+        ranked = sorted(zip(candidates, effects),
                         key=lambda t: (-t[1].delta_rank, t[1].delta_score, t[0].id))
-        kept = ranked[: self.max_paths]
-        deletion = self._deletion(point, item, [r for _, _, r in kept])
-        fidelity = self._fidelity(point, item, [r for _, e, r in kept if _supports(e)])
-        return ItemExplanation(**self.item_ref(item).model_dump(),
-                               rank=int(_ranks(full[None], item)[0]), score=float(full[item]),
-                               paths=[self._path_json(point, p, e) for p, e, _ in kept],
-                               deletion=deletion, fidelity=fidelity)
+        # Every path of the model's reasoning that reaches the item is kept; the other
+        # paths with an effect fill up to max_paths; paths without an effect come last,
+        # flagged, and stay out of the deletion curve (they would only pad its order).
+        reaching = [t for t in ranked if t[0].reaches_item and not t[0].rejected]
+        inert = [t for t in ranked if has_no_effect(t[1]) and t not in reaching]
+        rest = [t for t in ranked if t not in reaching and t not in inert]
+        chosen = {id(t) for t in reaching + rest[: max(0, self.max_paths - len(reaching))]}
+        kept = [t for t in ranked if id(t) in chosen]
+        kept += inert[: max(0, self.max_paths - len(kept))]
+        active = [p.removal for p, e in kept if not has_no_effect(e)]
+        deletion = self._deletion(point, item, active)
+        fidelity = self._fidelity(point, item, [p.removal for p, e in kept if supports(e)])
+        ref = self.item_ref(item)
+        titles = {item: ref.title}
+        paths = [path_json(point.prefix, p, e, item, titles, point.step) for p, e in kept]
+        return ItemExplanation(**ref.model_dump(), rank=int(_ranks(full[None], item)[0]),
+                               score=float(full[item]), paths=paths, deletion=deletion,
+                               fidelity=fidelity,
+                               summary=summary(ref.title, paths, without, self.k),
+                               reached=any(reaches(p) for p in paths),
+                               without_reasoning=without)
 
     def _deletion(self, point: ExplainPoint, item: int, units: list[Removal]) -> DeletionCurve:
-        """The item's rank as ``units`` are removed cumulatively, explanation order vs random.
-
-        The random baseline is the mean curve over every order of the units when
-        there are at most ``random_orders`` orders (the exact expectation, no
-        sampling noise with 2 or 3 paths), else over ``random_orders`` seeded
-        random permutations. Areas are compared exactly (integer rank sums), so
-        equal curves are a tie, never a rounding accident.
-        """
-        start = int(_ranks(point.fused_scores[None], item)[0])
-        m = len(units)
-        exact = m >= 2 and math.factorial(m) <= self.random_orders
-        if exact:
-            randoms = [list(order) for order in itertools.permutations(range(m))]
-        else:
-            rng = np.random.default_rng([self.seed, point.user.user, point.step, item])
-            randoms = [list(rng.permutation(m)) for _ in range(self.random_orders)]
-        orders = [list(range(m))] + randoms
-        removals = []
-        for order in orders:
-            acc = NOTHING
-            for j in order:
-                acc = acc.union(units[j])
-                removals.append(acc)
-        ranks = (_ranks(self.scores(point, removals), item).view(len(orders), m)
-                 if m else torch.empty(len(orders), 0, dtype=torch.long))
-        explanation, random = ranks[0], ranks[1:].double().mean(dim=0)
-        sum_e, sum_r = int(explanation.sum()), int(ranks[1:].sum())   # sum_r over all orders
-        outcome: Literal["faster", "slower", "tied", "no_reaction", "too_few_paths"]
-        if m < 2:
-            outcome = "too_few_paths"
-        elif not bool((ranks != start).any()):
-            outcome = "no_reaction"
-        else:
-            diff = sum_e * len(randoms) - sum_r
-            outcome = "faster" if diff > 0 else "slower" if diff < 0 else "tied"
-        return DeletionCurve(start_rank=start, explanation_ranks=[int(r) for r in explanation],
-                             random_ranks=[float(r) for r in random],
-                             random_orders=len(randoms), area_explanation=float(sum_e),
-                             area_random=sum_r / len(randoms) if randoms else 0.0,
-                             faster=None if m < 2 else outcome == "faster",
-                             random_exact=exact, outcome=outcome)
+        return deletion_curve(self, point, item, units)
 
     def _fidelity(self, point: ExplainPoint, item: int, support: list[Removal]) -> Fidelity:
-        explanation = NOTHING
-        for unit in support:
-            explanation = explanation.union(unit)
-        keep = set(explanation.edges)
-        others = tuple(e for e in _reasoning_edges(point.prefix) if e not in keep)
-        scores = self.scores(point, [explanation, Removal(edges=others)])
-        ranks = _ranks(torch.cat([point.fused_scores[None], scores]), item)
-        in_top = [bool(r <= self.k) for r in ranks]
-        return Fidelity(explanation_paths=len(support), in_top_k=in_top[0],
-                        plus=float(in_top[1] != in_top[0]), minus=float(in_top[2] != in_top[0]))
+        return fidelity(self, point, item, support)
 
     def explain(self, user: str | UserGraph | ExplainPoint, step: int | None = None,
                 items: Iterable[int] | None = None) -> Explanation:
@@ -607,85 +509,6 @@ def _input_key(pair: GraphPair) -> bytes:
             tensor = data[name]
             parts += [str(tuple(tensor.shape)).encode(), tensor.numpy().tobytes()]
     return b"|".join(parts)
-
-
-def _chain_part(prefix: nx.DiGraph, chain: str | None, anchor: str) -> tuple[list[str], list[Edge]]:
-    """The chain's session nodes up to ``anchor`` (in step order) and its edges among them."""
-    limit = prefix.nodes[anchor]["step"]
-    edges = [(u, v) for u, v, a in prefix.edges(data=True)
-             if a["kind"] == "chain" and chain is not None and a.get("chain") == chain
-             and prefix.nodes[v]["step"] <= limit]
-    nodes = {n for e in edges for n in e} | {anchor}
-    return sorted(nodes, key=lambda n: prefix.nodes[n]["step"]), edges
-
-
-def _reasoning_edges(prefix: nx.DiGraph) -> list[Edge]:
-    return [(u, v) for u, v, a in prefix.edges(data=True) if a["kind"] in REASONING_EDGES]
-
-
-def summarize(items: Sequence[ItemExplanation]) -> Faithfulness:
-    """One user's faithfulness over explained items (deletion curves, fidelity).
-
-    Deletion curves are compared only where the item's rank reacts to its
-    paths; items with fewer than 2 paths or no reaction are counted apart.
-    """
-    outcomes = [_outcome(i.deletion) for i in items]
-    reacting = [i for i, o in zip(items, outcomes) if o in REACTING]
-    plus = [i.fidelity.plus for i in items]
-    minus = [i.fidelity.minus for i in items]
-    return Faithfulness(
-        items_compared=sum(o != "too_few_paths" for o in outcomes),
-        share_faster=(sum(o == "faster" for o in outcomes) / len(reacting)) if reacting
-        else None,
-        user_faster=explanation_order_faster(reacting) if reacting else None,
-        fidelity_plus=float(np.mean(plus)) if plus else None,
-        fidelity_minus=float(np.mean(minus)) if minus else None,
-        items_reacting=len(reacting), items_no_reaction=outcomes.count("no_reaction"),
-        items_too_few_paths=outcomes.count("too_few_paths"), items_tied=outcomes.count("tied"))
-
-
-#: Deletion outcomes where the comparison with random orders is defined.
-REACTING = ("faster", "slower", "tied")
-
-
-def _outcome(curve: DeletionCurve) -> str:
-    """``curve.outcome``, derived for curves saved before it existed."""
-    if curve.outcome is not None:
-        return curve.outcome
-    if curve.faster is None:
-        return "too_few_paths"
-    moved = any(r != curve.start_rank for r in (*curve.explanation_ranks, *curve.random_ranks))
-    if not moved:
-        return "no_reaction"
-    if curve.area_explanation == curve.area_random:
-        return "tied"
-    return "faster" if curve.area_explanation > curve.area_random else "slower"
-
-
-def _area_difference(items: Sequence[ItemExplanation]) -> float:
-    """Summed over ``items``: explanation order's area minus the random orders' mean area."""
-    return sum(i.deletion.area_explanation - i.deletion.area_random for i in items)
-
-
-def explanation_order_faster(items: Sequence[ItemExplanation]) -> bool:
-    """Summed over ``items``, explanation order's area exceeds random's."""
-    return _area_difference(items) > 1e-9
-
-
-def user_outcome(summary: Faithfulness, items: Sequence[ItemExplanation]) -> str:
-    """``faster``/``slower``/``tied`` over the user's reacting items, or why there are none
-    (``no_reaction``: some item has 2+ paths but none reacts; ``too_few_paths``)."""
-    reacting = [i for i in items if _outcome(i.deletion) in REACTING]
-    if reacting:
-        diff = _area_difference(reacting)
-        return "faster" if diff > 1e-9 else "slower" if diff < -1e-9 else "tied"
-    return "no_reaction" if summary.items_no_reaction else "too_few_paths"
-
-
-def _supports(effect: Effect) -> bool:
-    """A path supports its item when removing it pushes the item down (rank first, then
-    score at an equal rank): the paths fidelity treats as the explanation."""
-    return effect.delta_rank > 0 or (effect.delta_rank == 0 and effect.delta_score < 0)
 
 
 def _item_ranks(scores: Tensor, items: Tensor) -> list[int]:

@@ -10,12 +10,14 @@ and untrusted: renderers escape them.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 EXPLANATION_SCHEMA: Literal["reasonrec.explanation"] = "reasonrec.explanation"
-EXPLANATION_VERSION: Literal[1] = 1
+#: 2 added evidence, flags, removals and summaries (#18); version-1 documents still load.
+EXPLANATION_VERSION: Literal[2] = 2
 
 
 class _Strict(BaseModel):
@@ -63,9 +65,78 @@ class BranchEffects(ItemRef):
     zeroed: dict[str, Effect]
 
 
+class PathKind(StrEnum):
+    """What a path runs through (the values are the JSON's, kept from version 1)."""
+
+    CHAIN = "chain"            # history items -> reasoning chain -> item
+    INTEREST = "divergent"     # history items -> chain -> divergent interest -> item
+
+
+class PathEnd(StrEnum):
+    """Where a path ends. ``nearest_divergent`` is only read from version-1 documents:
+    a nearest candidate never explains an item."""
+
+    ITEM = "item"
+    CHAIN_END = "chain_end"
+    NEAREST_DIVERGENT = "nearest_divergent"
+
+
+class PathFlag(StrEnum):
+    """Why a default view hides a path (behind a toggle)."""
+
+    NO_EVIDENCE = "no_evidence"            # no fact from the data links its last node to the item
+    NO_EFFECT = "no_effect"                # removing it changes neither score nor rank
+    REJECTED_CHAIN = "rejected_chain"      # its chain failed verification
+
+
+class EvidenceKind(StrEnum):
+    """The kinds of fact a path's last hop (to the item) rests on."""
+
+    CO_WATCH = "co_watch"                  # training viewers of a chain item who later watched it
+    SHARED_GENRES = "shared_genres"        # catalogue genres shared with a chain item
+    INTEREST_SIMILARITY = "interest_similarity"   # text-encoder similarity, interest vs item
+    LOCALIZED = "localized"                # the graph builder matched the interest to the item
+
+
+class EvidenceFact(_Strict):
+    """One short checkable fact, with the numbers behind its ``text`` kept as fields.
+
+    Co-watch counts are over the *training* interactions of the loo split
+    (``models.protocol.leave_one_out``): never a validation or test target.
+    ``viewers_both`` of the ``viewers_source`` training users who watched
+    ``source`` watched ``target`` at a later position; ``lift`` is that share
+    over the share of all ``users`` who watched ``target`` (``viewers_target``).
+    """
+
+    kind: EvidenceKind
+    text: str = Field(description="the fact in plain words (titles are untrusted: escape)")
+    numeric: bool = Field(description="the fact rests on a count or a measured similarity")
+    source: ItemRef | None = Field(None, description="the history item the fact starts from")
+    target: ItemRef
+    viewers_source: int | None = Field(None, ge=0)
+    viewers_both: int | None = Field(None, ge=0)
+    viewers_target: int | None = Field(None, ge=0)
+    users: int | None = Field(None, ge=0, description="users with training interactions")
+    lift: float | None = None
+    genres: list[str] = Field(default_factory=list)
+    interest: str | None = Field(None, description="the LLM's interest text (untrusted)")
+    similarity: float | None = None
+    closer_than: float | None = Field(None, ge=0, le=1, description="share of the catalogue "
+                                      "less similar to the interest than the target")
+
+
+class PathRemoval(_Strict):
+    """What removing a path takes out of the graph (``Explainer.removal`` ids): replaying it
+    with ``Explainer.counterfactual`` gives ``ExplanationPath.effect``."""
+
+    chains: list[str] = Field(default_factory=list)
+    nodes: list[str] = Field(default_factory=list)
+    edges: list[tuple[str, str]] = Field(default_factory=list)
+
+
 class PathNode(_Strict):
     id: str
-    kind: Literal["session_item", "intent", "candidate_item"]
+    kind: Literal["session_item", "intent", "candidate_item", "recommended_item"]
     step: int
     label: str = Field(description="item title or intent text")
     item_index: int | None = None
@@ -74,7 +145,8 @@ class PathNode(_Strict):
 class PathEdge(_Strict):
     source: str
     target: str
-    kind: Literal["chain", "diverge"]
+    kind: Literal["chain", "diverge", "evidence"] = Field(
+        description="evidence: the last hop, a fact from the data (``reason`` is its text)")
     reason: str | None = None
     intent: str | None = None
     score: float | None = Field(None, description="the chain's verification score")
@@ -83,24 +155,32 @@ class PathEdge(_Strict):
 
 
 class ExplanationPath(_Strict):
-    """A reasoning path and its measured counterfactual effect on the explained item.
+    """A reasoning path to the explained item and its measured counterfactual effect.
 
-    ``kind``: ``divergent`` (session items -> chain -> chain end -> intent ->
-    item) or ``chain`` (a chain's session items; acts through E_ori).
-    ``ends_at``: ``item`` (the item is a candidate of the graph),
-    ``nearest_divergent`` (the candidate nearest the item in the fused item
-    space; ``similarity`` is their cosine) or ``chain_end``. Removing the path
-    removes its ``edges`` (and intents or candidates left without a proposer).
+    ``kind``: ``chain`` (the chain's history items -> the item) or ``divergent``
+    (the chain's items -> its end -> a divergent interest -> the item).
+    ``ends_at`` is ``item`` when a fact from the data (``evidence``) links the
+    path's last node to the item (``reaches_item``); else ``chain_end``, and the
+    path is flagged ``no_evidence``. The last edge (kind ``evidence``) is that
+    link. ``removal`` is what the effect was measured by removing: the whole
+    chain for a chain path, the interest node for a divergent one. ``shown``:
+    reaches the item and carries no flag; default views list only those.
     """
 
     id: str
-    kind: Literal["divergent", "chain"]
-    ends_at: Literal["item", "nearest_divergent", "chain_end"]
+    kind: PathKind
+    ends_at: PathEnd
     chain: str | None
-    similarity: float | None = None
+    similarity: float | None = Field(None, description="the interest's text-encoder "
+                                     "similarity to the item (divergent paths)")
     nodes: list[PathNode]
     edges: list[PathEdge]
     effect: Effect
+    evidence: list[EvidenceFact] = Field(default_factory=list)
+    flags: list[PathFlag] = Field(default_factory=list)
+    removal: PathRemoval | None = None
+    reaches_item: bool = False
+    shown: bool = False
 
 
 class DeletionCurve(_Strict):
@@ -151,11 +231,22 @@ class Fidelity(_Strict):
 
 
 class ItemExplanation(ItemRef):
+    """One item: its paths (strongest measured effect first), the sentence, faithfulness.
+
+    ``summary`` is one plain sentence built by template from the shown paths'
+    facts (``models.explain_summary``); it names no title absent from them.
+    ``reached``: some path reaches the item. ``without_reasoning``: the item's
+    rank change when every chain and interest is removed (positive: it falls).
+    """
+
     rank: int = Field(ge=1)
     score: float
     paths: list[ExplanationPath]
     deletion: DeletionCurve
     fidelity: Fidelity
+    summary: str = ""
+    reached: bool = False
+    without_reasoning: Effect | None = None
 
 
 class Faithfulness(_Strict):
@@ -205,7 +296,7 @@ class Explanation(_Strict):
     """Everything ``reasonrec explain`` says about one user at one point."""
 
     schema_name: Literal["reasonrec.explanation"] = Field(EXPLANATION_SCHEMA, alias="schema")
-    version: Literal[1] = EXPLANATION_VERSION
+    version: Literal[1, 2] = EXPLANATION_VERSION
     dataset: str
     user: str
     k: int = Field(ge=1)

@@ -9,7 +9,9 @@ import torch
 
 from models.data import Dataset, load_dataset
 from models.explain import NOTHING, Explainer, ExplainPoint, Removal, summarize, user_outcome
-from models.explain_schema import DeletionCurve, Explanation, Fidelity, ItemExplanation
+from models.explain_paths import reaches
+from models.explain_schema import (DeletionCurve, EvidenceKind, Explanation, ExplanationPath,
+                                   Fidelity, ItemExplanation, PathFlag)
 from models.fusion.samples import VARIANTS, base_vectors
 from models.fusion.workspace import FusionWorkspace
 from models.graph_data import (GraphPair, IntentIndex, counterfactual_pair, reasoning_elements,
@@ -31,6 +33,17 @@ def explainer(workspace: FusionWorkspace) -> Explainer:
     return Explainer(workspace.dataset, workspace.base.model, random_llmrg(workspace),
                      VARIANTS["llmrg"], workspace.intents, workspace.source,
                      workspace.split.max_len, k=10, random_orders=4, max_paths=6)
+
+
+def removal_of(path: ExplanationPath) -> Removal:
+    assert path.removal is not None
+    return Removal(tuple(path.removal.chains), tuple(path.removal.nodes),
+                   tuple(tuple(e) for e in path.removal.edges))
+
+
+def active(paths: list[ExplanationPath]) -> list[ExplanationPath]:
+    """The paths with a measured effect: the deletion curve's units, in order."""
+    return [p for p in paths if PathFlag.NO_EFFECT not in p.flags]
 
 
 def user_ids(workspace: FusionWorkspace, n: int = 4) -> list[str]:
@@ -82,12 +95,15 @@ def test_removing_a_path_changes_the_score_exactly_as_explained(
         for item in [r.index for r in explainer.top_k(point).fused[:3]] + [point.target]:
             explanation = explainer.explain_item(point, item)
             # Ranked by measured effect: the largest rank drop first, then the largest
-            # score drop among equal rank changes.
-            effects = [(-p.effect.delta_rank, p.effect.delta_score) for p in explanation.paths]
+            # score drop among equal rank changes; paths without an effect come last.
+            measured = active(explanation.paths)
+            effects = [(-p.effect.delta_rank, p.effect.delta_score) for p in measured]
             assert effects == sorted(effects)
+            assert explanation.paths[:len(measured)] == measured
             for path in explanation.paths:
-                edges = [(e.source, e.target) for e in path.edges]
-                after = independent_scores(explainer, point, edges=edges)
+                removal = removal_of(path)
+                after = independent_scores(explainer, point, chains=removal.chains,
+                                           nodes=removal.nodes)
                 before = point.fused_scores
                 assert path.effect.delta_score == pytest.approx(
                     float(after[item] - before[item]), abs=1e-5)
@@ -95,9 +111,11 @@ def test_removing_a_path_changes_the_score_exactly_as_explained(
                 rank = int((after > after[item]).sum() + tied_before.sum())
                 assert path.effect.rank_after == rank + 1
                 moved += abs(path.effect.delta_score) > 1e-6
-            if explanation.paths:   # the curve starts with the strongest path's removal
-                assert explanation.deletion.explanation_ranks[0] == \
-                    explanation.paths[0].effect.rank_after
+            if measured:   # the curve starts with the strongest path's removal
+                assert explanation.deletion.explanation_ranks[0] == measured[0].effect.rank_after
+            # Never a candidate merely near the item: a path reaches it through a fact or not.
+            assert all(p.ends_at in ("item", "chain_end") for p in explanation.paths)
+            assert all(bool(p.evidence) == (p.ends_at == "item") for p in explanation.paths)
     assert moved > 0, "no path moved any score: the test would pass vacuously"
 
 
@@ -116,7 +134,9 @@ def test_explain_output_validates_against_its_schema(explainer: Explainer,
             assert row.other_rank == base_rank[row.index]
     assert [i.index for i in explanation.items] == [r.index for r in explanation.top_k.fused]
     for item in explanation.items:
-        assert len(item.deletion.explanation_ranks) == len(item.paths) <= 6
+        assert len(item.deletion.explanation_ranks) == len(active(item.paths))
+        assert len(item.paths) <= max(6, sum(map(reaches, item.paths)))
+        assert item.summary and item.reached == any(map(reaches, item.paths))
         assert item.fidelity.in_top_k and item.fidelity.plus in (0.0, 1.0)
     assert explanation.provenance.graph_backend == "genre-heuristic"
     # a point the caller already scored (the app's export) gives the same explanation
@@ -216,23 +236,31 @@ def test_paths_of_a_hand_built_graph(toy: tuple[Explainer, Dataset]) -> None:
     point = explainer.point("u1")
     assert point.target == 17 and point.user.offset == 1
     paths = {p.id: p for p in explainer.explain_item(point, 20).paths}
-    # c20 is proposed by dc1.1 (from c1's end s5) and dc3.1 (from c3's end s7).
-    assert set(paths) == {"c1>dc1.1>c20", "c3>dc3.1>c20", "c1", "c2", "c3"}
-    c1 = paths["c1>dc1.1>c20"]
+    # One path per chain, one per interest; c20 is matched by dc1.1 (from c1's end s5)
+    # and dc3.1 (from c3's end s7) when the graph was built.
+    assert set(paths) == {"c1", "c2", "c3", "c1>dc1.1", "c1>dc1.2", "c3>dc3.1"}
+    c1 = paths["c1>dc1.1"]
     assert [(e.source, e.target) for e in c1.edges] == [("s0", "s2"), ("s2", "s5"),
                                                         ("s5", "dc1.1"), ("dc1.1", "c20")]
+    assert [e.kind for e in c1.edges] == ["chain", "chain", "diverge", "evidence"]
     assert [n.id for n in c1.nodes] == ["s0", "s2", "s5", "dc1.1", "c20"] and c1.ends_at == "item"
     assert c1.edges[0].reason == "light comedy again" and c1.edges[0].score == 0.8
     assert [n.label for n in c1.nodes][-2:] == ["dark thriller", "Movie 20"]
+    assert c1.evidence[0].kind == EvidenceKind.LOCALIZED and c1.evidence[0].similarity == 0.9
+    assert c1.removal.nodes == ["dc1.1"] and c1.reaches_item
+    # dc1.2 proposed other films: no fact links it to item 20, so it does not reach it.
+    assert paths["c1>dc1.2"].ends_at == "chain_end" and not paths["c1>dc1.2"].shown
+    assert PathFlag.NO_EVIDENCE in paths["c1>dc1.2"].flags
     # c2 is rejected: its edges are not in G_rea, so removing it measurably does nothing.
     assert paths["c2"].effect.delta_score == 0.0 and paths["c2"].effect.delta_rank == 0
-    assert paths["c1"].effect.delta_score != 0.0
-    # Item 25 is no candidate: paths end at the graph's candidate nearest to it.
-    nearest = explainer.explain_item(point, 25).paths
-    divergent = [p for p in nearest if p.kind == "divergent"]
-    assert divergent and all(p.ends_at == "nearest_divergent" and p.similarity is not None
-                             for p in divergent)
-    assert len({p.nodes[-1].id for p in divergent}) == 1
+    assert {PathFlag.REJECTED_CHAIN, PathFlag.NO_EFFECT} <= set(paths["c2"].flags)
+    assert paths["c1"].effect.delta_score != 0.0 and paths["c1"].removal.chains == ["c1"]
+    # Item 25 is no candidate and the toy data has no co-watch or genres: nothing reaches it,
+    # and no nearby candidate is offered instead.
+    far = explainer.explain_item(point, 25)
+    assert not far.reached and all(p.ends_at == "chain_end" for p in far.paths)
+    assert far.summary.startswith("No reasoning path reaches this item; it comes from the base "
+                                  "model (removing all reasoning ")
 
 
 def test_deletion_curve_and_fidelity_by_recomputation(toy: tuple[Explainer, Dataset]) -> None:
@@ -240,23 +268,22 @@ def test_deletion_curve_and_fidelity_by_recomputation(toy: tuple[Explainer, Data
     point = explainer.point("u1")
     item = explainer.top_k(point).fused[0].index
     explained = explainer.explain_item(point, item)
-    units = [Removal(edges=tuple((e.source, e.target) for e in p.edges))
-             for p in explained.paths]
+    units = [removal_of(p) for p in active(explained.paths)]
     removed = NOTHING
     for j, unit in enumerate(units):
         removed = removed.union(unit)
-        scores = independent_scores(explainer, point, edges=removed.edges)
+        scores = independent_scores(explainer, point, chains=removed.chains, nodes=removed.nodes)
         rank = int((scores > scores[item]).sum() + 1)
         assert explained.deletion.explanation_ranks[j] == rank
     # Support: paths whose removal pushes the item down (rank, then score at an equal rank).
-    support = [u for u, p in zip(units, explained.paths)
+    support = [removal_of(p) for p in explained.paths
                if p.effect.delta_rank > 0 or (p.effect.delta_rank == 0
                                               and p.effect.delta_score < 0)]
     assert explained.fidelity.explanation_paths == len(support)
     without = NOTHING
     for unit in support:
         without = without.union(unit)
-    scores = independent_scores(explainer, point, edges=without.edges)
+    scores = independent_scores(explainer, point, chains=without.chains, nodes=without.nodes)
     still_in = int((scores > scores[item]).sum() + 1) <= explainer.k
     assert explained.fidelity.plus == float(not still_in)
     curve = explained.deletion
