@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from models.explain import Explainer, explanation_order_faster, user_outcome
+from models.explain_schema import Explanation
 from models.fusion.samples import BASE_ROW, VARIANTS
 from models.fusion.settings import MIN_BENCH_USERS
 from models.fusion.workspace import FusionWorkspace
@@ -134,13 +135,18 @@ def faithfulness(explainer: Explainer, user_ids: Sequence[str]) -> dict[str, Any
     with 2+ paths, none of which moves), ``users_too_few_paths``; the share of
     *all* users is reported next to the share of compared users.
     """
+    return faithfulness_of([explainer.explain(u) for u in user_ids], explainer.random_orders)
+
+
+def faithfulness_of(explanations: Sequence[Explanation], random_orders: int) -> dict[str, Any]:
+    """:func:`faithfulness` over explanations already made (``bench explanations`` too)."""
+    user_ids = [e.user for e in explanations]
     users: Counter[str] = Counter()
     items: Counter[str] = Counter()
     legacy_faster = legacy_users = 0
     plus, minus, paths, seconds = [], [], [], []
     supported = 0
-    for user_id in user_ids:
-        explanation = explainer.explain(user_id)
+    for explanation in explanations:
         seconds.append(explanation.seconds)
         users[user_outcome(explanation.faithfulness, explanation.items)] += 1
         # The definition before the no-reaction split: every item with 2+ paths compared.
@@ -176,7 +182,7 @@ def faithfulness(explainer: Explainer, user_ids: Sequence[str]) -> dict[str, Any
             "fidelity_minus": float(np.mean(minus)) if minus else None,
             "share_items_with_support": supported / len(plus) if plus else None,
             "mean_paths_per_item": float(np.mean(paths)) if paths else None,
-            "random_orders": explainer.random_orders,
+            "random_orders": random_orders,
             "explain_seconds_p50": float(np.median(seconds)) if seconds else None,
             "aim_share": AIM_FASTER_SHARE,
             "meets_aim": share is not None and share >= AIM_FASTER_SHARE}

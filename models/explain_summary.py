@@ -27,6 +27,8 @@ def supports(effect: Effect) -> bool:
 
 
 def _without(effect: Effect, k: int, what: str) -> str:
+    if effect.delta_rank == 0:
+        return f"without that {what} it would still rank {ordinal(effect.rank_after)}, on a lower score"
     if effect.rank_after > k:
         return f"without that {what} it would fall out of the top {k} (to {ordinal(effect.rank_after)})"
     return f"without that {what} it would rank {ordinal(effect.rank_after)}"
