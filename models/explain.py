@@ -17,21 +17,15 @@ user at one point of their window (:meth:`Explainer.point`) it gives:
   deletion curve and fidelity+/- (``models.explain_faithfulness``);
 * :meth:`Explainer.explain`: all of it as an :class:`Explanation`.
 
-Every score here comes from the same path: the user's graph with the removal
-applied (``models.graph_data.counterfactual_pair``), E_base recomputed from
-the remaining session when session items go, the fused model's forward pass,
-padding and (by default) already-seen items masked. Scoring is batched: all
-the counterfactuals one explanation needs go through one forward pass.
+Every score comes from ``models.explain_scoring.CounterfactualScorer`` (the
+graph with the removal applied, one batched forward pass per explanation).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 
-import networkx as nx
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -41,76 +35,30 @@ from models.explain_faithfulness import (REACTING, deletion_curve, explanation_o
                                          fidelity, rank_rows, summarize, supports, user_outcome)
 from models.explain_paths import (CandidatePath, candidate_paths, has_no_effect,
                                   path_json, reaches)
-from models.explain_removal import NOTHING, REASONING_EDGES, Edge, Removal
+from models.explain_removal import NOTHING, Edge, Removal
+from models.explain_scoring import CounterfactualScorer, ExplainPoint, top_order
 from models.explain_schema import (EXPLANATION_SCHEMA, BranchEffects, Counterfactual, DeletionCurve,
                                    Effect, Explanation, Fidelity, ItemExplanation, ItemRef,
                                    PointInfo, Provenance, RankedItem, TopK)
 from models.explain_summary import summary
 from models.fusion.base import BASE
 from models.fusion.llmrg import LLMRGFusion
-from models.fusion.samples import UserGraph, Variant, base_vectors, place_graph
-from models.graph_data import GraphPair, IntentIndex, counterfactual_pair, reasoning_elements
+from models.fusion.samples import UserGraph, Variant
+from models.graph_data import IntentIndex, reasoning_elements
 from models.graph_sources import GraphSource, graph_backend, source_label
 from models.metrics import target_ranks
-from models.protocol import leave_one_out, pad_sequences
+from models.protocol import leave_one_out
 from models.recommenders import Recommender
-from reasoning.graph import prefix_graph
 
 #: Re-exported: callers import these from here.
 __all__ = ["NOTHING", "REACTING", "Edge", "ExplainPoint", "Explainer", "Removal",
            "explanation_order_faster", "summarize", "user_outcome"]
 
 
-@dataclass
-class ExplainPoint:
-    """One user at one window step, with everything scored once.
-
-    Attributes:
-        user: the placed graph.
-        step: window step of the prefix graph (its target is the next item).
-        prefix: the prefix graph (ids valid for removals).
-        masked: ``[n_items + 1]`` bool, items never ranked (padding; seen items
-            when ``exclude_seen``).
-        e_base: ``[1, d_base]`` E_base of the unchanged session.
-        base_raw, fused_raw: ``[n_items + 1]`` scores with only padding at ``-inf``.
-    """
-
-    user: UserGraph
-    step: int
-    prefix: nx.DiGraph
-    masked: Tensor
-    e_base: Tensor
-    base_raw: Tensor
-    fused_raw: Tensor = field(default_factory=lambda: torch.empty(0))
-    _cache: dict[Removal, Tensor] = field(default_factory=dict, repr=False)
-    _rows: dict[bytes, Tensor] = field(default_factory=dict, repr=False)
-
-    @property
-    def base_scores(self) -> Tensor:
-        """``[n_items + 1]`` base scores, masked items at ``-inf``."""
-        return self.base_raw.masked_fill(self.masked, -torch.inf)
-
-    @property
-    def fused_scores(self) -> Tensor:
-        """``[n_items + 1]`` fused scores, masked items at ``-inf``."""
-        return self.fused_raw.masked_fill(self.masked, -torch.inf)
-
-    @property
-    def target(self) -> int:
-        return self.user.target(self.step)
-
-
-def _order(scores: Tensor, k: int) -> list[int]:
-    """Top-k item indices; ties to the lower index, as :mod:`models.metrics` ranks."""
-    finite = int(torch.isfinite(scores).sum())
-    order = np.argsort(-scores.numpy(), kind="stable")[: min(k, finite)]
-    return [int(i) for i in order]
-
-
 _ranks = rank_rows
 
 
-class Explainer:
+class Explainer(CounterfactualScorer):
     """Explains a reasoning-graph fused model's recommendations for any user with a graph.
 
     Args:
@@ -163,143 +111,6 @@ class Explainer:
         self.interest_similarity = interest_similarity
         self._co_watch: CoWatchIndex | None = None
 
-    # ------------------------------------------------------------------ points
-    def user_graph(self, user_id: str) -> UserGraph:
-        """The user's graph, placed in their history; LookupError when the source has none."""
-        self.dataset.user_index(user_id)          # KeyError naming an unknown user
-        graph = self.source.get(str(user_id))
-        if graph is None:
-            raise LookupError(f"no reasoning graph for user {user_id} in "
-                              f"{source_label(self.source)}; build it with `reasonrec "
-                              f"build-graphs` (or use --graphs genre)")
-        return place_graph(self.dataset, str(user_id), graph, self.intents)
-
-    @torch.no_grad()
-    def point(self, user: str | UserGraph, step: int | None = None) -> ExplainPoint:
-        """The user at window ``step`` (default: the last, predicting the test target).
-
-        Raises:
-            ValueError: a step outside the graph's window.
-        """
-        user = user if isinstance(user, UserGraph) else self.user_graph(user)
-        step = user.steps - 1 if step is None else int(step)
-        user.check_step(step)
-        history = user.base_input(step)
-        masked = torch.zeros(self.strategy.n_items + 1, dtype=torch.bool)
-        masked[0] = True
-        if self.exclude_seen:
-            masked[torch.as_tensor(np.unique(history), dtype=torch.long)] = True
-        items, lengths = pad_sequences([history], self.max_len)
-        base_scores = self.base.score(items, lengths)[0].float().cpu()
-        base_scores[0] = -torch.inf
-        point = ExplainPoint(user, step, prefix_graph(user.graph, step), masked,
-                             base_vectors(self.base, [history], self.max_len), base_scores)
-        point.fused_raw = self.scores(point, [NOTHING], raw=True)[0]
-        return point
-
-    # ----------------------------------------------------------------- scoring
-    def removal(self, point: ExplainPoint, *, chains: Collection[str] = (),
-                nodes: Collection[str] = (), edges: Collection[Sequence[str]] = (),
-                items: Collection[str] = ()) -> Removal:
-        """Check ids against the point's prefix graph and resolve ``items``.
-
-        Args:
-            chains: chain ids (``c1``...).
-            nodes: node ids of any kind (``s3``, ``dc1.2``, ``c42``).
-            edges: ``(source, target)`` chain or diverge edges.
-            items: dataset item ids of session items (every window position
-                holding the item up to the point is removed).
-
-        Raises:
-            KeyError: an id not in the prefix graph, or an edge that is not a
-                reasoning edge (the window order goes with its session items).
-        """
-        prefix = point.prefix
-        known_chains, _ = reasoning_elements(prefix)
-        bad = [c for c in chains if c not in known_chains] + [n for n in nodes if n not in prefix]
-        if bad:
-            raise KeyError(f"not in user {point.user.user_id}'s graph at step {point.step}: "
-                           f"{', '.join(map(str, bad))}")
-        resolved_edges = []
-        for edge in edges:
-            if len(edge) != 2:
-                raise KeyError(f"an edge is a (source, target) pair, got {edge!r}")
-            u, v = str(edge[0]), str(edge[1])
-            if not prefix.has_edge(u, v) or prefix.edges[u, v]["kind"] not in REASONING_EDGES:
-                raise KeyError(f"no chain or diverge edge {u}->{v} in user "
-                               f"{point.user.user_id}'s graph at step {point.step}")
-            resolved_edges.append((u, v))
-        item_nodes = []
-        for item_id in items:
-            index = self.dataset.catalogue.by_id(str(item_id)).index
-            found = [n for n, a in prefix.nodes(data=True)
-                     if a["kind"] == "session_item" and a.get("item_index") == index]
-            if not found:
-                raise KeyError(f"item {item_id} is not in user {point.user.user_id}'s window "
-                               f"up to step {point.step}")
-            item_nodes += found
-        return Removal(tuple(dict.fromkeys(chains)), tuple(dict.fromkeys([*nodes, *item_nodes])),
-                       tuple(dict.fromkeys(resolved_edges)))
-
-    def pair(self, point: ExplainPoint, removal: Removal) -> GraphPair:
-        """The encoder inputs of the point's graph with ``removal`` applied.
-
-        Edges are taken out of the whole graph first; ``counterfactual_pair``
-        then cuts the prefix and removes chains and nodes, and with them the
-        intents and candidates nothing proposes any more.
-        """
-        graph = point.user.graph
-        if removal.edges:
-            graph = graph.copy()
-            graph.remove_edges_from(removal.edges)
-        return counterfactual_pair(graph, self.intents, point.step, chains=removal.chains,
-                                   nodes=removal.nodes, options=self.options)
-
-    @torch.no_grad()
-    def scores(self, point: ExplainPoint, removals: Sequence[Removal],
-               raw: bool = False) -> Tensor:
-        """Fused scores after each removal, in one batched forward pass (cached per removal).
-
-        Args:
-            point: the user and step.
-            removals: one score row each.
-            raw: leave seen items unmasked (padding is always ``-inf``).
-
-        Shapes:
-            returns ``[len(removals), n_items + 1]``; masked items are ``-inf``.
-        """
-        todo = list(dict.fromkeys(r for r in removals if r not in point._cache))
-        if todo:
-            # Removals that leave the encoder inputs unchanged (a rejected
-            # chain's edges, which G_rea never had) must score *exactly* as
-            # before, not up to the rounding of a differently sized batch: each
-            # distinct input is scored once and shared.
-            pairs = [self.pair(point, r) for r in todo]
-            keys = [_input_key(p) for p in pairs]
-            fresh = {k: p for k, p in zip(keys, pairs) if k not in point._rows}
-            if fresh:
-                batch = list(fresh.values())
-                e_base = self._e_base(point, batch)
-                fused = self.strategy(e_base, self.strategy.pair_inputs(batch)).float()
-                fused[:, 0] = -torch.inf
-                point._rows.update(zip(fresh, fused))
-            point._cache.update((r, point._rows[k]) for r, k in zip(todo, keys))
-        rows = torch.stack([point._cache[r] for r in removals])
-        return rows if raw else rows.masked_fill(point.masked, -torch.inf)
-
-    def _e_base(self, point: ExplainPoint, pairs: Sequence[GraphPair]) -> Tensor:
-        # Only a removed session item changes the base model's input; encode
-        # each distinct remaining session once.
-        unchanged = tuple(point.user.window[: point.step + 1])
-        sessions = [tuple(p.session) for p in pairs]
-        other = [s for s in dict.fromkeys(sessions) if s != unchanged]
-        vectors = {unchanged: point.e_base[0]}
-        if other:
-            encoded = base_vectors(self.base, [point.user.base_input(point.step, s) for s in other],
-                                   self.max_len)
-            vectors.update(zip(other, encoded))
-        return torch.stack([vectors[s] for s in sessions])
-
     # --------------------------------------------------------------- the views
     def item_ref(self, index: int) -> ItemRef:
         item = self.dataset.catalogue[int(index)]
@@ -309,7 +120,7 @@ class Explainer:
                 base: Tensor) -> list[RankedItem]:
         """Top-k rows of ``scores``; ``other`` gives ``other_rank``, ``base`` (the unmodified
         base scores) gives ``base_rank``."""
-        order = _order(scores, self.k)
+        order = top_order(scores, self.k)
         if not order:
             return []
         index = torch.tensor(order, dtype=torch.long)
@@ -350,7 +161,7 @@ class Explainer:
             scores = self.strategy.item_scores(self.strategy.fuse(reps, zero=[branch]))[0]
             zeroed[branch] = scores.float().masked_fill(point.masked, -torch.inf)
         rows = []
-        for rank, item in enumerate(_order(point.fused_scores, self.k), start=1):
+        for rank, item in enumerate(top_order(point.fused_scores, self.k), start=1):
             rows.append(BranchEffects(
                 **self.item_ref(item).model_dump(), rank=rank,
                 score=float(point.fused_scores[item]),
@@ -367,8 +178,8 @@ class Explainer:
             focus: optional catalogue index whose Δscore/Δrank to report.
         """
         after = self.scores(point, [removal])[0]
-        before_top = _order(point.fused_scores, self.k)
-        after_top = _order(after, self.k)
+        before_top = top_order(point.fused_scores, self.k)
+        after_top = top_order(after, self.k)
         # other_rank: the rank before the removal (unmodified fused ranking, all items);
         # base_rank: the unmodified base model's rank, for items entering from outside
         # both top-k lists.
@@ -471,7 +282,7 @@ class Explainer:
         point = (user if isinstance(user, ExplainPoint)
                  else self.point(user if isinstance(user, UserGraph) else str(user), step))
         user_id = point.user.user_id
-        chosen = list(items) if items is not None else _order(point.fused_scores, self.k)
+        chosen = list(items) if items is not None else top_order(point.fused_scores, self.k)
         explained = [self.explain_item(point, i) for i in chosen]
         target = point.target
         # A re-watched target is hidden by the seen-mask: rank it among all items then.
@@ -495,20 +306,6 @@ class Explainer:
                            top_k=self.top_k(point), branch_effects=self.branch_effects(point),
                            items=explained, faithfulness=summarize(explained),
                            seconds=time.perf_counter() - started)
-
-
-_INPUT_FIELDS = ("x", "intent", "node_kind", "edge_index", "edge_type", "edge_weight",
-                 "alias_inputs", "last")
-
-
-def _input_key(pair: GraphPair) -> bytes:
-    """Bytes that are equal exactly when two pairs give the model the same input."""
-    parts = [str(len(pair.session)).encode(), np.asarray(pair.session, dtype=np.int64).tobytes()]
-    for data in (pair.rea, pair.div):
-        for name in _INPUT_FIELDS:
-            tensor = data[name]
-            parts += [str(tuple(tensor.shape)).encode(), tensor.numpy().tobytes()]
-    return b"|".join(parts)
 
 
 def _item_ranks(scores: Tensor, items: Tensor) -> list[int]:

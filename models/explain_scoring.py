@@ -1,0 +1,247 @@
+"""Counterfactual scoring for explanations: a user's point and the fused scores after removals.
+
+:class:`CounterfactualScorer` is the part of ``models.explain.Explainer``
+that turns "this user at this step, without these chains, nodes, reasoning
+edges or session items" into fused scores: the user's graph with the removal
+applied (``models.graph_data.counterfactual_pair``), E_base recomputed from
+the remaining session when session items go, the fused model's forward pass,
+padding and (by default) already-seen items masked. All removals one
+explanation needs go through one batched forward pass, cached per point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+import torch
+from torch import Tensor
+
+from models.data import Dataset
+from models.explain_removal import NOTHING, REASONING_EDGES, Removal
+from models.fusion.llmrg import LLMRGFusion
+from models.fusion.samples import UserGraph, base_vectors, place_graph
+from models.graph_data import (GraphOptions, GraphPair, IntentIndex, counterfactual_pair,
+                               reasoning_elements)
+from models.graph_sources import GraphSource, source_label
+from models.protocol import pad_sequences
+from models.recommenders import Recommender
+from reasoning.graph import prefix_graph
+
+
+@dataclass
+class ExplainPoint:
+    """One user at one window step, with everything scored once.
+
+    Attributes:
+        user: the placed graph.
+        step: window step of the prefix graph (its target is the next item).
+        prefix: the prefix graph (ids valid for removals).
+        masked: ``[n_items + 1]`` bool, items never ranked (padding; seen items
+            when ``exclude_seen``).
+        e_base: ``[1, d_base]`` E_base of the unchanged session.
+        base_raw, fused_raw: ``[n_items + 1]`` scores with only padding at ``-inf``.
+    """
+
+    user: UserGraph
+    step: int
+    prefix: nx.DiGraph
+    masked: Tensor
+    e_base: Tensor
+    base_raw: Tensor
+    fused_raw: Tensor = field(default_factory=lambda: torch.empty(0))
+    _cache: dict[Removal, Tensor] = field(default_factory=dict, repr=False)
+    _rows: dict[bytes, Tensor] = field(default_factory=dict, repr=False)
+
+    @property
+    def base_scores(self) -> Tensor:
+        """``[n_items + 1]`` base scores, masked items at ``-inf``."""
+        return self.base_raw.masked_fill(self.masked, -torch.inf)
+
+    @property
+    def fused_scores(self) -> Tensor:
+        """``[n_items + 1]`` fused scores, masked items at ``-inf``."""
+        return self.fused_raw.masked_fill(self.masked, -torch.inf)
+
+    @property
+    def target(self) -> int:
+        return self.user.target(self.step)
+
+
+
+def top_order(scores: Tensor, k: int) -> list[int]:
+    """Top-k item indices; ties to the lower index, as :mod:`models.metrics` ranks."""
+    finite = int(torch.isfinite(scores).sum())
+    order = np.argsort(-scores.numpy(), kind="stable")[: min(k, finite)]
+    return [int(i) for i in order]
+
+
+
+
+class CounterfactualScorer:
+    """Points and counterfactual scores; ``models.explain.Explainer`` sets the attributes."""
+
+    dataset: Dataset
+    base: Recommender
+    strategy: LLMRGFusion
+    options: GraphOptions
+    intents: IntentIndex
+    source: GraphSource
+    max_len: int
+    exclude_seen: bool
+
+    # ------------------------------------------------------------------ points
+    def user_graph(self, user_id: str) -> UserGraph:
+        """The user's graph, placed in their history; LookupError when the source has none."""
+        self.dataset.user_index(user_id)          # KeyError naming an unknown user
+        graph = self.source.get(str(user_id))
+        if graph is None:
+            raise LookupError(f"no reasoning graph for user {user_id} in "
+                              f"{source_label(self.source)}; build it with `reasonrec "
+                              f"build-graphs` (or use --graphs genre)")
+        return place_graph(self.dataset, str(user_id), graph, self.intents)
+
+    @torch.no_grad()
+    def point(self, user: str | UserGraph, step: int | None = None) -> ExplainPoint:
+        """The user at window ``step`` (default: the last, predicting the test target).
+
+        Raises:
+            ValueError: a step outside the graph's window.
+        """
+        user = user if isinstance(user, UserGraph) else self.user_graph(user)
+        step = user.steps - 1 if step is None else int(step)
+        user.check_step(step)
+        history = user.base_input(step)
+        masked = torch.zeros(self.strategy.n_items + 1, dtype=torch.bool)
+        masked[0] = True
+        if self.exclude_seen:
+            masked[torch.as_tensor(np.unique(history), dtype=torch.long)] = True
+        items, lengths = pad_sequences([history], self.max_len)
+        base_scores = self.base.score(items, lengths)[0].float().cpu()
+        base_scores[0] = -torch.inf
+        point = ExplainPoint(user, step, prefix_graph(user.graph, step), masked,
+                             base_vectors(self.base, [history], self.max_len), base_scores)
+        point.fused_raw = self.scores(point, [NOTHING], raw=True)[0]
+        return point
+
+    # ----------------------------------------------------------------- scoring
+    def removal(self, point: ExplainPoint, *, chains: Collection[str] = (),
+                nodes: Collection[str] = (), edges: Collection[Sequence[str]] = (),
+                items: Collection[str] = ()) -> Removal:
+        """Check ids against the point's prefix graph and resolve ``items``.
+
+        Args:
+            chains: chain ids (``c1``...).
+            nodes: node ids of any kind (``s3``, ``dc1.2``, ``c42``).
+            edges: ``(source, target)`` chain or diverge edges.
+            items: dataset item ids of session items (every window position
+                holding the item up to the point is removed).
+
+        Raises:
+            KeyError: an id not in the prefix graph, or an edge that is not a
+                reasoning edge (the window order goes with its session items).
+        """
+        prefix = point.prefix
+        known_chains, _ = reasoning_elements(prefix)
+        bad = [c for c in chains if c not in known_chains] + [n for n in nodes if n not in prefix]
+        if bad:
+            raise KeyError(f"not in user {point.user.user_id}'s graph at step {point.step}: "
+                           f"{', '.join(map(str, bad))}")
+        resolved_edges = []
+        for edge in edges:
+            if len(edge) != 2:
+                raise KeyError(f"an edge is a (source, target) pair, got {edge!r}")
+            u, v = str(edge[0]), str(edge[1])
+            if not prefix.has_edge(u, v) or prefix.edges[u, v]["kind"] not in REASONING_EDGES:
+                raise KeyError(f"no chain or diverge edge {u}->{v} in user "
+                               f"{point.user.user_id}'s graph at step {point.step}")
+            resolved_edges.append((u, v))
+        item_nodes = []
+        for item_id in items:
+            index = self.dataset.catalogue.by_id(str(item_id)).index
+            found = [n for n, a in prefix.nodes(data=True)
+                     if a["kind"] == "session_item" and a.get("item_index") == index]
+            if not found:
+                raise KeyError(f"item {item_id} is not in user {point.user.user_id}'s window "
+                               f"up to step {point.step}")
+            item_nodes += found
+        return Removal(tuple(dict.fromkeys(chains)), tuple(dict.fromkeys([*nodes, *item_nodes])),
+                       tuple(dict.fromkeys(resolved_edges)))
+
+    def pair(self, point: ExplainPoint, removal: Removal) -> GraphPair:
+        """The encoder inputs of the point's graph with ``removal`` applied.
+
+        Edges are taken out of the whole graph first; ``counterfactual_pair``
+        then cuts the prefix and removes chains and nodes, and with them the
+        intents and candidates nothing proposes any more.
+        """
+        graph = point.user.graph
+        if removal.edges:
+            graph = graph.copy()
+            graph.remove_edges_from(removal.edges)
+        return counterfactual_pair(graph, self.intents, point.step, chains=removal.chains,
+                                   nodes=removal.nodes, options=self.options)
+
+    @torch.no_grad()
+    def scores(self, point: ExplainPoint, removals: Sequence[Removal],
+               raw: bool = False) -> Tensor:
+        """Fused scores after each removal, in one batched forward pass (cached per removal).
+
+        Args:
+            point: the user and step.
+            removals: one score row each.
+            raw: leave seen items unmasked (padding is always ``-inf``).
+
+        Shapes:
+            returns ``[len(removals), n_items + 1]``; masked items are ``-inf``.
+        """
+        todo = list(dict.fromkeys(r for r in removals if r not in point._cache))
+        if todo:
+            # Removals that leave the encoder inputs unchanged (a rejected
+            # chain's edges, which G_rea never had) must score *exactly* as
+            # before, not up to the rounding of a differently sized batch: each
+            # distinct input is scored once and shared.
+            pairs = [self.pair(point, r) for r in todo]
+            keys = [_input_key(p) for p in pairs]
+            fresh = {k: p for k, p in zip(keys, pairs) if k not in point._rows}
+            if fresh:
+                batch = list(fresh.values())
+                e_base = self._e_base(point, batch)
+                fused = self.strategy(e_base, self.strategy.pair_inputs(batch)).float()
+                fused[:, 0] = -torch.inf
+                point._rows.update(zip(fresh, fused))
+            point._cache.update((r, point._rows[k]) for r, k in zip(todo, keys))
+        rows = torch.stack([point._cache[r] for r in removals])
+        return rows if raw else rows.masked_fill(point.masked, -torch.inf)
+
+    def _e_base(self, point: ExplainPoint, pairs: Sequence[GraphPair]) -> Tensor:
+        # Only a removed session item changes the base model's input; encode
+        # each distinct remaining session once.
+        unchanged = tuple(point.user.window[: point.step + 1])
+        sessions = [tuple(p.session) for p in pairs]
+        other = [s for s in dict.fromkeys(sessions) if s != unchanged]
+        vectors = {unchanged: point.e_base[0]}
+        if other:
+            encoded = base_vectors(self.base, [point.user.base_input(point.step, s) for s in other],
+                                   self.max_len)
+            vectors.update(zip(other, encoded))
+        return torch.stack([vectors[s] for s in sessions])
+
+
+
+_INPUT_FIELDS = ("x", "intent", "node_kind", "edge_index", "edge_type", "edge_weight",
+                 "alias_inputs", "last")
+
+
+def _input_key(pair: GraphPair) -> bytes:
+    """Bytes that are equal exactly when two pairs give the model the same input."""
+    parts = [str(len(pair.session)).encode(), np.asarray(pair.session, dtype=np.int64).tobytes()]
+    for data in (pair.rea, pair.div):
+        for name in _INPUT_FIELDS:
+            tensor = data[name]
+            parts += [str(tuple(tensor.shape)).encode(), tensor.numpy().tobytes()]
+    return b"|".join(parts)
+
+
