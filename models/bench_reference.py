@@ -1,7 +1,8 @@
 """``reasonrec bench reference``: issue #2's side-by-side accuracy bar.
 
 For each of GRU4Rec, SASRec and SR-GNN, trains the transcription of RecBole
-1.2.1's model (:mod:`models.reference`) with RecBole's defaults and training
+1.2.1's model (:mod:`models.reference`) with RecBole's defaults (or a named
+preset of :mod:`models.reference.presets`, e.g. GRU4Rec's ``tuned``) and training
 semantics on our ``loo`` split, tests it with our metric code, and puts it
 next to the test metrics of the latest saved run of our model (trained first
 only when no run exists). The bar: our test NDCG@10 >= the reference's.
@@ -9,12 +10,12 @@ only when no run exists). The bar: our test NDCG@10 >= the reference's.
 Each reference trains in a fresh Python process (one at a time), so its peak
 RSS is its own, like ``bench models``. Uncapped, a reference trains for hours
 on 2 cores, so each one checkpoints every epoch under
-``<bench_dir>/reference/<dataset>-<model>[-seed<N>].ckpt`` (no suffix for
-RecBole's seed 2020) and a rerun resumes it (``fresh`` starts over); a finished
-one is only re-tested (its threads and peak RSS are the training's, saved per
-epoch; checkpoints older than that report the re-test's RSS). With several seeds
-the bar is judged mean against mean: one reference seed moves test NDCG@10 as
-much as one of ours does. Usage of the child (internal):
+``<bench_dir>/reference/<dataset>-<model>[-<preset>][-seed<N>].ckpt`` (no suffix
+for the default preset or RecBole's seed 2020) and a rerun resumes it (``fresh``
+starts over); a finished one is only re-tested (its threads and peak RSS are the
+training's, saved per epoch; checkpoints older than that report the re-test's
+RSS). With several seeds the bar is judged mean against mean: one reference seed
+moves test NDCG@10 as much as one of ours does. Usage of the child (internal):
 ``python -m models.bench_reference MODEL`` with a JSON request on stdin.
 """
 
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from models.bench import child_config_json, peak_gpu_mb, peak_rss_mb
 from models.recommenders.base import resolve_device
+from models.reference.presets import ReferencePreset, reference_config
 
 if TYPE_CHECKING:
     from reasonrec.config import StudioConfig
@@ -49,7 +51,8 @@ def bench_reference(config: StudioConfig, names: list[str] | None = None,
                     max_batches: int | None = None, isolate: bool = True,
                     on_row: Callable[[dict[str, Any]], None] | None = None,
                     fresh: bool = False, seeds: list[int] | None = None,
-                    threads: int | None = None, device: str = "cpu") -> dict[str, Any]:
+                    threads: int | None = None, device: str = "cpu",
+                    preset: ReferencePreset | str = ReferencePreset.DEFAULT) -> dict[str, Any]:
     """Train each reference and compare it with our latest run of the same model.
 
     Args:
@@ -70,6 +73,8 @@ def bench_reference(config: StudioConfig, names: list[str] | None = None,
             default :data:`TORCH_THREADS`).
         device: ``cpu`` (default: deterministic), ``cuda`` or ``auto``, where the
             references train (RecBole's own default is the GPU when there is one).
+        preset: the references' configuration (:mod:`models.reference.presets`);
+            each row's ``reference_config`` says what it set.
 
     Returns:
         ``{"dataset", "protocol", "reference", "machine", "caps", "models": [row, ...]}``.
@@ -85,6 +90,8 @@ def bench_reference(config: StudioConfig, names: list[str] | None = None,
     for name in names:
         if name not in REFERENCE_NAMES:
             raise ValueError(f"no reference for {name!r}; choose from {', '.join(REFERENCE_NAMES)}")
+    preset = ReferencePreset(preset)
+    configs = {name: reference_config(name, preset) for name in names}  # fails before training
     studio = Studio(config)
     caps = {"max_epochs": max_epochs, "max_seconds": max_seconds, "max_batches": max_batches}
     child_config = json.loads(child_config_json(config))
@@ -92,14 +99,17 @@ def bench_reference(config: StudioConfig, names: list[str] | None = None,
     for name in names:
         references = []
         for seed in seeds:
-            checkpoint = checkpoint_path(config.bench_dir, studio.dataset.name, name, seed)
+            checkpoint = checkpoint_path(config.bench_dir, studio.dataset.name, name, seed,
+                                         preset)
             if fresh:
                 checkpoint.unlink(missing_ok=True)
             request = json.dumps({"config": child_config, **caps,
                                   "checkpoint": str(checkpoint), "seed": seed,
-                                  "threads": threads, "device": device})
+                                  "threads": threads, "device": device,
+                                  "preset": preset.value})
             references.append(_run_child(name, request) if isolate else _child(name, request))
-        row = {"model": name, **_side_by_side(studio, name, references)}
+        row = {"model": name, "reference_config": configs[name].describe(),
+               **_side_by_side(studio, name, references)}
         rows.append(row)
         if on_row:
             on_row(row)
@@ -108,7 +118,7 @@ def bench_reference(config: StudioConfig, names: list[str] | None = None,
         "dataset": studio.dataset.name,
         "protocol": "loo",
         "reference": {"library": "RecBole 1.2.1 (transcribed in models/reference, not imported)",
-                      "overall": asdict(OverallConfig())},
+                      "overall": asdict(OverallConfig()), "preset": preset.value},
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": threads, "device": device,
                     "platform": platform.platform(), "python": platform.python_version()},
         "caps": caps,
@@ -116,19 +126,29 @@ def bench_reference(config: StudioConfig, names: list[str] | None = None,
     }
 
 
-def reference_bench_name(device: str) -> str:
-    """The bench file's name (no ``.json``) for references trained on ``device``.
+def reference_bench_name(device: str,
+                         preset: ReferencePreset | str = ReferencePreset.DEFAULT) -> str:
+    """The bench file's name (no ``.json``) for references trained on ``device`` with ``preset``.
 
     A GPU side-by-side is its own measurement: ``reference-cuda`` sits next to the
-    CPU's ``reference`` instead of overwriting it.
+    CPU's ``reference`` instead of overwriting it; so does a preset's
+    (``reference-tuned``).
     """
-    return "reference" if device == "cpu" else f"reference-{device}"
+    name = "reference" if device == "cpu" else f"reference-{device}"
+    preset = ReferencePreset(preset)
+    return name if preset is ReferencePreset.DEFAULT else f"{name}-{preset.value}"
 
 
-def checkpoint_path(bench_dir: Path, dataset: str, name: str,
-                    seed: int = DEFAULT_SEED) -> Path:
-    """Where the reference ``name`` checkpoints its training on ``dataset`` with ``seed``."""
-    suffix = "" if seed == DEFAULT_SEED else f"-seed{seed}"
+def checkpoint_path(bench_dir: Path, dataset: str, name: str, seed: int = DEFAULT_SEED,
+                    preset: ReferencePreset | str = ReferencePreset.DEFAULT) -> Path:
+    """Where the reference ``name`` checkpoints its training on ``dataset`` with ``seed``.
+
+    Each preset has its own file, so a tuned run never resumes a default one (the
+    fingerprint would refuse it anyway, but would then overwrite it).
+    """
+    preset = ReferencePreset(preset)
+    suffix = "" if preset is ReferencePreset.DEFAULT else f"-{preset.value}"
+    suffix += "" if seed == DEFAULT_SEED else f"-seed{seed}"
     return bench_dir / "reference" / f"{dataset}-{name}{suffix}.ckpt"
 
 
@@ -240,8 +260,7 @@ def _run_child(name: str, request: str) -> dict[str, Any]:
 
 def _child(name: str, request_json: str) -> dict[str, Any]:
     """Train the reference ``name`` in this process and measure it."""
-    from models.reference.trainer import (OverallConfig, cpu_deterministic, fit_reference,
-                                          torch_threads)
+    from models.reference.trainer import cpu_deterministic, fit_reference, torch_threads
     from reasonrec.config import StudioConfig
     from reasonrec.studio import Studio
 
@@ -251,12 +270,13 @@ def _child(name: str, request_json: str) -> dict[str, Any]:
     seed = int(request.get("seed", DEFAULT_SEED))
     threads = int(request.get("threads", TORCH_THREADS))
     device = str(request.get("device", "cpu"))
+    preset = reference_config(name, request.get("preset", ReferencePreset.DEFAULT.value), seed)
     # Deterministic CUDA kernels would need CUBLAS_WORKSPACE_CONFIG set before CUDA starts,
     # and a GPU run is not bit-exact anyway: there only the thread count is fixed.
     settings = cpu_deterministic(threads) if device == "cpu" else torch_threads(threads)
     with settings:
         start = time.perf_counter()
-        fit = fit_reference(name, split, overall=OverallConfig(seed=seed),
+        fit = fit_reference(name, split, overall=preset.overall, model_config=preset.model,
                             max_epochs=request.get("max_epochs"),
                             max_seconds=request.get("max_seconds"),
                             max_batches=request.get("max_batches"),
@@ -274,7 +294,8 @@ def _child(name: str, request_json: str) -> dict[str, Any]:
             "peak_rss_mb": peak, "peak_gpu_mb": peak_gpu_mb(),
             "n_users": int(len(split.test.targets)),
             "n_parameters": sum(p.numel() for p in fit.model.parameters()),
-            "hyper_parameters": asdict(fit.model.config)}
+            "hyper_parameters": asdict(fit.model.config),
+            "reference_config": preset.describe()}
 
 
 if __name__ == "__main__":

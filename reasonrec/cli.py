@@ -175,6 +175,10 @@ def bench_reference_command(ctx: typer.Context,
                                 "cpu", "--device",
                                 help="cpu (deterministic), cuda or auto: where the references "
                                      "train."),
+                            reference_config: str = typer.Option(
+                                "default", "--reference-config",
+                                help="default (RecBole's yaml values) or tuned (GRU4Rec: batch "
+                                     "256, stop on valid NDCG@10); each checkpoints apart."),
                             as_json: bool = typer.Option(False, "--json")) -> None:
     """RecBole 1.2.1's GRU4Rec/SASRec/SR-GNN (transcribed) vs our latest runs: issue #2's bar.
 
@@ -185,7 +189,12 @@ def bench_reference_command(ctx: typer.Context,
     from models.bench_reference import (bench_reference, ours_ndcg10, reference_bench_name,
                                         reference_ndcg10)
     from models.recommenders.base import resolve_device
+    from models.reference.presets import ReferencePreset
 
+    presets = [p.value for p in ReferencePreset]
+    if reference_config not in presets:
+        raise ValueError(f"--reference-config must be {' or '.join(presets)}, "
+                         f"got {reference_config!r}")
     if device not in ("cpu", "cuda", "auto"):
         raise ValueError(f"--device must be cpu, cuda or auto, got {device!r}")
     where = resolve_device(device).type
@@ -193,7 +202,7 @@ def bench_reference_command(ctx: typer.Context,
         raise ValueError("--device cuda: this torch build sees no CUDA device")
     studio = _studio(ctx)
     names = [m.strip() for m in models.split(",") if m.strip()]
-    path = out or studio.config.bench_dir / f"{reference_bench_name(where)}.json"
+    path = out or studio.config.bench_dir / f"{reference_bench_name(where, reference_config)}.json"
     partial: list[dict[str, Any]] = []
 
     def save_partial(row: dict[str, Any]) -> None:  # a long run keeps what it finished
@@ -203,13 +212,14 @@ def bench_reference_command(ctx: typer.Context,
     result = bench_reference(studio.config, names, max_epochs=max_epochs,
                              max_seconds=max_minutes * 60 if max_minutes is not None else None,
                              on_row=save_partial, fresh=fresh, seeds=_seed_list(seeds),
-                             threads=threads, device=where)
+                             threads=threads, device=where, preset=reference_config)
     _write_json(path, result)
     typer.echo(f"wrote {path}", err=True)
     rows = []
     for r in result["models"]:
         ref = r["reference"]
-        rows.append(f"{r['model']:>8}: reference {ref['seconds_per_epoch']:.1f} s/epoch, "
+        rows.append(f"{r['model']:>8}: reference ({r['reference_config']['preset']}) "
+                    f"{ref['seconds_per_epoch']:.1f} s/epoch, "
                     f"{ref['epochs']} epochs (best {ref['best_epoch']}, {ref['stopped_by']}), "
                     f"{ref['seconds_to_best']:.0f} s to best, {ref['peak_rss_mb']:.0f} MB; test "
                     f"NDCG@10 reference={reference_ndcg10(r):.4f} ours={ours_ndcg10(r):.4f} "

@@ -204,11 +204,14 @@ class ReferenceFit:
 
 
 def _fingerprint(name: str, overall: OverallConfig, data: PrefixData, split: LeaveOneOut,
-                 max_batches: int | None, device: torch.device) -> str:
+                 max_batches: int | None, device: torch.device,
+                 model_config: Any | None = None) -> str:
     """What a checkpoint must match to be resumed: model, settings, device and the exact samples."""
     digest = hashlib.sha256()
     fields: dict[str, Any] = {"model": name, "overall": asdict(overall), "n_items": split.n_items,
                               "max_batches": max_batches}
+    if model_config is not None:  # yaml-default checkpoints keep their old fingerprint
+        fields["model_config"] = asdict(model_config)
     if device.type != "cpu":  # CPU checkpoints keep the fingerprint they were saved with
         fields["device"] = device.type
     digest.update(json.dumps(fields, sort_keys=True).encode())
@@ -234,7 +237,8 @@ def fit_reference(name: str, split: LeaveOneOut, overall: OverallConfig | None =
                   max_batches: int | None = None,
                   log: Callable[[str], None] | None = None,
                   checkpoint: Path | None = None,
-                  device: str | torch.device = "cpu") -> ReferenceFit:
+                  device: str | torch.device = "cpu",
+                  model_config: Any | None = None) -> ReferenceFit:
     """Train the reference ``name`` with RecBole's semantics, then test the best epoch.
 
     Args:
@@ -254,6 +258,8 @@ def fit_reference(name: str, split: LeaveOneOut, overall: OverallConfig | None =
             the GPU when there is one (``use_gpu``). The weights are built and the
             samples shuffled on the CPU either way, so a run starts identically
             everywhere; on CUDA the dropout stream and the float sums differ.
+        model_config: the model's config dataclass (e.g. ``GRU4RecConfig``; default
+            its yaml values), as a preset of :mod:`models.reference.presets` sets it.
 
     Deterministic on CPU for a given thread count. A CUDA run resumed from its
     checkpoint continues with a reseeded CUDA generator, so it is not bit-exact.
@@ -267,7 +273,8 @@ def fit_reference(name: str, split: LeaveOneOut, overall: OverallConfig | None =
     start = time.perf_counter()
     data = prefix_augmentation(split.train, overall.max_item_list_length)
     init_seed(overall.seed)
-    model = REFERENCE_MODELS[name](split.n_items + 1, overall.max_item_list_length)
+    model = REFERENCE_MODELS[name](split.n_items + 1, overall.max_item_list_length,
+                                   model_config)
     device = resolve_device(device) if isinstance(device, str) else device
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=overall.learning_rate,
@@ -279,7 +286,8 @@ def fit_reference(name: str, split: LeaveOneOut, overall: OverallConfig | None =
     best_score, best_state, cur_step = -np.inf, None, 0
     fit.stopped_by = "epochs"
     metric = overall.valid_metric
-    fingerprint = _fingerprint(name, overall, data, split, max_batches, device) if checkpoint else ""
+    fingerprint = _fingerprint(name, overall, data, split, max_batches, device,
+                                model_config) if checkpoint else ""
     first_epoch, earlier_seconds, finished = 1, 0.0, False
     saved = _load_checkpoint(checkpoint, fingerprint, log) if checkpoint else None
     if saved is not None:
@@ -325,7 +333,7 @@ def fit_reference(name: str, split: LeaveOneOut, overall: OverallConfig | None =
         # threads and peak RSS per epoch: a run resumed from its checkpoint still reports
         # what its training used, not what the resuming process did
         fit.epochs.append({"epoch": epoch, "loss": total / max(batches, 1),
-                           "valid_mrr10": valid[metric], "valid_ndcg10": valid["NDCG@10"],
+                           "valid_mrr10": valid["MRR@10"], "valid_ndcg10": valid["NDCG@10"],
                            "train_seconds": train_seconds, "seconds": seconds,
                            "torch_threads": torch.get_num_threads(),
                            "peak_rss_mb": peak_rss_mb()})

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from models.bench_reference import (bench_reference, checkpoint_path, reference_ndcg10,
-                                    seeds_at_defaults)
+from models.bench_reference import (bench_reference, checkpoint_path, reference_bench_name,
+                                    reference_ndcg10, seeds_at_defaults)
 from models.protocol import EvalSet, LeaveOneOut
 from models.recommenders import create
 from models.reference import REFERENCE_MODELS, SRGNN
+from models.reference.gru4rec import GRU4RecConfig
+from models.reference.presets import ReferencePreset, reference_config
 from models.recommenders.base import resolve_device
 from models.reference.trainer import (FullSortScorer, OverallConfig, _fingerprint,
                                       cpu_deterministic, evaluate_reference, fit_reference,
@@ -311,3 +316,93 @@ def test_bench_reference_rejects_unknown_model(tmp_path: Path):
         bench_reference(config, ["gru4rec", "pop"])
     with pytest.raises(RuntimeError, match="device type"):  # before any training
         bench_reference(config, ["gru4rec"], device="gpu")
+
+
+def test_presets_are_named_and_checkpoint_apart(tmp_path: Path):
+    default = reference_config("gru4rec")
+    assert default.preset is ReferencePreset.DEFAULT
+    assert default.overall == OverallConfig() and default.model is None
+    tuned = reference_config("gru4rec", "tuned", seed=7)
+    assert tuned.overall == replace(OverallConfig(seed=7), train_batch_size=256,
+                                    valid_metric="NDCG@10")
+    assert tuned.model == GRU4RecConfig(64, 128, 1, 0.3)
+    assert tuned.describe()["overall"]["train_batch_size"] == 256
+    with pytest.raises(ValueError, match="no tuned configuration for sasrec"):
+        reference_config("sasrec", "tuned")
+    with pytest.raises(ValueError, match="unknown reference configuration 'best'"):
+        reference_config("gru4rec", "best")
+    # a tuned run never resumes (or overwrites) a default-config checkpoint
+    assert checkpoint_path(tmp_path, "ml-100k", "gru4rec", 2020, "tuned").name == \
+        "ml-100k-gru4rec-tuned.ckpt"
+    assert checkpoint_path(tmp_path, "ml-100k", "gru4rec", 1, "tuned").name == \
+        "ml-100k-gru4rec-tuned-seed1.ckpt"
+    assert checkpoint_path(tmp_path, "ml-100k", "gru4rec", 1).name == "ml-100k-gru4rec-seed1.ckpt"
+    assert reference_bench_name("cpu", "tuned") == "reference-tuned"
+    assert reference_bench_name("cpu") == "reference"
+    assert reference_bench_name("cuda", "tuned") == "reference-cuda-tuned"
+
+
+def test_model_config_is_part_of_the_fingerprint():
+    split = _tiny_split()
+    data = prefix_augmentation(split.train, split.max_len)
+    cpu = torch.device("cpu")
+    overall = OverallConfig()
+    plain = _fingerprint("gru4rec", overall, data, split, None, cpu)
+    assert plain == _fingerprint("gru4rec", overall, data, split, None, cpu, None)
+    assert plain != _fingerprint("gru4rec", overall, data, split, None, cpu, GRU4RecConfig())
+    assert _fingerprint("gru4rec", overall, data, split, None, cpu, GRU4RecConfig()) != \
+        _fingerprint("gru4rec", overall, data, split, None, cpu, GRU4RecConfig(dropout_prob=0.2))
+
+
+@pytest.mark.slow
+def test_tuned_preset_reaches_model_and_trainer(ml100k_dir: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch):
+    config = load_config(overrides={"data": {"path": str(ml100k_dir), "data_dir": str(tmp_path)}})
+    _fake_run(tmp_path / "runs", "gru4rec", 0.05)
+    batches: list[int] = []
+    loss = REFERENCE_MODELS["gru4rec"].calculate_loss
+
+    def counting(self, item_seq, item_seq_len, pos_items):  # type: ignore[no-untyped-def]
+        batches.append(int(item_seq.shape[0]))
+        return loss(self, item_seq, item_seq_len, pos_items)
+
+    monkeypatch.setattr(REFERENCE_MODELS["gru4rec"], "calculate_loss", counting)
+    default = bench_reference(config, ["gru4rec"], max_epochs=1, max_batches=2, isolate=False,
+                              threads=1)["models"][0]
+    assert batches == [2048, 2048] and default["reference_config"]["preset"] == "default"
+    batches.clear()
+    result = bench_reference(config, ["gru4rec"], max_epochs=1, max_batches=2, isolate=False,
+                             threads=1, preset="tuned")
+    row = result["models"][0]
+    assert batches == [256, 256]  # trained, not resumed from the default checkpoint
+    assert result["reference"]["preset"] == "tuned"
+    assert row["reference_config"] == reference_config("gru4rec", "tuned").describe()
+    ref = row["reference"]
+    assert ref["reference_config"]["overall"]["valid_metric"] == "NDCG@10"
+    assert ref["reference_config"]["overall"]["train_batch_size"] == 256
+    assert ref["hyper_parameters"] == asdict(GRU4RecConfig(64, 128, 1, 0.3))
+    assert ref["epoch_log"][0]["valid_mrr10"] < ref["epoch_log"][0]["valid_ndcg10"]
+    assert ref["valid"]["NDCG@10"] == ref["epoch_log"][0]["valid_ndcg10"]
+    tuned_ckpt = checkpoint_path(config.bench_dir, "ml-100k", "gru4rec", preset="tuned")
+    default_ckpt = checkpoint_path(config.bench_dir, "ml-100k", "gru4rec")
+    assert tuned_ckpt != default_ckpt and tuned_ckpt.exists() and default_ckpt.exists()
+    # each preset resumes its own finished epoch: no batch trains again
+    batches.clear()
+    again = bench_reference(config, ["gru4rec"], max_epochs=1, max_batches=2, isolate=False,
+                            threads=1, preset="tuned")["models"][0]
+    assert batches == [] and again["reference"]["test"] == ref["test"]
+
+
+@pytest.mark.parametrize(("preset_args", "needle"), [
+    (["--reference-config", "best"], "--reference-config must be default or tuned, got 'best'"),
+    (["--models", "sasrec", "--reference-config", "tuned"],
+     "no tuned configuration for sasrec; tuned exists for gru4rec"),
+])
+def test_cli_rejects_a_preset_in_one_line_before_training(tmp_path: Path, preset_args: list[str],
+                                                          needle: str):
+    result = subprocess.run([sys.executable, "-m", "reasonrec.cli", "--data-dir", str(tmp_path),
+                             "bench", "reference", *preset_args],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"error: {needle}"
+    assert not (tmp_path / "bench" / "reference").exists()  # nothing trained, nothing saved
