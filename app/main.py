@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app.state import preload_reasoning
+
 # No page icons on purpose: Streamlit turns a ``:material/...:`` icon into a favicon
 # fetched from fonts.gstatic.com, and the app must make no off-machine request
 # (emoji would be inline data: URLs, but render as boxes without an emoji font).
 st.set_page_config(page_title="ReasonRec Studio", layout="wide")
 
 # The session explorer opens first: it needs only the data, so the app is
-# interactive in seconds; the model pages load their models on first visit.
+# interactive in seconds; the model pages load their models on first visit, except the
+# reasoning LLM and text encoder, which start loading in the background once the first page
+# is drawn (app.state.preload_reasoning), so that the first build need not wait for them.
 PAGES = [
     st.Page("views/session_explorer.py", title="Session explorer", url_path="session-explorer",
             default=True),
@@ -26,4 +30,7 @@ PAGES = [
 
 page = st.navigation(PAGES)
 st.title("ReasonRec Studio")
-page.run()
+try:
+    page.run()
+finally:   # also when the page stops early (st.stop); once per process, never waits
+    preload_reasoning()

