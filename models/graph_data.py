@@ -110,7 +110,7 @@ class GraphOptions:
 
 
 class TextEncoder(Protocol):
-    """What the intent table needs of #3's text encoder (``reasoning.localizer.GGUFTextEncoder``).
+    """What the intent table needs of #3's text encoder (``reasoning.sentence_encoder.SentenceEncoder``).
 
     Attributes:
         identity: names the weights and pooling; vectors are cached under it.
@@ -226,11 +226,12 @@ def _with_unknown_row(vectors: torch.Tensor, rows: int) -> torch.Tensor:
 def standardize_vectors(raw: torch.Tensor) -> torch.Tensor:
     """Per-dimension z-scores over the rows, scaled by ``1/sqrt(text_dim)`` (rows ~unit norm).
 
-    The GGUF encoder's hidden states have a few dimensions with huge
-    activations in every text (see ``reasoning.localizer``); fed raw through
-    the projection they would swamp the item features of G_div and make all
-    intents look alike. Statistics come from the index's own texts, and the
-    result is frozen with the run, so a run's table never changes under it.
+    Raw encoder states can have a few dimensions with huge activations in
+    every text (the GGUF hidden states the first fused runs used did); fed raw
+    through the projection they would swamp the item features of G_div and
+    make all intents look alike. Centring also removes what every intent text
+    shares. Statistics come from the index's own texts, and the result is
+    frozen with the run, so a run's table never changes under it.
 
     Shapes:
         ``raw [n, text_dim]`` -> ``[n, text_dim]``.
@@ -255,7 +256,7 @@ def cached_intent_table(index: IntentIndex, encoder: TextEncoder, cache_dir: Pat
     The file is keyed by the encoder's identity (weights and pooling) and the
     texts' digest (row order included) and written atomically, so it is whole
     or absent; a second run reads it and never calls ``encoder.encode``, which
-    for :class:`reasoning.localizer.GGUFTextEncoder` means transformers is
+    for :class:`reasoning.sentence_encoder.SentenceEncoder` means transformers is
     never loaded. A damaged or mismatched file is recomputed.
 
     Args:

@@ -126,7 +126,7 @@ def bench_reasoning(dataset: Dataset, config: ReasoningConfig, n_users: int,
     started = time.perf_counter()
     backend = open_backend(config)
     load_seconds = time.perf_counter() - started
-    localizer = open_localizer(dataset.catalogue, config, getattr(backend, "path", None))
+    localizer = open_localizer(dataset, config)
     cold = GraphBuilder(backend, dataset.catalogue, config, None, localizer)
     warm_up = cold.warm_up(encoder=True)
 

@@ -323,6 +323,5 @@ def open_builder(dataset: Dataset, config: ReasoningConfig, *, kb: bool | None =
     backend = backend or open_backend(config)
     use_kb = config.kb_enabled if kb is None else kb
     store = KnowledgeBase(config.kb_path) if use_kb else None
-    llm_path = getattr(backend, "path", None)
-    localizer = open_localizer(dataset.catalogue, config, llm_path)
+    localizer = open_localizer(dataset, config)
     return GraphBuilder(backend, dataset.catalogue, config, store, localizer)

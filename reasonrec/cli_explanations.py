@@ -77,8 +77,7 @@ def register(bench_app: typer.Typer) -> None:
         ws = workspace(st, settings, _log)
         explainer = ws.explainer(ws.fused(settings.variant))
         # Interest-to-item facts read the localizer's encoder (the one the graphs used).
-        explainer.interest_similarity = open_localizer(st.dataset.catalogue,
-                                                       reasoning_config(st))
+        explainer.interest_similarity = open_localizer(st.dataset, reasoning_config(st))
         ids = [u.user_id for u in ws.user_graphs]
         ids = ids[:users] if users else ids
         result = bench_explanations(explainer, ids, log=_log)

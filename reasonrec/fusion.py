@@ -6,8 +6,8 @@ The app (#5) builds its explainer the same way the CLI does::
     explainer = ws.explainer(ws.fused(studio.config.fusion.variant))
     explainer.explain(user_id)        # or point / top_k / counterfactual / explain_item
 
-Intent nodes read #3's text encoder (:func:`intent_encoder`: transformers
-loading the reasoning config's encoder GGUF, by default the LLM's own); its
+Intent nodes read #3's text encoder (:func:`intent_encoder`: the reasoning
+config's sentence encoder, by default the packaged all-MiniLM-L6-v2); its
 table is cached in the data directory, so only the first run with a new
 vocabulary or new graphs loads transformers.
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from models.fusion.workspace import FusionWorkspace
     from models.graph_sources import GraphSource
     from reasoning.config import ReasoningConfig
-    from reasoning.localizer import GGUFTextEncoder
+    from reasoning.sentence_encoder import SentenceEncoder
     from reasonrec.studio import Studio
 
 
@@ -43,31 +43,29 @@ def graphs_dir(studio: Studio) -> Path:
     return reasoning_config(studio).graphs_dir
 
 
-def intent_encoder(studio: Studio) -> tuple[GGUFTextEncoder, Path]:
+def intent_encoder(studio: Studio) -> tuple[SentenceEncoder, Path]:
     """#3's text encoder and the folder its vectors are cached in, as the localizer picks them.
 
-    The GGUF is ``reasoning.encoder_model_path``, else the LLM's own file
-    (``reasoning.model_path`` or the packaged default), exactly as
-    ``reasoning.localizer.open_localizer`` chooses it, so intent vectors and
-    localization come from one encoder; the cache is ``embeddings_dir``, where
-    its converted copy and the item vectors live. Nothing is loaded here.
+    The encoder is ``reasoning.encoder_path``, else the packaged all-MiniLM-L6-v2
+    (``reasoning.sentence_encoder.open_text_encoder``, as
+    ``reasoning.localizer.open_localizer`` opens it), so intent vectors and
+    localization come from one encoder; the cache is ``embeddings_dir``, next
+    to the item vectors. Nothing is loaded here.
 
     Raises:
-        models.fusion.workspace.IntentEncoderError: no such GGUF (the message says how to
-            install one); a ValueError, so the CLI prints it without a traceback.
+        models.fusion.workspace.IntentEncoderError: no such encoder (the message says how to
+            install it); a ValueError, so the CLI prints it without a traceback.
     """
     from models.fusion.workspace import IntentEncoderError
     from reasoning.backend import ModelFileError
-    from reasoning.llama_backend import resolve_model_path
-    from reasoning.localizer import GGUFTextEncoder
+    from reasoning.sentence_encoder import open_text_encoder
 
     config = reasoning_config(studio)
     try:
-        path = (Path(config.encoder_model_path).expanduser() if config.encoder_model_path
-                else resolve_model_path(config))
-        return GGUFTextEncoder(path, config.threads, config.embeddings_dir), config.embeddings_dir
+        encoder = open_text_encoder(config.encoder_path, config.resolved_data_dir, config.threads)
     except ModelFileError as exc:
         raise IntentEncoderError(f"intent nodes need #3's text encoder: {exc}") from None
+    return encoder, config.embeddings_dir
 
 
 def graph_source(studio: Studio, settings: FusionSettings) -> GraphSource:

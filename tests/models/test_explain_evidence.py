@@ -34,8 +34,7 @@ def shipped():
     studio = Studio(load_config(None, {"fusion": {"graphs": "bundle"}}))
     ws = workspace(studio, studio.config.fusion)
     explainer = ws.explainer(ws.fused(studio.config.fusion.variant, train_if_missing=False))
-    explainer.interest_similarity = open_localizer(studio.dataset.catalogue,
-                                                   reasoning_config(studio))
+    explainer.interest_similarity = open_localizer(studio.dataset, reasoning_config(studio))
     return studio, ws, explainer
 
 

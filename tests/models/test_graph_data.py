@@ -313,22 +313,21 @@ def test_intent_table_refuses_bad_vectors_and_caches_nothing(tmp_path: Path) -> 
 @pytest.mark.llm
 @pytest.mark.slow
 def test_real_text_encoder_builds_and_caches_the_intent_table(tmp_path: Path) -> None:
-    """#3's GGUF encoder (its converted copy shared with tests/reasoning) on a few texts."""
+    """#3's sentence encoder (all-MiniLM-L6-v2, shared with tests/reasoning) on a few texts."""
     from models.data import default_data_dir
-    from reasoning.llama_backend import default_model_path
-    from reasoning.localizer import GGUFTextEncoder
+    from reasoning.sentence_encoder import open_text_encoder
 
-    # The converted encoder lives where the studio (and tests/reasoning) keep it,
-    # so it is converted at most once; the intent table goes to tmp_path.
-    shared = default_data_dir() / "reasoning" / "embeddings"
+    # The encoder is extracted where the studio (and tests/reasoning) keep it,
+    # so it is extracted at most once; the intent table goes to tmp_path.
+    shared = default_data_dir()
     index = IntentIndex([INTENTS[0], INTENTS[2], "space battles", FREE_TEXT])
-    encoder = GGUFTextEncoder(default_model_path(), 1, shared)
+    encoder = open_text_encoder("", shared, 1)
     started = time.perf_counter()
     table = cached_intent_table(index, encoder, tmp_path)
     encoded = time.perf_counter() - started
-    assert encoder.loaded and table.shape == (5, 576) and torch.isfinite(table).all()
-    assert torch.equal(table[0], torch.zeros(576)) and (table[1:].norm(dim=1) > 0.5).all()
-    fresh = GGUFTextEncoder(default_model_path(), 1, shared)
+    assert encoder.loaded and table.shape == (5, 384) and torch.isfinite(table).all()
+    assert torch.equal(table[0], torch.zeros(384)) and (table[1:].norm(dim=1) > 0.5).all()
+    fresh = open_text_encoder("", shared, 1)
     started = time.perf_counter()
     assert torch.equal(cached_intent_table(index, fresh, tmp_path), table)
     cached = time.perf_counter() - started

@@ -52,4 +52,4 @@ def llama_backend() -> Iterator[LLMBackend]:
 @pytest.fixture(scope="session")
 def ml100k_localizer(ml100k: Dataset, shared_embeddings_dir: Path) -> IntentLocalizer:
     """The default hybrid localizer over ml-100k (its encoder loads on first use)."""
-    return open_localizer(ml100k.catalogue, load_reasoning_config({}), cache_dir=shared_embeddings_dir)
+    return open_localizer(ml100k, load_reasoning_config({}), cache_dir=shared_embeddings_dir)

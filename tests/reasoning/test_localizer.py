@@ -1,4 +1,4 @@
-"""Localizing free-text intents: lexical unit tests, then the real GGUF encoder (llm)."""
+"""Localizing free-text intents: lexical unit tests, then the real sentence encoder (llm)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from models.data import Dataset
-from reasoning.llama_backend import default_model_path
-from reasoning.localizer import GGUFTextEncoder, IntentLocalizer, words
+from models.protocol import leave_one_out
+from reasoning.localizer import IntentLocalizer, training_popularity, words
 
 
 class _NoEncoder:
@@ -57,15 +57,36 @@ def test_encoder_matches_meaning(ml100k: Dataset, ml100k_localizer: IntentLocali
     np.testing.assert_allclose(again._vectors, localizer._vectors)
 
 
-@pytest.mark.llm
-@pytest.mark.slow
-def test_converted_encoder_copy_gives_the_gguf_vectors(tmp_path: Path) -> None:
-    """The saved copy is only a faster way to load: vectors are identical."""
-    texts = ["space battles", "Star Wars (1977) [Action, Adventure, Romance, Sci-Fi, War]", "x"]
-    first = GGUFTextEncoder(default_model_path(), 1, tmp_path)
-    from_gguf = first.encode(texts)
-    assert first.loaded_from.endswith(".gguf") and first.converted_dir.is_dir()
-    second = GGUFTextEncoder(default_model_path(), 1, tmp_path)
-    np.testing.assert_array_equal(second.encode(texts), from_gguf)
-    assert second.loaded_from == str(second.converted_dir)
-    assert from_gguf.shape == (3, 576) and np.isfinite(from_gguf).all()
+def test_training_popularity_never_counts_validation_or_test_targets(ml100k: Dataset) -> None:
+    counts = training_popularity(ml100k)
+    split = leave_one_out(ml100k)
+    assert counts.shape == (len(ml100k.catalogue),)
+    assert counts.sum() == sum(len(h) for h in split.train)
+    everything = np.bincount(np.concatenate(ml100k.histories), minlength=len(ml100k.catalogue) + 1)[1:]
+    held_out = np.bincount(np.concatenate([split.valid.targets, split.test.targets]),
+                           minlength=len(ml100k.catalogue) + 1)[1:]
+    np.testing.assert_array_equal(counts, everything - held_out)
+
+
+class _SameVector:
+    """Every text gets the same vector, so only the popularity prior can rank items."""
+
+    identity = "same-vector"
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return np.ones((len(texts), 4), dtype=np.float32)
+
+
+def test_popularity_prior_ranks_equal_matches_by_training_popularity(ml100k: Dataset,
+                                                                     tmp_path: Path) -> None:
+    counts = training_popularity(ml100k)
+    plain = IntentLocalizer(ml100k.catalogue, _SameVector(), tmp_path)
+    with_prior = IntentLocalizer(ml100k.catalogue, _SameVector(), tmp_path, popularity=counts,
+                                 popularity_weight=0.15)
+    assert [i for i, _ in plain.rank("space battles", 3)] == [1, 2, 3]   # ties: lowest index
+    ranked = with_prior.rank("space battles", 3)
+    assert [i for i, _ in ranked] == [int(i) + 1 for i in np.argsort(-counts, kind="stable")[:3]]
+    assert ranked[0][1] == 1.0 and all(0 < w <= 1 for _, w in ranked)
+    assert plain.identity != with_prior.identity        # KB localizations are kept apart
+    with pytest.raises(ValueError, match="popularity"):
+        IntentLocalizer(ml100k.catalogue, _SameVector(), tmp_path, popularity=np.ones(3))
