@@ -276,6 +276,8 @@ cli_fusion.register(app, bench_app, _studio, _emit, _write_json)
 from reasonrec.cli_reasoning import register as _register_reasoning  # noqa: E402 (needs the apps)
 
 _register_reasoning(app, bench_app)
+from reasonrec.cli_localize import register as _register_localize  # noqa: E402
+_register_localize(app)
 
 
 def main() -> None:
