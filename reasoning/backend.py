@@ -23,6 +23,10 @@ class LLMTimeout(LLMError):
     """The backend did not answer in time."""
 
 
+class ScoringNotSupported(LLMError):
+    """The backend cannot return log-probabilities of given text (see ``score_continuations``)."""
+
+
 class ModelFileError(LLMError):
     """The GGUF model file is missing or unreadable; the message names the path and a fix."""
 
@@ -89,6 +93,23 @@ class LLMResponse:
     logprobs: list[TokenLogprob] | None = None
 
 
+@dataclass(frozen=True)
+class ContinuationScores:
+    """What :meth:`LLMBackend.score_continuations` returns.
+
+    Attributes:
+        logprobs: total log-probability of each continuation, in the order asked.
+        lengths: tokens of each continuation (for per-token normalization).
+        tokens_read: tokens the model read (prefix not already cached plus continuations).
+        seconds: wall time of the call.
+    """
+
+    logprobs: list[float]
+    lengths: list[int]
+    tokens_read: int
+    seconds: float
+
+
 class LLMBackend(ABC):
     """A chat model behind one method. Implementations must be thread-safe."""
 
@@ -109,6 +130,20 @@ class LLMBackend(ABC):
     @abstractmethod
     def info(self) -> dict[str, Any]:
         """What the backend runs on: model, offloaded layers, threads, URL..."""
+
+    def score_continuations(self, prefix: str, continuations: list[str]) -> ContinuationScores:
+        """Total log-probability of each continuation right after the raw text ``prefix``.
+
+        Multiple-choice scoring as lm-evaluation-harness does it: no generation,
+        no chat template; the prefix is read once and each continuation is
+        scored as the text that follows it. Callers normalize (e.g. by length).
+
+        Raises:
+            ScoringNotSupported: the backend cannot score text (e.g. a server
+                without prompt log-probabilities).
+            LLMError: any other failure.
+        """
+        raise ScoringNotSupported(f"{type(self).__name__} cannot score continuations")
 
     def prime(self, messages: list[list[dict[str, str]]]) -> None:
         """Prepare for requests that start with these chat turns (e.g. read their prompt).

@@ -36,11 +36,12 @@ from reasoning.diverge import STAGE as DIVERGE_STAGE
 from reasoning.graph import BuildLog, ChainRecord, new_graph
 from reasoning.kb import KnowledgeBase
 from reasoning.localizer import IntentLocalizer
-from reasoning.prompts import (STAGE_PROMPTS, IntentVocabulary, load_intents, load_prompt,
-                               prompt_versions)
+from reasoning.prompts import (SCORED_PROMPTS, STAGE_PROMPTS, IntentVocabulary, load_intents,
+                               load_prompt, prompt_versions)
 from reasoning.structured import Asker, StageTokenCallback
 from reasoning.verify import STAGE as VERIFY_STAGE
-from reasoning.verify import Verdict, verify_chain
+from reasoning.verify import (Verdict, VerifySetup, popularity_ranks, training_popularity,
+                              verify_chain)
 
 CHAIN_STAGE = "chain"
 
@@ -61,6 +62,8 @@ class SessionWindow:
             history); recorded on the graph, never shown to the LLM.
         target_position: history position of the target (window end).
         viewer: the user's attributes as the prompts show them.
+        seen: catalogue indices of every item before ``target_position`` (the
+            window included): divergent candidates skip what the user has seen.
     """
 
     dataset: str
@@ -69,6 +72,7 @@ class SessionWindow:
     target: Item | None
     target_position: int
     viewer: str
+    seen: frozenset[int] = frozenset()
 
 
 def session_window(dataset: Dataset, user: str, l_tru: int, position: int | None = None) -> SessionWindow:
@@ -99,7 +103,8 @@ def session_window(dataset: Dataset, user: str, l_tru: int, position: int | None
     target = catalogue[int(history[position])] if position < len(history) else None
     return SessionWindow(dataset=dataset.name, user=str(user), items=items, target=target,
                          target_position=position,
-                         viewer=viewer_text(dataset.user_attributes.get(str(user), {})))
+                         viewer=viewer_text(dataset.user_attributes.get(str(user), {})),
+                         seen=frozenset(int(i) for i in history[:position]))
 
 
 class GraphBuilder:
@@ -113,17 +118,24 @@ class GraphBuilder:
         localizer: maps divergent intents to items; ``None`` skips localization
             (intent nodes are still added).
         vocabulary: the intent labels of stage 1 (default ``assets/prompts/intents.toml``).
+        popularity: training interactions per catalogue index (see
+            :func:`reasoning.verify.training_popularity`); verification draws
+            distractors of the masked item's popularity. ``None``: index neighbours.
     """
 
     def __init__(self, backend: LLMBackend, catalogue: Catalogue, config: ReasoningConfig,
                  kb: KnowledgeBase | None, localizer: IntentLocalizer | None,
-                 vocabulary: IntentVocabulary | None = None) -> None:
+                 vocabulary: IntentVocabulary | None = None,
+                 popularity: Any = None) -> None:
         self.backend = backend
         self.catalogue = catalogue
         self.config = config
         self.kb = kb
         self.localizer = localizer
         self.vocabulary = vocabulary or load_intents()
+        self.popularity = popularity
+        self.verify_setup = VerifySetup(
+            ranks=None if popularity is None else popularity_ranks(popularity, len(catalogue)))
         self._settings: dict[str, Any] | None = None
 
     @property
@@ -140,7 +152,8 @@ class GraphBuilder:
                       "tau": c.tau, "masks_per_chain": c.masks_per_chain,
                       "n_distractors": c.n_distractors, "seed": c.seed,
                       "temperature": c.temperature, "text_limit": c.text_limit,
-                      "localizer": self.localizer.identity if self.localizer else None}
+                      "localizer": self.localizer.identity if self.localizer else None,
+                      "distractors_by_popularity": self.verify_setup.ranks is not None}
             text = json.dumps(values, sort_keys=True, separators=(",", ":"))
             values["key"] = hashlib.sha256(text.encode()).hexdigest()[:16]
             self._settings = values
@@ -153,7 +166,7 @@ class GraphBuilder:
         settings (and their key) are the same, so they are not recomputed.
         """
         twin = GraphBuilder(self.backend, self.catalogue, self.config, kb, self.localizer,
-                            self.vocabulary)
+                            self.vocabulary, self.popularity)
         twin._settings = self.settings
         return twin
 
@@ -167,7 +180,7 @@ class GraphBuilder:
         seconds: dict[str, float] = {}
         started = time.perf_counter()
         heads = [load_prompt(name).head({"k": self.config.k_intents} if name == "diverge" else None)
-                 for name in STAGE_PROMPTS]
+                 for name in STAGE_PROMPTS if name not in SCORED_PROMPTS]
         self.backend.prime(heads)
         seconds["prompt_cache"] = time.perf_counter() - started
         if self.localizer is not None and self.localizer.uses_encoder:
@@ -196,11 +209,11 @@ class GraphBuilder:
         config = self.config
 
         with _timed(log, CHAIN_STAGE):
-            chains, links = build_chains(asker, items, self.vocabulary, session.viewer,
-                                         config.text_limit)
+            chains, links = build_chains(asker, items, self.vocabulary, session.viewer)
         with _timed(log, VERIFY_STAGE):
-            verdicts = {c.id: verify_chain(asker, c, items, self.catalogue, config) for c in chains}
-        extensions = self._diverge(asker, log, chains, verdicts, items)
+            verdicts = {c.id: verify_chain(asker, c, items, self.catalogue, config, self.verify_setup)
+                        for c in chains}
+        extensions = self._diverge(asker, log, chains, verdicts, items, session.seen)
 
         graph = new_graph(session.dataset, session.user, [i.index for i in items],
                           [i.item_id for i in items],
@@ -221,10 +234,14 @@ class GraphBuilder:
         return graph
 
     def _diverge(self, asker: Asker, log: BuildLog, chains: list[Chain], verdicts: dict[str, Verdict],
-                 items: list[Item]) -> dict[str, list[tuple[str, list[tuple[int, float]]]]]:
-        """Per verified chain: ``[(intent text, [(catalogue index, weight), ...]), ...]``."""
+                 items: list[Item], seen: frozenset[int] = frozenset()
+                 ) -> dict[str, list[tuple[str, list[tuple[int, float]]]]]:
+        """Per verified chain: ``[(intent text, [(catalogue index, weight), ...]), ...]``.
+
+        Candidates skip the window and everything else the user saw before it (``seen``).
+        """
         config = self.config
-        window = {item.index for item in items}
+        window = {item.index for item in items} | seen
         out: dict[str, list[tuple[str, list[tuple[int, float]]]]] = {}
         for chain in chains:
             if verdicts[chain.id].status != "verified":
@@ -324,4 +341,6 @@ def open_builder(dataset: Dataset, config: ReasoningConfig, *, kb: bool | None =
     use_kb = config.kb_enabled if kb is None else kb
     store = KnowledgeBase(config.kb_path) if use_kb else None
     localizer = open_localizer(dataset, config)
-    return GraphBuilder(backend, dataset.catalogue, config, store, localizer)
+    popularity = training_popularity([dataset.history(u) for u in dataset.user_ids],
+                                     len(dataset.catalogue))
+    return GraphBuilder(backend, dataset.catalogue, config, store, localizer, popularity=popularity)

@@ -8,12 +8,15 @@ the knowledge base can reuse most of the work across sessions:
   movie gets the same question in every session that holds it.
 * **chain** (structural): the viewer's attributes, the chains so far (named by
   their intents) and the new item's intent -> the chain it continues, or
-  ``new``, with a reason of a few words. It names no movie, so the question
-  recurs whenever the same intents meet.
+  ``new``. It names no movie, so the question recurs whenever the same
+  intents meet.
+* **reason** (about the films, :mod:`reasoning.reasons`): what the item
+  shares with the chain it joins, or what the new interest is, chosen by the
+  LLM among phrases built from the data.
 
-The first item always starts chain ``c1``: there is nothing to ask. When the
-LLM fails a question (after its retry), the item gets a rule-based answer and
-the build log records the dropped piece and the fallback used.
+The first item always starts chain ``c1``: there is no chain to ask about. When
+the LLM fails a question (after its retry), the item gets a rule-based answer
+and the build log records the dropped piece and the fallback used.
 """
 
 from __future__ import annotations
@@ -22,11 +25,11 @@ from dataclasses import dataclass, field
 
 from models.data import Item
 from reasoning.prompts import IntentVocabulary, load_prompt
+from reasoning.reasons import choose_reason
 from reasoning.schemas import NEW_CHAIN, ChainAnswer, IntentAnswer, chain_schema, intent_schema
 from reasoning.structured import Asker, Question
 
 STAGE = "chain"
-FIRST_ITEM_REASON = "first item of the window"
 MAX_INTENT_OPTIONS = 4   # a short enum: shorter prompts, fewer ways for a small model to stray
 # Attributes shown to the LLM, coarsened so that chain questions still recur
 # across viewers (an exact age or a zip code would make every question unique).
@@ -105,8 +108,8 @@ def chain_options(chains: list[Chain], intent: str) -> list[str]:
 
 
 def choose_chain(asker: Asker, step: int, item: Item, intent: str, chains: list[Chain],
-                 viewer: str, text_limit: int) -> tuple[str, str]:
-    """``(chain id or "new", reason)`` for the item at ``step``."""
+                 viewer: str) -> str:
+    """The chain id the item at ``step`` continues, or ``"new"``."""
     prompt = load_prompt("chain")
     options = chain_options(chains, intent)
     listing = "; ".join(label for label in options if label != NEW_CHAIN)
@@ -116,24 +119,23 @@ def choose_chain(asker: Asker, step: int, item: Item, intent: str, chains: list[
         messages=prompt.messages(viewer=viewer, chains=listing, intent=intent,
                                  options=", ".join(options)),
         schema=chain_schema(options), answer_model=ChainAnswer,
-        context={"options": options, "text_limit": text_limit},
+        context={"options": options},
         key_fields={"viewer": viewer, "chains": listing, "intent": intent, "options": options},
         piece=f"chain of step {step} (item {item.item_id})",
         fallback=(f"joined {same_intent[-1].id}, the latest chain with the same intent"
                   if same_intent else "started a new chain"))
     answer = asker.ask(question)
     if answer is None:
-        return (same_intent[-1].id if same_intent else NEW_CHAIN), ""
+        return same_intent[-1].id if same_intent else NEW_CHAIN
     if answer["chain"] == NEW_CHAIN:
-        return NEW_CHAIN, answer["reason"]
+        return NEW_CHAIN
     # Several chains may share an intent (the LLM may start a new one for it):
     # the item continues the one that grew most recently.
-    target = max((c for c in chains if c.intent == answer["chain"]), key=lambda c: c.steps[-1])
-    return target.id, answer["reason"]
+    return max((c for c in chains if c.intent == answer["chain"]), key=lambda c: c.steps[-1]).id
 
 
-def build_chains(asker: Asker, items: list[Item], vocabulary: IntentVocabulary, viewer: str,
-                 text_limit: int) -> tuple[list[Chain], list[Link]]:
+def build_chains(asker: Asker, items: list[Item], vocabulary: IntentVocabulary,
+                 viewer: str) -> tuple[list[Chain], list[Link]]:
     """Chains over ``items`` (the window, in order) and how each item joined them.
 
     Intents are asked first for the whole window: consecutive questions with the
@@ -143,17 +145,16 @@ def build_chains(asker: Asker, items: list[Item], vocabulary: IntentVocabulary, 
     chains: list[Chain] = []
     links: list[Link] = []
     for step, (item, intent) in enumerate(zip(items, intents)):
-        if not chains:
-            chosen, reason = NEW_CHAIN, FIRST_ITEM_REASON
-        else:
-            chosen, reason = choose_chain(asker, step, item, intent, chains, viewer, text_limit)
+        chosen = choose_chain(asker, step, item, intent, chains, viewer) if chains else NEW_CHAIN
         if chosen == NEW_CHAIN:
             chain = Chain(id=f"c{len(chains) + 1}", intent=intent)
             chains.append(chain)
             previous = None
+            reason = choose_reason(asker, step, item, None)
         else:
             chain = next(c for c in chains if c.id == chosen)
             previous = chain.steps[-1]
+            reason = choose_reason(asker, step, item, [items[s] for s in chain.steps])
         chain.steps.append(step)
         links.append(Link(step=step, chain=chain.id, intent=intent, reason=reason,
                           previous_step=previous))

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-STAGE_PROMPTS = ("intent", "chain", "verify", "diverge")
+STAGE_PROMPTS = ("intent", "chain", "verify", "diverge", "reason_join", "reason_new")
+# Prompts whose options are scored by log-probability (raw text, no chat turns).
+SCORED_PROMPTS = ("verify", "reason_join", "reason_new")
 
 
 class PromptError(ValueError):
@@ -52,6 +54,15 @@ class Prompt:
             task, example = task.format(**task_fields), example.format(**task_fields)
         return [{"role": "system", "content": task}, {"role": "user", "content": example},
                 {"role": "assistant", "content": self.example_output}]
+
+    def scored_text(self, **input_fields: object) -> str:
+        """Raw text for multiple-choice scoring: task, the worked example, then the input.
+
+        The example's answer and every scored option start with a space; the
+        text ends where the option begins.
+        """
+        return (f"{self.task}\n\n{self.example_input}{self.example_output}\n\n"
+                f"{self.input.format(**input_fields)}")
 
     def messages(self, task_fields: dict[str, object] | None = None,
                  **input_fields: object) -> list[dict[str, str]]:
@@ -101,6 +112,7 @@ class Intent:
     label: str
     genres: tuple[str, ...]
     description: str
+    dominant: bool = False   # an item with any of its genres is offered it first
 
 
 @dataclass(frozen=True)
@@ -125,7 +137,9 @@ class IntentVocabulary:
 
         Fit is the share of the intent's genres the item has plus the share of
         the item's genres the intent covers, so a specific match ("Comedy" ->
-        "a good laugh") beats a broad one; ties keep file order. Small models
+        "a good laugh") beats a broad one; ties keep file order. A ``dominant``
+        intent comes first whenever it matches: a children's comedy is "family
+        fun" before it is "a good laugh". Small models
         favour the first option, so this order is the prior the LLM starts from.
         An item whose genres match no intent is offered every intent (the first ``limit``).
         """
@@ -136,10 +150,10 @@ class IntentVocabulary:
             shared = len(wanted & own)
             if shared:
                 fit = shared / len(own) + shared / len(wanted)
-                scored.append((-fit, position, intent.label))
+                scored.append((not intent.dominant, -fit, position, intent.label))
         if not scored:
             return self.labels[:limit]
-        return [label for _, _, label in sorted(scored)][:limit]
+        return [entry[-1] for entry in sorted(scored)][:limit]
 
 
 @lru_cache(maxsize=None)
@@ -154,7 +168,8 @@ def load_intents() -> IntentVocabulary:
         raise PromptError(f"assets/prompts/intents.toml: {exc}") from None
     try:
         intents = tuple(Intent(label=str(e["label"]), genres=tuple(e.get("genres", ())),
-                               description=str(e.get("description", "")))
+                               description=str(e.get("description", "")),
+                               dominant=bool(e.get("dominant", False)))
                         for e in data["intent"])
         version = _tagged(data["version"], text)
     except (KeyError, TypeError) as exc:

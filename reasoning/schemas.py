@@ -34,12 +34,7 @@ def intent_schema(options: list[str]) -> dict[str, Any]:
 
 def chain_schema(options: list[str]) -> dict[str, Any]:
     """``options``: the existing chains' intents plus :data:`NEW_CHAIN`, most plausible first."""
-    return _object({"chain": {"type": "string", "enum": list(options)},
-                    "reason": {"type": "string"}}, ["chain", "reason"])
-
-
-def verify_schema(letters: list[str]) -> dict[str, Any]:
-    return _object({"answer": {"type": "string", "enum": list(letters)}}, ["answer"])
+    return _object({"chain": {"type": "string", "enum": list(options)}}, ["chain"])
 
 
 DIVERGE_MAX_CHARS = 32   # an intent is "a few words"; see the module docstring
@@ -93,34 +88,19 @@ class IntentAnswer(BaseModel):
 
 
 class ChainAnswer(BaseModel):
-    """Stage 1b. Context: ``options`` (chain intents and ``"new"``), ``text_limit``."""
+    """Stage 1b. Context: ``options`` (chain intents and ``"new"``).
+
+    No free-text reason: the 135M model wrote templates there ("no romance
+    chain yet"); reasons are chosen about the films in :mod:`reasoning.reasons`.
+    """
 
     model_config = ConfigDict(extra="forbid")
     chain: str
-    reason: str
 
     @field_validator("chain")
     @classmethod
     def _known_chain(cls, value: str, info: ValidationInfo) -> str:
         return _one_of(value, info, "options", "is neither an existing chain's intent nor 'new'")
-
-    @field_validator("reason")
-    @classmethod
-    def _short_reason(cls, value: str, info: ValidationInfo) -> str:
-        limit = int((info.context or {}).get("text_limit", 48))
-        return clip_text(value, limit)
-
-
-class VerifyAnswer(BaseModel):
-    """Stage 3. Context: ``letters``."""
-
-    model_config = ConfigDict(extra="forbid")
-    answer: str
-
-    @field_validator("answer")
-    @classmethod
-    def _a_letter(cls, value: str, info: ValidationInfo) -> str:
-        return _one_of(value, info, "letters", "is not an option letter")
 
 
 class DivergeAnswer(BaseModel):
@@ -184,4 +164,4 @@ def example_schemas() -> dict[str, dict[str, Any]]:
     labels = load_intents().labels
     return {"intent": intent_schema(labels[:3]),
             "chain": chain_schema([labels[0], labels[4], NEW_CHAIN]),
-            "verify": verify_schema(["A", "B", "C", "D"]), "diverge": diverge_schema(3)}
+            "diverge": diverge_schema(3)}

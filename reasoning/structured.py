@@ -23,7 +23,8 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ValidationError
 
-from reasoning.backend import LLMBackend, LLMError, LLMRequest, LLMResponse, LLMTimeout
+from reasoning.backend import (ContinuationScores, LLMBackend, LLMError, LLMRequest, LLMResponse,
+                               LLMTimeout)
 from reasoning.config import ReasoningConfig
 from reasoning.graph import BuildLog, DroppedPiece
 from reasoning.kb import KnowledgeBase
@@ -130,6 +131,29 @@ class Asker:
                   "; ".join(f"attempt {i + 1}: {f}" for i, f in enumerate(failures)),
                   question.fallback)
         return None
+
+    def score(self, stage: str, piece: str, prefix: str, continuations: list[str],
+              fallback: str = "") -> ContinuationScores | None:
+        """Log-probabilities of ``continuations`` after ``prefix`` (multiple-choice scoring).
+
+        Booked on the log as one LLM call; ``None`` when the backend fails or
+        cannot score (the piece is dropped with the reason). Scores are not
+        validated answers, so there is nothing to retry.
+        """
+        try:
+            scored = self.backend.score_continuations(prefix, continuations)
+        except LLMError as exc:
+            self._book(stage, None)
+            self.drop(stage, piece, f"scoring failed: {exc}", fallback)
+            return None
+        with self._lock:
+            self.log.llm_calls += 1
+            entry = self.log.stage(stage)
+            entry.llm_calls += 1
+            self.log.tokens_in += scored.tokens_read
+            self.log.llm_seconds += scored.seconds
+            entry.tokens_in += scored.tokens_read
+        return scored
 
     def _call(self, question: Question, max_tokens: int, temperature: float,
               attempt: int) -> tuple[LLMResponse | None, str | None]:

@@ -1,40 +1,73 @@
-"""Stage 3: self-verification and scoring of chains.
+"""Stage 3: self-verification and scoring of chains, by multiple-choice log-likelihood.
 
-For each chain, mask one item at a time and ask the LLM to pick it from
-options: the true item plus distractors from the catalogue. A mask's recovery
-is the probability the model gives the true option (from token
-log-probabilities) or, when the backend gives none, 1 for a right and 0 for a
-wrong answer. The chain's score is the mean recovery over its masks; chains
-with score >= tau are kept (verified), the others stay in the graph, rejected.
-A chain none of whose masks could be asked is ``unverified`` (score ``None``).
+For each chain, mask one item at a time (several masks per chain) and ask how
+well the LLM recovers it among distractors, as lm-evaluation-harness scores
+multiple choice: the prompt lists the chain's intent and its other titles, and
+each option's one-line description is scored as the text that follows, by its
+log-probability (:meth:`reasoning.backend.LLMBackend.score_continuations`; the
+prompt is read once per mask). A softmax over the options' scores gives the
+probability of the true item: the mask's ``recovered``. The chain's score is
+the mean over its masks; chains with score >= tau are kept (verified), the
+others stay in the graph, rejected. A chain none of whose masks could be
+scored is ``unverified`` (score ``None``).
 
-What makes the questions recur in the knowledge base: the distractors and the
-true option's letter depend only on the seed and the masked item, and the
-prompt shows the chain's intent and the options, not the titles around the
-mask. A mask question is then item-level (item and intent) and recurs across
-sessions; with up to three neighbouring titles shown, no question recurred in
-a 60-session bench. A whole chain's score is stored too (``verified_chain``),
-keyed by its items.
+Distractors are matched on popularity (training interaction counts: items of
+about the same popularity rank), so a chain does not pass because its items
+are well known, and they never repeat an item of the chain. Options depend
+only on the seed, the masked item and the chain's items.
+
+Why these choices (measured on chains built for users outside the fusion
+sample, windows of training items only; see ``reasoning/verification_eval.py``
+and the report of issue #17): the old question (pick a letter among two
+options by generating it) passed 0.49 of chains, chance. Scores here are
+length-normalized (mean log-probability per token), which separated real from
+corrupted chains better than total log-probability, which favours short titles.
+The whole chain's score is stored in the knowledge base (``verified_chain``),
+keyed by its items, so a rebuilt session asks nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
+from enum import Enum
+from typing import Sequence
 
 import numpy as np
 
 from models.data import Catalogue, Item
-from reasoning.backend import LLMResponse, choice_probabilities
 from reasoning.chain import Chain
 from reasoning.config import ReasoningConfig
 from reasoning.graph import MaskRecord
 from reasoning.prompts import Prompt, load_prompt
-from reasoning.schemas import VerifyAnswer, verify_schema
-from reasoning.structured import Asker, Question
+from reasoning.structured import Asker
 
 STAGE = "verify"
-LETTERS = "ABCDEFGHIJ"
+# Distractors come from the items nearest the masked one in popularity rank: this
+# many candidates per distractor, at least POOL_MIN, are drawn from.
+POOL_PER_DISTRACTOR = 4
+POOL_MIN = 24
+
+
+class Normalization(str, Enum):
+    """How an option's log-probability becomes its score before the softmax."""
+
+    TOTAL = "total"            # sum over tokens (favours short options)
+    PER_TOKEN = "per_token"    # mean over tokens
+
+
+class DistractorGenres(str, Enum):
+    """Whether distractors must share a genre with the masked item."""
+
+    ANY = "any"
+    SHARED = "shared"
+
+
+NORMALIZATION = Normalization.PER_TOKEN
+DISTRACTOR_GENRES = DistractorGenres.ANY
+
+
 @dataclass
 class Verdict:
     score: float | None
@@ -54,19 +87,59 @@ def _stable_seed(*parts: object) -> int:
     return int.from_bytes(digest[:8], "little")
 
 
+def popularity_ranks(popularity: Sequence[int] | np.ndarray | None, n_items: int) -> np.ndarray:
+    """Rank of each catalogue index (0 = most popular; ties by index); slot 0 is padding.
+
+    ``popularity[i]`` counts item ``i``'s training interactions; ``None`` ranks
+    by index (no popularity known: distractors are then the index neighbours).
+    """
+    counts = np.zeros(n_items + 1, dtype=np.int64)
+    if popularity is not None:
+        values = np.asarray(popularity, dtype=np.int64)
+        counts[: len(values)] = values[: n_items + 1]
+    order = sorted(range(1, n_items + 1), key=lambda i: (-counts[i], i))
+    ranks = np.zeros(n_items + 1, dtype=np.int64)
+    for rank, index in enumerate(order):
+        ranks[index] = rank
+    return ranks
+
+
+def training_popularity(histories: Sequence[Sequence[int]], n_items: int) -> np.ndarray:
+    """Interactions per catalogue index over training histories only (the ``loo``
+    training part: each history without its last two items)."""
+    counts = np.zeros(n_items + 1, dtype=np.int64)
+    for history in histories:
+        for index in history[:-2]:
+            counts[int(index)] += 1
+    return counts
+
+
 def build_options(catalogue: Catalogue, true_index: int, exclude: set[int], n_distractors: int,
-                  seed: int) -> list[int]:
-    """True item plus distractors, shuffled; a function of ``(seed, true item)`` only
-    (items in ``exclude`` are skipped and replaced deterministically)."""
+                  seed: int, ranks: np.ndarray | None = None,
+                  genres: DistractorGenres = DISTRACTOR_GENRES) -> list[int]:
+    """True item plus ``n_distractors`` others of about its popularity, shuffled.
+
+    Candidates are the items nearest the true one in popularity rank (``ranks``
+    from :func:`popularity_ranks`; by index when ``None``), skipping ``exclude``
+    (the chain's items: a second right answer). With :attr:`DistractorGenres.SHARED`
+    candidates sharing a genre with the true item come first. Deterministic in
+    ``(seed, true item, exclude)``.
+    """
+    if ranks is None:
+        ranks = np.arange(len(catalogue) + 1)
     rng = np.random.default_rng(_stable_seed(seed, "distractors", true_index))
-    distractors: list[int] = []
-    for candidate in rng.permutation(np.arange(1, len(catalogue) + 1)):
-        candidate = int(candidate)
-        if candidate != true_index and candidate not in exclude:
-            distractors.append(candidate)
-            if len(distractors) == n_distractors:
-                break
-    options = distractors[:]
+    true_rank = int(ranks[true_index])
+    others = [i for i in range(1, len(catalogue) + 1) if i != true_index and i not in exclude]
+    others.sort(key=lambda i: (abs(int(ranks[i]) - true_rank), i))
+    pool = others[: max(POOL_MIN, POOL_PER_DISTRACTOR * n_distractors)]
+    if genres is DistractorGenres.SHARED:
+        wanted = set(catalogue[true_index].genres)
+        matching = [i for i in pool if wanted & set(catalogue[i].genres)]
+        rest = [i for i in pool if i not in set(matching)]
+        pool_order = list(rng.permutation(matching)) + list(rng.permutation(rest))
+    else:
+        pool_order = list(rng.permutation(pool))
+    options = [int(i) for i in pool_order[:n_distractors]]
     position = _stable_seed(seed, "position", true_index) % (len(options) + 1)
     options.insert(position, true_index)
     return options
@@ -78,15 +151,85 @@ def status_of(score: float | None, tau: float) -> str:
     return "verified" if score >= tau else "rejected"
 
 
+def option_text(item: Item) -> str:
+    """An option as the scored continuation: a space, then ``Title (1995) [Genres]``."""
+    return " " + item.describe()
+
+
+def mask_prefix(prompt: Prompt, intent: str, context: list[Item]) -> str:
+    """The raw text every option of one mask is scored after.
+
+    The prompt file's task, its worked example, then this chain's intent and
+    other titles; ends where the missing movie's description begins.
+    """
+    movies = "; ".join(item.describe() for item in context) or "none"
+    return prompt.scored_text(intent=intent, movies=movies)
+
+
+def option_probabilities(logprobs: list[float], lengths: list[int],
+                         normalization: Normalization = NORMALIZATION) -> list[float]:
+    """Softmax over the options' (normalized) log-probabilities."""
+    if normalization is Normalization.PER_TOKEN:
+        scores = [lp / max(1, n) for lp, n in zip(logprobs, lengths)]
+    else:
+        scores = list(logprobs)
+    peak = max(scores)
+    weights = [math.exp(s - peak) for s in scores]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+@dataclass(frozen=True)
+class VerifySetup:
+    """What scoring a chain needs besides the LLM: popularity ranks and the choices above."""
+
+    ranks: np.ndarray | None = None
+    normalization: Normalization = NORMALIZATION
+    genres: DistractorGenres = DISTRACTOR_GENRES
+
+
+def score_chain(asker: Asker, chain_items: list[Item], steps: list[int], intent: str,
+                catalogue: Catalogue, config: ReasoningConfig, setup: VerifySetup,
+                chain_id: str = "chain") -> tuple[float | None, list[MaskRecord], int]:
+    """``(score, masks, failed masks)`` of one chain, asking the LLM (no KB)."""
+    prompt = load_prompt("verify")
+    exclude = {i.index for i in chain_items}
+    masks: list[MaskRecord] = []
+    failed = 0
+    for position in mask_positions(len(chain_items), config.masks_per_chain):
+        true_item = chain_items[position]
+        options = build_options(catalogue, true_item.index, exclude, config.n_distractors,
+                                config.seed, setup.ranks, setup.genres)
+        context = [item for p, item in enumerate(chain_items) if p != position]
+        scored = asker.score(STAGE, f"mask of step {steps[position]} in {chain_id}",
+                             mask_prefix(prompt, intent, context),
+                             [option_text(catalogue[i]) for i in options],
+                             fallback="mask left out of the score")
+        if scored is None:
+            failed += 1
+            continue
+        probabilities = option_probabilities(scored.logprobs, scored.lengths, setup.normalization)
+        true_probability = probabilities[options.index(true_item.index)]
+        best = options[int(np.argmax(probabilities))]
+        masks.append(MaskRecord(step=steps[position], options=options, answer=best,
+                                recovered=round(true_probability, 6),
+                                probability=round(true_probability, 6)))
+    if not masks:
+        return None, [], failed
+    return float(np.mean([m.recovered for m in masks])), masks, failed
+
+
 def verify_chain(asker: Asker, chain: Chain, items: list[Item], catalogue: Catalogue,
-                 config: ReasoningConfig) -> Verdict:
+                 config: ReasoningConfig, setup: VerifySetup | None = None) -> Verdict:
     """Score one chain; ``items`` are the window items (indexed by step)."""
+    setup = setup or VerifySetup()
     chain_items = [items[s] for s in chain.steps]
     prompt = load_prompt("verify")
     # The whole-chain entry stores the score, not the status: tau may change.
     whole_key = {"items": [i.describe() for i in chain_items], "intent": chain.intent,
                  "masks": config.masks_per_chain, "distractors": config.n_distractors,
-                 "seed": config.seed}
+                 "seed": config.seed, "normalization": setup.normalization.value,
+                 "genres": setup.genres.value, "popularity": setup.ranks is not None}
     stored = asker.kb_get(STAGE, "verified_chain", prompt.version, whole_key)
     if stored is not None:
         masks = [MaskRecord.model_validate({**{k: v for k, v in m.items() if k != "position"},
@@ -94,55 +237,14 @@ def verify_chain(asker: Asker, chain: Chain, items: list[Item], catalogue: Catal
                  for m in stored["masks"]]
         return Verdict(score=stored["score"], status=status_of(stored["score"], config.tau),
                        masks=masks)
-    # Distractors never repeat an item of the chain (that would be a second right answer).
-    exclude = {i.index for i in chain_items}
-    masks: list[MaskRecord] = []
-    positions: list[int] = []
-    failed = 0
-    for position in mask_positions(len(chain_items), config.masks_per_chain):
-        record = _ask_mask(asker, prompt, chain, chain_items, position, catalogue, exclude, config)
-        if record is None:
-            failed += 1
-        else:
-            masks.append(record)
-            positions.append(position)
-    if not masks:
+    score, masks, failed = score_chain(asker, chain_items, chain.steps, chain.intent, catalogue,
+                                       config, setup, chain.id)
+    if score is None:
         return Verdict(score=None, status="unverified", masks=[])
-    score = float(np.mean([m.recovered for m in masks]))
     if not failed:   # a partial score is not a fact worth reusing
+        position_of = {step: p for p, step in enumerate(chain.steps)}
         asker.kb_put("verified_chain", prompt.version, whole_key,
                      {"score": score,
-                      "masks": [{**m.model_dump(exclude={"step"}), "position": p}
-                                for m, p in zip(masks, positions)]})
+                      "masks": [{**m.model_dump(exclude={"step"}), "position": position_of[m.step]}
+                                for m in masks]})
     return Verdict(score=score, status=status_of(score, config.tau), masks=masks)
-
-
-def _ask_mask(asker: Asker, prompt: Prompt, chain: Chain, chain_items: list[Item], position: int,
-              catalogue: Catalogue, exclude: set[int], config: ReasoningConfig) -> MaskRecord | None:
-    true_item = chain_items[position]
-    options = build_options(catalogue, true_item.index, exclude, config.n_distractors, config.seed)
-    letters = list(LETTERS[: len(options)])
-    true_letter = letters[options.index(true_item.index)]
-    option_lines = [f"{letter}: {catalogue[index].describe()}" for letter, index in zip(letters, options)]
-
-    def finish(value: dict, response: LLMResponse) -> dict:
-        probabilities = choice_probabilities(response.logprobs, value["answer"], letters)
-        value["probability"] = None if probabilities is None else probabilities[true_letter]
-        return value
-
-    question = Question(
-        stage=STAGE, kind="verify", prompt=prompt,
-        messages=prompt.messages(intent=chain.intent, options="\n".join(option_lines)),
-        schema=verify_schema(letters), answer_model=VerifyAnswer, context={"letters": letters},
-        key_fields={"intent": chain.intent, "options": option_lines},
-        piece=f"mask of step {chain.steps[position]} in {chain.id}", watch=tuple(letters),
-        finish=finish, fallback="mask left out of the score")
-    answer = asker.ask(question)
-    if answer is None:
-        return None
-    chosen = options[letters.index(answer["answer"])]
-    probability = answer.get("probability")
-    recovered = probability if probability is not None else float(chosen == true_item.index)
-    return MaskRecord(step=chain.steps[position], options=options, answer=chosen,
-                      recovered=round(float(recovered), 6),
-                      probability=None if probability is None else round(float(probability), 6))

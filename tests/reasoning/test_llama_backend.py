@@ -19,13 +19,15 @@ from reasoning.config import load_reasoning_config
 from reasoning.llama_backend import (LlamaCppBackend, default_model_path, offload_counts_from_log,
                                      resolve_model_path)
 from reasoning.prompts import load_intents, load_prompt
-from reasoning.schemas import answer_prefix, chain_schema, diverge_schema, intent_schema, verify_schema
+from reasoning.schemas import answer_prefix, chain_schema, diverge_schema, intent_schema
 
 LABELS = ["sci-fi wonder", "adrenaline action", "epic adventure", "serious drama"]
+LETTER_SCHEMA = {"type": "object", "properties": {"answer": {"type": "string", "enum": ["A", "B"]}},
+                 "required": ["answer"], "additionalProperties": False}
 
 
 def _requests() -> list[LLMRequest]:
-    intent, chain, verify = load_prompt("intent"), load_prompt("chain"), load_prompt("verify")
+    intent, chain = load_prompt("intent"), load_prompt("chain")
     diverge = load_prompt("diverge")
     cases = [
         (intent.messages(item="Alien (1979) [Action, Horror, Sci-Fi, Thriller]",
@@ -33,9 +35,9 @@ def _requests() -> list[LLMRequest]:
         (chain.messages(viewer="unknown", chains="romance; serious drama", intent="romance",
                         options="romance, serious drama, new"),
          chain_schema(["romance", "serious drama", "new"]), chain.max_tokens),
-        (verify.messages(intent="sci-fi wonder",
-                         options="A: Fargo (1996) [Crime, Drama, Thriller]\nB: Alien (1979) [Sci-Fi]"),
-         verify_schema(["A", "B"]), verify.max_tokens),
+        ([{"role": "user", "content": "Which movie is science fiction? Answer with the letter "
+                                      "in JSON.\nA: Fargo (1996) [Crime, Drama, Thriller]\n"
+                                      "B: Alien (1979) [Sci-Fi]"}], LETTER_SCHEMA, 10),
         (diverge.messages(task_fields={"k": 3}, item="Babe (1995) [Children's, Comedy, Drama]",
                           intent="family fun"), diverge_schema(3), diverge.max_tokens),
     ]

@@ -6,13 +6,15 @@ import json
 
 import pytest
 
-from reasoning.prompts import STAGE_PROMPTS, PromptError, load_intents, load_prompt, prompt_versions
-from reasoning.schemas import (NEW_CHAIN, ChainAnswer, DivergeAnswer, IntentAnswer, VerifyAnswer,
-                               answer_prefix, chain_schema, diverge_schema, intent_schema,
-                               verify_schema)
+from reasoning.prompts import (SCORED_PROMPTS, STAGE_PROMPTS, PromptError, load_intents, load_prompt,
+                               prompt_versions)
+from reasoning.schemas import (NEW_CHAIN, ChainAnswer, DivergeAnswer, IntentAnswer, answer_prefix,
+                               chain_schema, diverge_schema, intent_schema)
+
+CHAT_PROMPTS = [name for name in STAGE_PROMPTS if name not in SCORED_PROMPTS]
 
 
-@pytest.mark.parametrize("name", STAGE_PROMPTS)
+@pytest.mark.parametrize("name", CHAT_PROMPTS)
 def test_prompt_has_llmrg_shape(name: str) -> None:
     prompt = load_prompt(name)
     messages = prompt.messages(task_fields={"k": 3}, item="X (1999) [Drama]", options="a, b",
@@ -30,13 +32,25 @@ def test_examples_are_valid_answers() -> None:
         ("intent", IntentAnswer, intent_schema(labels), {"options": labels}),
         ("chain", ChainAnswer, chain_schema([NEW_CHAIN, "a good laugh", "sci-fi wonder"]),
          {"options": [NEW_CHAIN, "a good laugh", "sci-fi wonder"]}),
-        ("verify", VerifyAnswer, verify_schema(["A", "B"]), {"letters": ["A", "B"]}),
         ("diverge", DivergeAnswer, diverge_schema(3), {"k": 3}),
     ]
     for name, model, schema, context in cases:
         example = load_prompt(name).example_output
         model.model_validate(json.loads(example), context=context)
         assert example.startswith(answer_prefix(schema)), name
+
+
+@pytest.mark.parametrize("name", SCORED_PROMPTS)
+def test_scored_prompts_end_where_the_option_begins(name: str) -> None:
+    """Options are scored as the text after the prompt: each starts with a space, as the
+    example answer does, and the prompt ends right before it."""
+    prompt = load_prompt(name)
+    text = prompt.scored_text(intent="romance", movies="Emma (1996) [Drama, Romance]",
+                              new="Emma (1996) [Drama, Romance]", previous="Persuasion (1995) [Romance]")
+    assert prompt.example_output.startswith(" ") and not prompt.example_output.endswith(" ")
+    assert text.endswith(":") and text.startswith(prompt.task)
+    assert prompt.example_input + prompt.example_output in text
+    assert prompt.max_tokens == 0 and prompt.version.startswith(name.replace("_", "-") + "-v")
 
 
 def test_missing_prompt_file_is_named() -> None:
@@ -51,6 +65,10 @@ def test_prompt_versions_cover_every_stage_and_the_vocabulary() -> None:
 def test_intent_options_put_the_specific_genre_match_first() -> None:
     vocabulary = load_intents()
     assert vocabulary.options_for(("Comedy",))[0] == "a good laugh"
+    # "family fun" is for children's and animated films, never for a comedy alone.
+    assert "family fun" not in vocabulary.options_for(("Comedy",))
+    assert "family fun" not in vocabulary.options_for(("Comedy", "Romance"))
+    assert vocabulary.options_for(("Children's", "Comedy"))[0] == "family fun"
     assert vocabulary.options_for(("Animation", "Children's", "Comedy"))[0] == "family fun"
     assert vocabulary.options_for(("Drama", "Sci-Fi", "Thriller"))[0] == "sci-fi wonder"
     assert vocabulary.options_for(("Documentary",)) == ["true stories"]
