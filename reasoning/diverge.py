@@ -7,12 +7,22 @@ localized to real catalogue items by :class:`reasoning.localizer.IntentLocalizer
 the LLM never names items directly, so a hallucinated title can never become
 an item node. Localizations are stored in the KB too (kind ``localize``, tagged
 with the localizer's identity instead of a prompt version), so a warm run
-needs neither the LLM nor the encoder.
+needs neither the LLM nor the encoder. Candidates skip everything the user has
+seen up to the window's end.
+
+:func:`candidate_support_share` measures how plausible the candidates are as
+next films: the share with co-watch lift above 1 after one of the chain's
+items, on training interactions only.
 """
 
 from __future__ import annotations
 
-from models.data import Item
+from collections.abc import Iterable, Sequence
+
+import networkx as nx
+
+from models.data import Dataset, Item
+from models.evidence import CoWatch, CoWatchIndex
 from reasoning.localizer import IntentLocalizer
 from reasoning.prompts import load_prompt
 from reasoning.schemas import DivergeAnswer, diverge_schema
@@ -40,11 +50,14 @@ def localize(asker: Asker, localizer: IntentLocalizer, text: str, r: int, exclud
              max_excluded: int) -> list[tuple[int, float]]:
     """Top-``r`` ``(catalogue index, weight)`` for ``text``, skipping ``exclude``.
 
-    The stored ranking ignores the exclusions: it holds ``r + max_excluded``
-    items (``max_excluded`` is the window length, so any window's items can
-    be skipped), and sessions with different windows share it.
+    ``exclude`` is what the user has seen (their history up to the window's end).
+    The stored ranking ignores the exclusions so sessions share it: it holds
+    ``r + max_excluded`` items (``max_excluded`` is the window length). When a
+    long history leaves fewer than ``r`` of them, the text is ranked again deep
+    enough to skip every excluded item; that ranking is not stored (it needs
+    the encoder, whose query vector the localizer caches).
     """
-    limit = r + max(max_excluded, len(exclude))
+    limit = r + max_excluded
     fields = {"text": text, "limit": limit}
     stored = asker.kb_get(LOCALIZE_STAGE, "localize", localizer.identity, fields)
     if stored is not None:
@@ -52,4 +65,55 @@ def localize(asker: Asker, localizer: IntentLocalizer, text: str, r: int, exclud
     else:
         ranked = localizer.rank(text, limit)
         asker.kb_put("localize", localizer.identity, fields, [[i, w] for i, w in ranked])
-    return localizer.localize(text, r, exclude, ranked=ranked)
+    found = localizer.localize(text, r, exclude, ranked=ranked)
+    if len(found) < r and len(ranked) >= limit:
+        found = localizer.localize(text, r, exclude)
+    return found
+
+
+def training_co_watch(dataset: Dataset) -> CoWatchIndex:
+    """Co-watch counts over ``dataset``'s training interactions only.
+
+    Training is ``models.protocol.leave_one_out``'s: each history without its
+    validation and test targets, so a held-out target never lends support.
+    """
+    from models.protocol import leave_one_out
+
+    return CoWatchIndex(leave_one_out(dataset).train, dataset.n_items)
+
+
+def candidate_support(co_watch: CoWatchIndex, chain_items: Sequence[int],
+                      candidate: int) -> CoWatch | None:
+    """The candidate's strongest co-watch with a chain item when its lift is above 1, else None.
+
+    A count is "training users who watched the chain item, and the candidate
+    later" (``models.evidence.CoWatchIndex``, built from
+    ``models.protocol.leave_one_out(dataset).train``, so no validation or test
+    target is ever counted); lift is that share over the candidate's share of
+    all training users.
+    """
+    counts = [co_watch.count(int(item), int(candidate)) for item in chain_items]
+    best = max(counts, key=lambda c: c.lift, default=None)
+    return best if best is not None and best.lift > 1.0 else None
+
+
+def chain_candidates(graph: nx.DiGraph) -> list[tuple[tuple[int, ...], int]]:
+    """Every ``(chain's item indices, candidate index)`` pair of ``graph``'s divergent extension."""
+    chains = {record.id: tuple(record.item_indices) for record in graph.graph.get("chains", [])}
+    pairs = set()
+    for source, target, data in graph.edges(data=True):
+        node = graph.nodes[target]
+        if data.get("kind") == "diverge" and node.get("kind") == "candidate_item":
+            chain = chains.get(data.get("chain") or graph.nodes[source].get("chain"))
+            if chain:
+                pairs.add((chain, int(node["item_index"])))
+    return sorted(pairs)
+
+
+def candidate_support_share(graphs: Iterable[nx.DiGraph], co_watch: CoWatchIndex) -> float | None:
+    """Share of (chain, candidate) pairs over ``graphs`` with co-watch support; None if none."""
+    pairs = [pair for graph in graphs for pair in chain_candidates(graph)]
+    if not pairs:
+        return None
+    return sum(candidate_support(co_watch, chain, candidate) is not None
+               for chain, candidate in pairs) / len(pairs)
