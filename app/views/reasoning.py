@@ -165,7 +165,7 @@ def build_graph(user: str) -> nx.DiGraph | None:
         if waited:
             wait_for_load(load, status)
         if load.error is not None:
-            status.update(label="The local LLM could not be loaded", state="error",
+            status.update(label="The LLM could not be loaded", state="error",
                           expanded=False)
             problem = llm_problem(load.error, rconfig)
         else:

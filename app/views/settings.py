@@ -11,22 +11,30 @@ from typing import Any
 
 import streamlit as st
 
-from app.state import (REASONING_OVERRIDES, builder_load, llm_problem, reasoning_config,
-                       reasoning_overrides, studio_or_stop)
+from app.state import (REASONING_OVERRIDES, builder_load, get_studio, init_widget, llm_problem,
+                       reasoning_config, reasoning_overrides, studio_or_stop)
 
-# The form's widget keys: Reset drops them too, or the form would keep showing (and Apply
-# would re-apply) the values being reset.
-FORM_KEYS = ("settings_backend", "settings_model", "settings_url", "settings_layers",
-             "settings_temperature", "settings_tau", "settings_l_tru", "settings_k", "settings_r")
+AUTO_LAYERS = "all when the build can offload"
+
+
+def form_values(config: Any) -> dict[str, Any]:
+    """The form's widget values (by widget key) that show ``config``."""
+    return {"settings_backend": config.backend, "settings_model": config.model_path,
+            "settings_url": config.http_url,
+            "settings_layers": "" if config.n_gpu_layers is None else str(config.n_gpu_layers),
+            "settings_temperature": float(config.temperature), "settings_tau": float(config.tau),
+            "settings_l_tru": int(config.l_tru), "settings_k": int(config.k_intents),
+            "settings_r": int(config.r_items)}
 
 
 def reset_settings() -> None:
-    """Back to the config file: the overrides and the form's values (a button callback, so it
-    runs before the form is drawn again)."""
+    """Back to the config file: the overrides and the values shown in the form (a button
+    callback, so it runs before the form is drawn). The widget values are set, not deleted:
+    the browser keeps showing a deleted widget's last value, and Apply would re-apply it."""
     st.session_state.pop(REASONING_OVERRIDES, None)
-    for key in FORM_KEYS:
-        st.session_state.pop(key, None)
+    st.session_state.update(form_values(reasoning_config(get_studio(), {})))
     st.session_state["settings_was_reset"] = True
+
 
 st.header("Settings")
 studio = studio_or_stop()
@@ -41,35 +49,30 @@ except ValueError as exc:   # a bad override or config value: show it, fall back
 if st.session_state.pop("settings_was_reset", False):
     st.success("Back to the config file's settings.")
 
-AUTO_LAYERS = "all when the build can offload"
+# The widgets take their values from session state only (seeded here, set by Reset).
+for widget_key, widget_value in form_values(current).items():
+    init_widget(widget_key, widget_value)
 
 with st.form("settings_form"):
     st.subheader("LLM")
-    backend = st.radio("Backend", ["llama", "http"], horizontal=True,
-                       index=["llama", "http"].index(current.backend), key="settings_backend",
+    backend = st.radio("Backend", ["llama", "http"], horizontal=True, key="settings_backend",
                        format_func={"llama": "in-process llama.cpp",
                                     "http": "OpenAI-compatible HTTP server"}.get)
-    model_path = st.text_input("Model (GGUF path)", current.model_path, key="settings_model",
+    model_path = st.text_input("Model (GGUF path)", key="settings_model",
                                placeholder="empty: the packaged SmolLM2-135M-Instruct Q4_1")
-    http_url = st.text_input("Server URL (HTTP backend)", current.http_url, key="settings_url")
-    layers_text = st.text_input("GPU layers (n_gpu_layers)",
-                                "" if current.n_gpu_layers is None else str(current.n_gpu_layers),
-                                placeholder=AUTO_LAYERS, key="settings_layers",
+    http_url = st.text_input("Server URL (HTTP backend)", key="settings_url")
+    layers_text = st.text_input("GPU layers (n_gpu_layers)", placeholder=AUTO_LAYERS,
+                                key="settings_layers",
                                 help="-1 or empty: all layers when llama.cpp was built with CUDA; "
                                      "0: CPU only.")
-    temperature = st.number_input("Temperature", value=float(current.temperature), step=0.1,
-                                  key="settings_temperature",
+    temperature = st.number_input("Temperature", step=0.1, key="settings_temperature",
                                   help="0 gives repeatable graphs (and KB reuse).")
     st.subheader("Reasoning graph")
     cols = st.columns(4)
-    tau = cols[0].number_input("τ (keep chains scoring at least)", value=float(current.tau),
-                               step=0.05, key="settings_tau")
-    l_tru = cols[1].number_input("Window l_tru", value=int(current.l_tru), step=1,
-                            key="settings_l_tru")
-    k_intents = cols[2].number_input("K (next intents per chain)", value=int(current.k_intents),
-                                     step=1, key="settings_k")
-    r_items = cols[3].number_input("r (items per intent)", value=int(current.r_items), step=1,
-                              key="settings_r")
+    tau = cols[0].number_input("τ (keep chains scoring at least)", step=0.05, key="settings_tau")
+    l_tru = cols[1].number_input("Window l_tru", step=1, key="settings_l_tru")
+    k_intents = cols[2].number_input("K (next intents per chain)", step=1, key="settings_k")
+    r_items = cols[3].number_input("r (items per intent)", step=1, key="settings_r")
     applied = st.form_submit_button("Apply", type="primary")
 
 

@@ -166,7 +166,8 @@ def test_missing_model_file_is_an_error_with_a_next_step(ml100k_dir: Path,
     at.button(key="reasoning_build").click().run()
     assert not at.exception
     (message,) = errors(at)
-    assert "/nonexistent/model.gguf" in message and "model_path" in message
+    assert "/nonexistent/model.gguf" in message and "Settings" in message
+    assert "pass --model" not in message   # the command line's advice, not the browser's
 
 
 def test_user_without_a_window_is_an_error(tmp_path: Path, use_config: UseConfig) -> None:
@@ -197,7 +198,9 @@ def test_build_with_the_real_llm_streams_saves_and_reloads(
     at.button(key="reasoning_build").click().run()
     assert not at.exception, at.exception
     assert not errors(at)
-    (status,) = [s for s in at.status if "Reasoning graph built" in s.label]
+    # No load at app start in the app tests: the build waited for it and says both times.
+    (status,) = [s for s in at.status if "reasoning graph built in" in s.label]
+    assert status.label.startswith("Model loaded in ")
     streamed = "\n".join(c.value for c in status.code)
     assert streamed.strip(), "no LLM text was streamed into the status box"
     assert "KB lookups" in "\n".join(c.value for c in status.caption)
