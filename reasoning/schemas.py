@@ -34,7 +34,8 @@ def intent_schema(options: list[str]) -> dict[str, Any]:
 
 def chain_schema(options: list[str]) -> dict[str, Any]:
     """``options``: the existing chains' intents plus :data:`NEW_CHAIN`, most plausible first."""
-    return _object({"chain": {"type": "string", "enum": list(options)}}, ["chain"])
+    return _object({"chain": {"type": "string", "enum": list(options)},
+                    "reason": {"type": "string"}}, ["chain", "reason"])
 
 
 DIVERGE_MAX_CHARS = 32   # an intent is "a few words"; see the module docstring
@@ -90,12 +91,20 @@ class IntentAnswer(BaseModel):
 class ChainAnswer(BaseModel):
     """Stage 1b. Context: ``options`` (chain intents and ``"new"``).
 
-    No free-text reason: the 135M model wrote templates there ("no romance
-    chain yet"); reasons are chosen about the films in :mod:`reasoning.reasons`.
+    ``reason`` is the model's free text, clipped and then discarded by the
+    chain stage: the 135M model wrote templates there ("no romance chain yet"),
+    and reasons are chosen about the films in :mod:`reasoning.reasons`. The
+    field stays because the model's chain choice degraded without it.
     """
 
     model_config = ConfigDict(extra="forbid")
     chain: str
+    reason: str
+
+    @field_validator("reason")
+    @classmethod
+    def _short_reason(cls, value: str) -> str:
+        return clip_text(value, 48)
 
     @field_validator("chain")
     @classmethod

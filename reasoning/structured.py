@@ -95,6 +95,10 @@ class Asker:
                 self.log.stage(stage).kb_misses += 1
         return value
 
+    def model_key(self, version: str) -> str:
+        """The model and prompt version, for caches that outlive one build."""
+        return f"{self._model}|{version}"
+
     def kb_put(self, kind: str, version: str, fields: dict[str, Any], value: Any) -> None:
         if self.kb is not None:
             self.kb.put(kind, self._model, version, fields, value)

@@ -11,6 +11,7 @@ from reasoning.builder import EmptySessionError, GraphBuilder, session_window
 from reasoning.graph import graph_from_json, graph_to_json, prefix_graph
 from reasoning.kb import KnowledgeBase
 from reasoning.localizer import IntentLocalizer
+from reasoning.reasons import is_template_reason
 from tests.reasoning.conftest import MakeConfig
 
 USER = "5"   # its window yields several chains, some verified, and a divergent extension
@@ -68,6 +69,11 @@ def test_real_user_graph_then_warm_rebuild(ml100k: Dataset, llama_backend: LLMBa
 
     graph = builder.build(session)
     _check_graph(graph, ml100k, USER)
+    # Every chain reason says something about the films: no template, negation or label copy.
+    reasons = [(a["reason"], a["intent"]) for _, a in graph.nodes(data=True)
+               if a["kind"] == "session_item"]
+    assert len(reasons) == 10
+    assert not [r for r, label in reasons if is_template_reason(r, label)], reasons
     log = graph.graph["build_log"]
     assert log.llm_calls > 0 and log.tokens_in > 0 and log.tokens_out > 0
     assert set(log.stages) >= {"chain", "verify"}

@@ -37,7 +37,7 @@ def _requests() -> list[LLMRequest]:
          chain_schema(["romance", "serious drama", "new"]), chain.max_tokens),
         ([{"role": "user", "content": "Which movie is science fiction? Answer with the letter "
                                       "in JSON.\nA: Fargo (1996) [Crime, Drama, Thriller]\n"
-                                      "B: Alien (1979) [Sci-Fi]"}], LETTER_SCHEMA, 10),
+                                      "B: Alien (1979) [Sci-Fi]"}], LETTER_SCHEMA, 24),
         (diverge.messages(task_fields={"k": 3}, item="Babe (1995) [Children's, Comedy, Drama]",
                           intent="family fun"), diverge_schema(3), diverge.max_tokens),
     ]
@@ -163,3 +163,27 @@ def test_a_generation_past_its_time_limit_times_out() -> None:
 
 def test_intent_labels_used_here_exist() -> None:
     assert set(LABELS) <= set(load_intents().labels)
+
+
+@pytest.mark.llm
+def test_scores_with_a_cached_prefix_equal_scores_read_from_scratch(llama_backend: LLMBackend) -> None:
+    """The prefix is read once and the KV cache cut back after each option: every option
+    must score exactly as when prefix and option are read alone in a fresh context."""
+    prefix = ("Movies one viewer watched: Die Hard (1988) [Action, Thriller]; "
+              "Speed (1994) [Action, Romance, Thriller]\nOne more:")
+    options = [" Die Hard 2 (1990) [Action, Thriller]", " Emma (1996) [Drama, Romance]",
+               " Toy Story (1995) [Animation, Children's, Comedy]"]
+    cached = llama_backend.score_continuations(prefix, options)
+    again = llama_backend.score_continuations(prefix, options)   # prefix fully in the context
+    assert again.tokens_read < cached.tokens_read
+    alone = []
+    for option in options:
+        fresh = LlamaCppBackend(load_reasoning_config({}))
+        try:
+            alone.append(fresh.score_continuations(prefix, [option]).logprobs[0])
+        finally:
+            fresh.close()
+    assert cached.logprobs == pytest.approx(alone, abs=1e-3)
+    assert again.logprobs == pytest.approx(alone, abs=1e-3)
+    assert all(lp < 0 for lp in cached.logprobs) and cached.lengths == again.lengths
+    assert max(range(3), key=lambda i: cached.logprobs[i] / cached.lengths[i]) == 0
