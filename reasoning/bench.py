@@ -33,6 +33,7 @@ from reasoning.config import ReasoningConfig
 from reasoning.graph import graph_to_json
 from reasoning.kb import KnowledgeBase
 from reasoning.localizer import open_localizer
+from reasoning.verify import training_popularity
 
 BARS = {"cold_session_seconds": 20.0, "outside_llm_share": 0.10, "warm_session_seconds": 0.2,
         "kb_call_saving": 0.40}
@@ -127,14 +128,17 @@ def bench_reasoning(dataset: Dataset, config: ReasoningConfig, n_users: int,
     backend = open_backend(config)
     load_seconds = time.perf_counter() - started
     localizer = open_localizer(dataset, config)
-    cold = GraphBuilder(backend, dataset.catalogue, config, None, localizer)
+    popularity = training_popularity([dataset.history(u) for u in dataset.user_ids],
+                                     len(dataset.catalogue))
+    cold = GraphBuilder(backend, dataset.catalogue, config, None, localizer, popularity=popularity)
     warm_up = cold.warm_up(encoder=True)
 
     graphs_a, logs_a = _run(cold, sessions, "no reuse", progress)
     with tempfile.TemporaryDirectory(prefix="reasonrec-bench-kb-") as folder:
         kb = KnowledgeBase(Path(folder) / "kb.sqlite")
         try:
-            reuse = GraphBuilder(backend, dataset.catalogue, config, kb, localizer)
+            reuse = GraphBuilder(backend, dataset.catalogue, config, kb, localizer,
+                                 popularity=popularity)
             graphs_b, logs_b = _run(reuse, sessions, "reuse", progress)
             kb_stats = kb.stats()   # before the warm repeat, whose lookups all hit
             repeat = sessions[:WARM_REPEATS]

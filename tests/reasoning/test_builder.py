@@ -19,6 +19,7 @@ USER = "5"   # its window yields several chains, some verified, and a divergent 
 
 def _check_graph(graph: nx.DiGraph, dataset: Dataset, user: str) -> None:
     """The invariants every built graph must hold."""
+    tau = graph.graph["build_log"].settings["tau"]
     catalogue = dataset.catalogue
     history = dataset.history(user)
     window = graph.graph["window"]
@@ -42,7 +43,7 @@ def _check_graph(graph: nx.DiGraph, dataset: Dataset, user: str) -> None:
         assert chain.item_indices == [window[s] for s in chain.steps]
         assert chain.score is None or 0.0 <= chain.score <= 1.0
         assert chain.status == ("unverified" if chain.score is None else
-                                "verified" if chain.score >= 0.5 else "rejected")
+                                "verified" if chain.score >= tau else "rejected")
     for _, _, attrs in graph.edges(data=True):
         for key in ("score", "weight"):
             assert attrs.get(key) is None or 0.0 <= attrs[key] <= 1.0
