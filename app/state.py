@@ -4,6 +4,11 @@
 Studio is thread-safe). The chosen user lives under a plain session-state key,
 not a widget key, so that it survives page switches: Streamlit drops the state
 of widgets that the current page does not draw.
+
+The reasoning LLM and text encoder load in a background thread from app start
+(``preload_reasoning``, ``builder_load``; app/components/builder_load.py), so a
+first build rarely waits for them; ``llm_problem`` turns their errors into one
+plain paragraph that names the Settings page.
 """
 
 from __future__ import annotations
@@ -200,19 +205,6 @@ def preload_reasoning() -> bool:
     except Exception:
         return False
     return True
-
-
-def get_builder() -> Any:
-    """The reasoning-graph builder for this session's settings, once loaded (waits).
-
-    Raises:
-        ValueError: a bad setting; LLMError (ModelFileError...): no model file, server down.
-    """
-    load = builder_load()
-    load.wait()
-    if load.error is not None:
-        raise load.error
-    return load.builder
 
 
 # The messages of reasoning/ speak to the command line; the app names its Settings page.

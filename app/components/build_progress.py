@@ -3,7 +3,7 @@
 The builder reports generated text through ``on_token(stage, piece)``; KB
 lookups are seen through :class:`ObservedKB`, a per-build wrapper around the
 shared knowledge base (the builder made for one build shares the LLM, the
-localizer and the KB with :func:`app.state.get_builder`'s; only the observer
+localizer and the KB with :func:`app.state.builder_load`'s; only the observer
 is per build, so concurrent builds in two browser sessions never mix counts).
 Nothing is drawn per token: :class:`LiveBuild` redraws at most every
 ``min_interval`` seconds, which keeps the websocket quiet.

@@ -22,7 +22,7 @@ studio = studio_or_stop()
 try:
     config = reasoning_config(studio)
 except ValueError as exc:
-    st.error(f"{exc}. Fix it on the Settings page or in your config file.")
+    st.error(f"A reasoning setting is not valid: {exc}. Fix it on the **Settings** page.")
     st.stop()
 
 
@@ -33,6 +33,10 @@ def open_kb():
         return KnowledgeBase(config.kb_path)
     except KnowledgeBaseError as exc:
         st.error(f"{exc}. Clear it with `reasonrec kb clear` (or delete the file) and reload.")
+        st.stop()
+    except OSError as exc:   # the data directory cannot be created or written
+        st.error(f"The knowledge base cannot be opened: {exc}. Check that the data directory "
+                 "is writable, then reload the page.")
         st.stop()
 
 

@@ -140,7 +140,8 @@ def wait_for_load(load: Any, status: Any) -> None:
         line.caption(f"Loading: {load.step} ({load.seconds:.0f} s so far). The graph is built "
                      "as soon as the model is ready.")
     line.empty()
-    status.update(label="Building the reasoning graph on the local LLM…")
+    # expanded given again: an update without it lets the browser fold the box.
+    status.update(label="Building the reasoning graph on the local LLM…", expanded=True)
 
 
 def build_graph(user: str) -> nx.DiGraph | None:
