@@ -20,11 +20,11 @@ Why these choices (measured on chains built for users outside the fusion
 sample, windows of training items only; see ``reasoning/verification_eval.py``
 and the report of issue #17): the old question (pick a letter among two
 options by generating it) passed 0.49 of chains, chance. Scores here are
-pointwise mutual information, as lm-evaluation-harness's ``acc_mutual_info``,
-which separated real from
-corrupted chains best (AUC 0.65 against 0.62 for the total and 0.59 for the
-per-token log-probability, mean over 3 masks, 5 distractors, 29 calibration chains): it asks how much the chain raises the
-option's probability, not how likely a title is anyway. The option's
+pointwise mutual information, as lm-evaluation-harness's ``acc_mutual_info``:
+the option's log-probability minus its log-probability with no chain shown.
+It asks how much the chain raises an option, not how likely a title is anyway.
+Over 57 calibration chains (3 masks, 5 distractors) its AUC was 0.65, against
+0.61 for the total and 0.64 for the per-token log-probability. The option's
 unconditional log-probability (the prompt's task and example, no chain) is
 item-level, so it is computed once per item and stored in the knowledge base
 (``option_prior``).
