@@ -68,16 +68,13 @@ def register(bench_app: typer.Typer) -> None:
         """Share of fused top-10 items a reasoning path reaches, with numeric evidence and a
         measured effect, and the deletion-curve faithfulness; writes explanations.json."""
         from models.bench_explanations import bench_explanations
-        from reasoning.localizer import open_localizer
-        from reasonrec.fusion import reasoning_config, workspace
+        from reasonrec.fusion import workspace
 
         cli = _cli()
         st = cli._studio(ctx, {"fusion": dict(graphs=graphs)})
         settings = st.config.fusion
         ws = workspace(st, settings, _log)
-        explainer = ws.explainer(ws.fused(settings.variant))
-        # Interest-to-item facts read the localizer's encoder (the one the graphs used).
-        explainer.interest_similarity = open_localizer(st.dataset, reasoning_config(st))
+        explainer = ws.explainer(ws.fused(settings.variant))   # its localizer: reasonrec.fusion
         ids = [u.user_id for u in ws.user_graphs]
         ids = ids[:users] if users else ids
         result = bench_explanations(explainer, ids, log=_log)

@@ -141,6 +141,9 @@ def workspace(studio: Studio, settings: FusionSettings,
     encoder, cache_dir = intent_encoder(studio)
     base = choose_base(studio.runs_dir, dataset.name, split, settings, config.train,
                        config.models, log=log)
+    from reasoning.localizer import open_localizer
+
     return FusionWorkspace(dataset, split, base, source, settings, studio.runs_dir, log=log,
                            user_graphs=graphs, intent_encoder=encoder,
-                           intent_cache_dir=cache_dir)
+                           intent_cache_dir=cache_dir,
+                           interest_similarity=open_localizer(dataset, reasoning_config(studio)))

@@ -140,9 +140,12 @@ class FusionWorkspace:
                  source: GraphSource, settings: FusionSettings, runs_root: Path,
                  log: Log = _quiet, user_graphs: Sequence[UserGraph] | None = None, *,
                  intent_encoder: TextEncoder | None = None,
-                 intent_cache_dir: Path | None = None) -> None:
+                 intent_cache_dir: Path | None = None,
+                 interest_similarity: Any = None) -> None:
         if intent_encoder is not None and intent_cache_dir is None:
             raise ValueError("an intent encoder needs intent_cache_dir (its table is cached)")
+        # The localizer, for interest-to-item evidence in explanations (None: builder matches only).
+        self.interest_similarity = interest_similarity
         self.dataset = dataset
         self.split = split
         self.base = base
@@ -317,7 +320,7 @@ class FusionWorkspace:
         return Explainer(self.dataset, self.base.model, run.strategy, variant(run.variant),
                          intents, self.source, self.split.max_len, k=k or s.k,
                          exclude_seen=exclude_seen, seed=s.seed, random_orders=s.random_orders,
-                         max_paths=s.max_paths,
+                         max_paths=s.max_paths, interest_similarity=self.interest_similarity,
                          provenance={"base_model": self.base.name,
                                      "base_run": str(self.base.run_dir),
                                      "fusion_run": str(run.directory),
