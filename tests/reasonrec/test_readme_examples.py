@@ -13,7 +13,8 @@ Commands that take hours run at a small size, by the rules in
 * ``bench models`` trains ``--models pop,sasrec`` only;
 * ``bench reference`` runs RecBole's SR-GNN only, one epoch (``--models srgnn
   --max-epochs 1``), and over the first two of the README's seeds;
-* ``build-graphs --users all`` and ``bench reasoning --users 200`` take two users.
+* ``build-graphs --users all`` and ``bench reasoning --users 200`` take two users;
+* ``bench explanations`` explains five users of the sample (``--users 5``).
 
 A README example without a passing run here is a failing test; a rule here that
 no README command uses fails too, so the two stay in step.
@@ -57,6 +58,7 @@ SMALL_SIZE: dict[str, tuple[dict[str, str], list[str]]] = {
     "reasonrec bench reference": ({"2020,1,2": "2020,1"}, ["--models", "srgnn", "--max-epochs", "1"]),
     "reasonrec build-graphs --users all": ({"all": "2"}, []),
     "reasonrec bench reasoning --users 200": ({"200": "2"}, []),
+    "reasonrec bench explanations": ({}, ["--users", "5"]),
 }
 
 
