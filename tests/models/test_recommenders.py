@@ -292,3 +292,26 @@ def test_same_seed_same_model(name, split, studio, trained):
     model.fit(split, studio.config.train)
     items, lengths = eval_batch(split)
     assert torch.equal(model.score(items, lengths), trained[name].model.score(items, lengths))
+
+
+@pytest.mark.slow
+def test_gru4rec_trains_in_steps_of_its_tuned_32_windows(split, studio, trained,
+                                                         monkeypatch: pytest.MonkeyPatch):
+    """Issue #22: TrainConfig's generic batch (128) must not override GRU4Rec's own (32)."""
+    from models.recommenders.gru4rec import GRU4Rec
+    train = studio.config.train
+    assert train.batch_size == 128 and "batch_size" not in train.model_fields_set
+    model = create("gru4rec", split.n_items, studio.config.models.get("gru4rec"))
+    sizes: list[int] = []
+    batch_loss = GRU4Rec.batch_loss
+
+    def counting(self: GRU4Rec, batch: tuple) -> torch.Tensor:
+        sizes.append(len(batch[0]))
+        return batch_loss(self, batch)
+
+    monkeypatch.setattr(GRU4Rec, "batch_loss", counting)
+    model.fit(split, train)
+    windows = len(model.training_data(split)[0])
+    assert sum(sizes) == windows and max(sizes) == 32  # every window once, 32 a step
+    assert len(sizes) == model.n_batches(model.training_data(split), 32) > windows // 32
+    assert trained["gru4rec"].model.params.batch_size == 32  # what a saved run records
