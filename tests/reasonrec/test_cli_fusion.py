@@ -85,11 +85,11 @@ def invoke(*args: str) -> tuple[int, str, str]:
 
 def test_fit_then_explain_reuses_the_run_and_validates(cli_args: list[str], fitted: dict) -> None:
     assert fitted["variant"] == "llmrg" and fitted["metrics"]["n_users"] == 16
-    # The default path's intent table is the real encoder's (576-d for SmolLM2-135M).
+    # The default path's intent table is the real sentence encoder's (384-d all-MiniLM-L6-v2).
     run_dir = Path(fitted["run_dir"])
     kwargs = json.loads((run_dir / "fusion.json").read_text())["kwargs"]
     intents = json.loads((run_dir / "intents.json").read_text())["labels"]
-    assert kwargs["text_dim"] == 576 and kwargs["num_intents"] == len(intents) + 1
+    assert kwargs["text_dim"] == 384 and kwargs["num_intents"] == len(intents) + 1
     code, out, err = invoke(*cli_args, "explain", "--user", "196", "--k", "5", "--json")
     assert code == 0, err
     explanation = Explanation.model_validate_json(out)
