@@ -209,7 +209,7 @@ class GraphBuilder:
         config = self.config
 
         with _timed(log, CHAIN_STAGE):
-            chains, links = build_chains(asker, items, self.vocabulary, session.viewer)
+            chains, links = build_chains(asker, items, self.vocabulary)
         with _timed(log, VERIFY_STAGE):
             verdicts = {c.id: verify_chain(asker, c, items, self.catalogue, config, self.verify_setup)
                         for c in chains}

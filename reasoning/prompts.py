@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-STAGE_PROMPTS = ("intent", "chain", "verify", "diverge", "reason_join", "reason_new")
+STAGE_PROMPTS = ("intent", "verify", "diverge", "reason_join", "reason_new")
 # Prompts whose options are scored by log-probability (raw text, no chat turns).
-SCORED_PROMPTS = ("verify", "reason_join", "reason_new")
+SCORED_PROMPTS = ("intent", "verify", "reason_join", "reason_new")
 
 
 class PromptError(ValueError):

@@ -32,12 +32,6 @@ def intent_schema(options: list[str]) -> dict[str, Any]:
     return _object({"intent": {"type": "string", "enum": list(options)}}, ["intent"])
 
 
-def chain_schema(options: list[str]) -> dict[str, Any]:
-    """``options``: the existing chains' intents plus :data:`NEW_CHAIN`, most plausible first."""
-    return _object({"chain": {"type": "string", "enum": list(options)},
-                    "reason": {"type": "string"}}, ["chain", "reason"])
-
-
 DIVERGE_MAX_CHARS = 32   # an intent is "a few words"; see the module docstring
 
 
@@ -86,30 +80,6 @@ class IntentAnswer(BaseModel):
     @classmethod
     def _in_options(cls, value: str, info: ValidationInfo) -> str:
         return _one_of(value, info, "options", "is not one of the options")
-
-
-class ChainAnswer(BaseModel):
-    """Stage 1b. Context: ``options`` (chain intents and ``"new"``).
-
-    ``reason`` is the model's free text, clipped and then discarded by the
-    chain stage: the 135M model wrote templates there ("no romance chain yet"),
-    and reasons are chosen about the films in :mod:`reasoning.reasons`. The
-    field stays because the model's chain choice degraded without it.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    chain: str
-    reason: str
-
-    @field_validator("reason")
-    @classmethod
-    def _short_reason(cls, value: str) -> str:
-        return clip_text(value, 48)
-
-    @field_validator("chain")
-    @classmethod
-    def _known_chain(cls, value: str, info: ValidationInfo) -> str:
-        return _one_of(value, info, "options", "is neither an existing chain's intent nor 'new'")
 
 
 class DivergeAnswer(BaseModel):
@@ -172,5 +142,4 @@ def example_schemas() -> dict[str, dict[str, Any]]:
 
     labels = load_intents().labels
     return {"intent": intent_schema(labels[:3]),
-            "chain": chain_schema([labels[0], labels[4], NEW_CHAIN]),
             "diverge": diverge_schema(3)}

@@ -1,8 +1,8 @@
-"""Stage 1 helpers: viewer text for prompts and the chain question's options."""
+"""Stage 1 helpers: viewer text for prompts and the chain membership rule."""
 
 from __future__ import annotations
 
-from reasoning.chain import Chain, chain_options, viewer_text
+from reasoning.chain import Chain, choose_chain, viewer_text
 from reasoning.schemas import NEW_CHAIN
 
 
@@ -13,10 +13,10 @@ def test_viewer_text_is_coarse_so_questions_recur() -> None:
     assert viewer_text({"age": "n/a", "zip_code": "1"}) == "unknown"
 
 
-def test_chain_options_put_the_plausible_answer_first_and_ignore_recency() -> None:
-    chains = [Chain("c1", "serious drama", [0]), Chain("c2", "a good laugh", [1]),
+def test_an_item_continues_the_latest_chain_of_its_intent_or_starts_one() -> None:
+    chains = [Chain("c1", "serious drama", [0, 3]), Chain("c2", "a good laugh", [1]),
               Chain("c3", "serious drama", [2])]
-    assert chain_options(chains, "a good laugh") == ["a good laugh", "serious drama", NEW_CHAIN]
-    assert chain_options(chains, "romance") == [NEW_CHAIN, "a good laugh", "serious drama"]
-    # Same intents in another order: the same question (so the KB can reuse it).
-    assert chain_options(list(reversed(chains)), "romance") == chain_options(chains, "romance")
+    assert choose_chain("a good laugh", chains) == "c2"
+    assert choose_chain("serious drama", chains) == "c1"   # grew at step 3, after c3
+    assert choose_chain("romance", chains) == NEW_CHAIN
+    assert choose_chain("romance", []) == NEW_CHAIN

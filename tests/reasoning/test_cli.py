@@ -82,7 +82,7 @@ def test_build_graphs_survives_sigkill_and_resumes(cli) -> None:
     stats = cli("kb", "stats", "--json")
     assert stats.returncode == 0, stats.stderr
     kinds = json.loads(stats.stdout)["kinds"]
-    assert kinds["intent"]["entries"] > 0 and kinds["chain"]["entries"] > 0
+    assert kinds["intent"]["entries"] > 0 and kinds["reason"]["entries"] > 0
     cleared = cli("kb", "clear")
     assert cleared.returncode == 0 and "removed" in cleared.stdout
     assert json.loads(cli("kb", "stats", "--json").stdout)["entries"] == 0

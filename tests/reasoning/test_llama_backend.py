@@ -19,7 +19,7 @@ from reasoning.config import load_reasoning_config
 from reasoning.llama_backend import (LlamaCppBackend, default_model_path, offload_counts_from_log,
                                      resolve_model_path)
 from reasoning.prompts import load_intents, load_prompt
-from reasoning.schemas import answer_prefix, chain_schema, diverge_schema, intent_schema
+from reasoning.schemas import answer_prefix, diverge_schema, intent_schema
 
 LABELS = ["sci-fi wonder", "adrenaline action", "epic adventure", "serious drama"]
 LETTER_SCHEMA = {"type": "object", "properties": {"answer": {"type": "string", "enum": ["A", "B"]}},
@@ -27,14 +27,11 @@ LETTER_SCHEMA = {"type": "object", "properties": {"answer": {"type": "string", "
 
 
 def _requests() -> list[LLMRequest]:
-    intent, chain = load_prompt("intent"), load_prompt("chain")
     diverge = load_prompt("diverge")
     cases = [
-        (intent.messages(item="Alien (1979) [Action, Horror, Sci-Fi, Thriller]",
-                         options=", ".join(LABELS)), intent_schema(LABELS), intent.max_tokens),
-        (chain.messages(viewer="unknown", chains="romance; serious drama", intent="romance",
-                        options="romance, serious drama, new"),
-         chain_schema(["romance", "serious drama", "new"]), chain.max_tokens),
+        ([{"role": "user", "content": "Why would a viewer pick Alien (1979) [Action, Horror, "
+                                      f"Sci-Fi, Thriller]? Options: {', '.join(LABELS)}. "
+                                      "Answer the intent in JSON."}], intent_schema(LABELS), 16),
         ([{"role": "user", "content": "Which movie is science fiction? Answer with the letter "
                                       "in JSON.\nA: Fargo (1996) [Crime, Drama, Thriller]\n"
                                       "B: Alien (1979) [Sci-Fi]"}], LETTER_SCHEMA, 24),
@@ -123,7 +120,7 @@ def test_streaming_sends_the_text_as_it_is_made(llama_backend: LLMBackend) -> No
 
 @pytest.mark.llm
 def test_option_probabilities_from_logprobs(llama_backend: LLMBackend) -> None:
-    request = _requests()[2]
+    request = _requests()[1]
     response = llama_backend.complete(LLMRequest(**{**request.__dict__, "logprobs": True,
                                                     "watch": ("A", "B")}))
     answer = json.loads(response.text)["answer"]

@@ -8,8 +8,7 @@ import pytest
 
 from reasoning.prompts import (SCORED_PROMPTS, STAGE_PROMPTS, PromptError, load_intents, load_prompt,
                                prompt_versions)
-from reasoning.schemas import (NEW_CHAIN, ChainAnswer, DivergeAnswer, IntentAnswer, answer_prefix,
-                               chain_schema, diverge_schema, intent_schema)
+from reasoning.schemas import DivergeAnswer, answer_prefix, diverge_schema
 
 CHAT_PROMPTS = [name for name in STAGE_PROMPTS if name not in SCORED_PROMPTS]
 
@@ -27,13 +26,7 @@ def test_prompt_has_llmrg_shape(name: str) -> None:
 
 def test_examples_are_valid_answers() -> None:
     """A worked example the validators would refuse teaches the model a wrong format."""
-    labels = load_intents().labels
-    cases = [
-        ("intent", IntentAnswer, intent_schema(labels), {"options": labels}),
-        ("chain", ChainAnswer, chain_schema([NEW_CHAIN, "a good laugh", "sci-fi wonder"]),
-         {"options": [NEW_CHAIN, "a good laugh", "sci-fi wonder"]}),
-        ("diverge", DivergeAnswer, diverge_schema(3), {"k": 3}),
-    ]
+    cases = [("diverge", DivergeAnswer, diverge_schema(3), {"k": 3})]
     for name, model, schema, context in cases:
         example = load_prompt(name).example_output
         model.model_validate(json.loads(example), context=context)
@@ -46,6 +39,7 @@ def test_scored_prompts_end_where_the_option_begins(name: str) -> None:
     example answer does, and the prompt ends right before it."""
     prompt = load_prompt(name)
     text = prompt.scored_text(intent="romance", movies="Emma (1996) [Drama, Romance]",
+                              item="Emma (1996) [Drama, Romance]", options="romance, serious drama",
                               new="Emma (1996) [Drama, Romance]", previous="Persuasion (1995) [Romance]")
     assert prompt.example_output.startswith(" ") and not prompt.example_output.endswith(" ")
     assert text.endswith(":") and text.startswith(prompt.task)

@@ -7,9 +7,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from reasoning.schemas import (NEW_CHAIN, ChainAnswer, DivergeAnswer, IntentAnswer, answer_prefix,
-                               chain_schema, clip_text, diverge_schema, example_schemas,
-                               intent_schema)
+from reasoning.schemas import (DivergeAnswer, IntentAnswer, answer_prefix, clip_text,
+                               diverge_schema, example_schemas, intent_schema)
 
 
 @pytest.mark.parametrize("name", sorted(example_schemas()))
@@ -56,7 +55,6 @@ def test_repeated_phrases_collapse(text: str, collapsed: str) -> None:
 
 @pytest.mark.parametrize("schema, prefix", [
     (intent_schema(["a", "b"]), '{"intent": "'),
-    (chain_schema(["a", NEW_CHAIN]), '{"chain": "'),
     (diverge_schema(2), '{"intents": ["'),
 ])
 def test_answer_prefix_is_the_start_of_every_valid_answer(schema: dict, prefix: str) -> None:
@@ -66,9 +64,6 @@ def test_answer_prefix_is_the_start_of_every_valid_answer(schema: dict, prefix: 
 def test_enum_answers_outside_the_options_are_refused() -> None:
     with pytest.raises(ValidationError, match="not one of the options"):
         IntentAnswer.model_validate({"intent": "space opera"}, context={"options": ["romance"]})
-    with pytest.raises(ValidationError, match="neither an existing chain"):
-        ChainAnswer.model_validate({"chain": "c9", "reason": "x"},
-                                   context={"options": ["romance", NEW_CHAIN]})
     with pytest.raises(ValidationError):
         IntentAnswer.model_validate({"intent": "romance", "extra": 1}, context={"options": ["romance"]})
 

@@ -6,6 +6,7 @@ retried once, then the piece is dropped with every reason on the build log.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,9 @@ OPTIONS = ["a good laugh", "family fun", "romance"]
 
 
 def _question() -> Question:
-    prompt = load_prompt("intent")
+    # The intent question as a generated JSON enum (the chain stage now scores it
+    # instead): the simplest structured question to break in every way.
+    prompt = replace(load_prompt("intent"), max_tokens=16)
     return Question(stage="chain", kind="intent", prompt=prompt,
                     messages=prompt.messages(item="Liar Liar (1997) [Comedy]", options=", ".join(OPTIONS)),
                     schema=intent_schema(OPTIONS), answer_model=IntentAnswer,
