@@ -125,24 +125,31 @@ def build_chains(asker: Asker, items: list[Item],
                  vocabulary: IntentVocabulary) -> tuple[list[Chain], list[Link]]:
     """Chains over ``items`` (the window, in order) and how each item joined them.
 
-    Intents are asked first for the whole window, then the reasons: consecutive
-    questions with the same prompt reuse the model's cached prompt prefix.
+    Intents are asked first for the whole window, then the chains are formed,
+    then the reasons, those for joining a chain before those for starting one:
+    consecutive questions with the same prompt reuse the model's cached prompt
+    prefix (switching prompts re-reads it).
     """
     intents = [item_intent(asker, item, vocabulary) for item in items]
     chains: list[Chain] = []
-    links: list[Link] = []
-    for step, (item, intent) in enumerate(zip(items, intents)):
+    joined: list[tuple[int, Chain, int | None]] = []   # (step, chain, the chain's tail before it)
+    for step, intent in enumerate(intents):
         chosen = choose_chain(intent, chains)
         if chosen == NEW_CHAIN:
             chain = Chain(id=f"c{len(chains) + 1}", intent=intent)
             chains.append(chain)
-            previous = None
-            reason = choose_reason(asker, step, item, None)
         else:
             chain = next(c for c in chains if c.id == chosen)
-            previous = chain.steps[-1]
-            reason = choose_reason(asker, step, item, [items[s] for s in chain.steps])
+        joined.append((step, chain, chain.steps[-1] if chain.steps else None))
         chain.steps.append(step)
-        links.append(Link(step=step, chain=chain.id, intent=intent, reason=reason,
-                          previous_step=previous))
+
+    def chain_before(step: int, chain: Chain) -> list[Item]:
+        return [items[s] for s in chain.steps if s < step]
+
+    order = sorted(joined, key=lambda entry: (entry[2] is None, entry[0]))
+    reasons = {step: choose_reason(asker, step, items[step],
+                                   chain_before(step, chain) if previous is not None else None)
+               for step, chain, previous in order}
+    links = [Link(step=step, chain=chain.id, intent=intents[step], reason=reasons[step],
+                  previous_step=previous) for step, chain, previous in joined]
     return chains, links

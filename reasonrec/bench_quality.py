@@ -144,55 +144,54 @@ def measure_model(dataset: Dataset, config: ReasoningConfig, localizer: IntentLo
     catalogue = dataset.catalogue
     popularity = training_popularity([dataset.history(u) for u in dataset.user_ids], len(catalogue))
     backend = open_backend(config)   # shared per process: left open for the caller
-    if True:
-        builder = GraphBuilder(backend, catalogue, config, None, localizer, popularity=popularity)
-        builder.warm_up(encoder=True)
-        graphs, seconds, calls, tokens, dropped = [], [], 0, 0, 0
-        for done, window in enumerate(windows[:n_sessions], start=1):
-            started = time.perf_counter()
-            graph = builder.build(window)
-            seconds.append(time.perf_counter() - started)
-            log: BuildLog = graph.graph["build_log"]
-            calls += log.llm_calls
-            tokens += log.tokens_in + log.tokens_out
-            dropped += len(log.dropped)
-            graphs.append(graph)
-            if progress:
-                progress(f"{model_name}: cold sessions", done, n_sessions)
-        reasons = [pair for graph in graphs for pair in _reasons(graph)]
-        chains = [c for graph in graphs for c in graph.graph["chains"]]
-        scored = [c for c in chains if c.score is not None]
-        pairs = sum(len(chain_candidates(graph)) for graph in graphs)
-
-        # Chains for the AUC: the chain stage only (no KB: each is built as in a cold session).
-        log = BuildLog(backend={}, prompt_versions={}, settings={})
-        samples = _chain_samples(Asker(backend, None, config, log), windows[n_sessions:], n_chains)
+    builder = GraphBuilder(backend, catalogue, config, None, localizer, popularity=popularity)
+    builder.warm_up(encoder=True)
+    graphs, seconds, calls, tokens, dropped = [], [], 0, 0, 0
+    for done, window in enumerate(windows[:n_sessions], start=1):
+        started = time.perf_counter()
+        graph = builder.build(window)
+        seconds.append(time.perf_counter() - started)
+        log: BuildLog = graph.graph["build_log"]
+        calls += log.llm_calls
+        tokens += log.tokens_in + log.tokens_out
+        dropped += len(log.dropped)
+        graphs.append(graph)
         if progress:
-            progress(f"{model_name}: verification", 0, len(samples))
-        setup = VerifySetup(ranks=popularity_ranks(popularity, len(catalogue)))
-        evaluation = evaluate_verification(backend, catalogue, samples, config, setup)
-        return ModelQuality(
-            model=model_name, model_identity=str(backend.info().get("model_identity", "")),
-            sessions=len(graphs),
-            seconds_per_session_median=round(statistics.median(seconds), 3),
-            seconds_per_session_p95=round(sorted(seconds)[max(0, round(0.95 * len(seconds)) - 1)], 3),
-            llm_calls_per_session=round(calls / len(graphs), 2),
-            tokens_per_session=round(tokens / len(graphs), 1),
-            template_reason_share=(round(sum(is_template_reason(r, i) for r, i in reasons)
-                                         / len(reasons), 4) if reasons else None),
-            reasons=len(reasons),
-            candidate_support_share=_rounded(candidate_support_share(graphs, co_watch)),
-            candidate_pairs=pairs,
-            verification_pass_rate=(round(sum(c.status == "verified" for c in scored) / len(scored), 4)
-                                    if scored else None),
-            dropped_pieces=dropped,
-            verification_auc=_rounded(evaluation.auc),
-            verification_chains=evaluation.chains,
-            verification_real_mean=_rounded(evaluation.real_mean),
-            verification_corrupted_mean=_rounded(evaluation.corrupted_mean),
-            verification_best_tau=_rounded(evaluation.best_tau),
-            verification_seconds=round(evaluation.seconds, 1),
-            example_reasons=[r for r, _ in reasons[:10]])
+            progress(f"{model_name}: cold sessions", done, n_sessions)
+    reasons = [pair for graph in graphs for pair in _reasons(graph)]
+    chains = [c for graph in graphs for c in graph.graph["chains"]]
+    scored = [c for c in chains if c.score is not None]
+    pairs = sum(len(chain_candidates(graph)) for graph in graphs)
+
+    # Chains for the AUC: the chain stage only (no KB: each is built as in a cold session).
+    log = BuildLog(backend={}, prompt_versions={}, settings={})
+    samples = _chain_samples(Asker(backend, None, config, log), windows[n_sessions:], n_chains)
+    if progress:
+        progress(f"{model_name}: verification", 0, len(samples))
+    setup = VerifySetup(ranks=popularity_ranks(popularity, len(catalogue)))
+    evaluation = evaluate_verification(backend, catalogue, samples, config, setup)
+    return ModelQuality(
+        model=model_name, model_identity=str(backend.info().get("model_identity", "")),
+        sessions=len(graphs),
+        seconds_per_session_median=round(statistics.median(seconds), 3),
+        seconds_per_session_p95=round(sorted(seconds)[max(0, round(0.95 * len(seconds)) - 1)], 3),
+        llm_calls_per_session=round(calls / len(graphs), 2),
+        tokens_per_session=round(tokens / len(graphs), 1),
+        template_reason_share=(round(sum(is_template_reason(r, i) for r, i in reasons)
+                                     / len(reasons), 4) if reasons else None),
+        reasons=len(reasons),
+        candidate_support_share=_rounded(candidate_support_share(graphs, co_watch)),
+        candidate_pairs=pairs,
+        verification_pass_rate=(round(sum(c.status == "verified" for c in scored) / len(scored), 4)
+                                if scored else None),
+        dropped_pieces=dropped,
+        verification_auc=_rounded(evaluation.auc),
+        verification_chains=evaluation.chains,
+        verification_real_mean=_rounded(evaluation.real_mean),
+        verification_corrupted_mean=_rounded(evaluation.corrupted_mean),
+        verification_best_tau=_rounded(evaluation.best_tau),
+        verification_seconds=round(evaluation.seconds, 1),
+        example_reasons=[r for r, _ in reasons[:10]])
 
 
 def _rounded(value: float | None, digits: int = 4) -> float | None:
