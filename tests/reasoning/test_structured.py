@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from models.data import Catalogue
-from reasoning.backend import LLMError, LLMTimeout
+from reasoning.backend import LLMError
 from reasoning.builder import EmptySessionError, GraphBuilder, SessionWindow
 from reasoning.chain import item_intent
 from reasoning.graph import BuildLog
@@ -50,8 +50,7 @@ def _ask(make_config: MakeConfig, script: list, kb: KnowledgeBase | None = None
     (reply('{"intent": "a good laugh", "reason": "x"}'), "invalid answer"),
     (reply('{"intent": "space opera"}'), "invalid answer: intent"),
     (reply('{"intent": "a good laugh"', finish_reason="length"), "truncated at 16 tokens"),
-    (LLMTimeout("no answer in 60 s"), "timeout: no answer in 60 s"),
-    (LLMError("HTTP 500"), "backend error: HTTP 500"),
+    (LLMError("HTTP 400: bad request"), "backend error: HTTP 400"),
 ])
 def test_a_failure_is_retried_once_then_succeeds(make_config: MakeConfig, bad, reason: str) -> None:
     answer, log, backend = _ask(make_config, [bad, reply('{"intent": "romance"}')])
@@ -67,7 +66,7 @@ def test_a_failure_is_retried_once_then_succeeds(make_config: MakeConfig, bad, r
     (reply("not json at all"), "malformed JSON"),
     (reply('{"intent": "space opera"}'), "is not one of the options"),
     (reply('{"intent": "a', finish_reason="length"), "truncated at 16 tokens"),
-    (LLMTimeout("no answer in 60 s"), "timeout"),
+    (LLMError("HTTP 400: bad request"), "backend error: HTTP 400"),
 ])
 def test_a_piece_that_fails_twice_is_dropped_with_its_reasons(make_config: MakeConfig, bad,
                                                              reason: str) -> None:
@@ -98,6 +97,11 @@ def test_a_failed_answer_is_not_stored(make_config: MakeConfig, tmp_path: Path) 
 def test_stage_falls_back_to_the_best_genre_fit(make_config: MakeConfig) -> None:
     catalogue = Catalogue.build([("294", "Liar Liar", 1997, ("Comedy",))])
     backend = ScriptedBackend([reply("{"), reply("{")])
+
+    def refused(prefix: str, continuations: list[str]) -> None:
+        raise LLMError("HTTP 400: the request was refused")   # a request's failure, not the backend's
+
+    backend.score_continuations = refused  # type: ignore[method-assign]
     log = BuildLog()
     label = item_intent(Asker(backend, None, make_config(), log), catalogue[1], load_intents())
     assert label == "a good laugh"
