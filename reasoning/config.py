@@ -49,9 +49,24 @@ class ReasoningConfig(BaseModel):
     http_model: str = Field("", description="model name sent to the server; empty = server default")
     http_api_key: str = ""
     http_timeout_s: float = Field(60.0, gt=0)
-    http_schema_style: Literal["json_object", "json_schema"] = Field(
+    http_urls: list[str] = Field(
+        default_factory=list, description="a pool of OpenAI-compatible base URLs (requests go to "
+                                          "the least busy healthy one); empty = [http_url]")
+    http_server_concurrency: int | None = Field(
+        None, ge=1, le=256, description="requests in flight per server; None = only the total "
+                                        "(concurrency) limits them")
+    http_outage_s: float = Field(
+        120.0, ge=0, description="while no server of the pool answers, how long a request keeps "
+                                 "re-probing them before the build stops")
+    http_backoff_s: float = Field(1.0, gt=0, description="first re-probe delay of a server marked "
+                                                         "down; doubles with each failed probe")
+    http_backoff_max_s: float = Field(30.0, gt=0, description="longest delay between re-probes")
+    http_score_prefix: str = Field(
+        "", description="text put before every scored prompt: llama_cpp.server serving a model "
+                        "that adds no BOS token (SmolLM2) needs its BOS text, <|im_start|>")
+    http_schema_style: Literal["json_object", "json_schema", "guided_json"] = Field(
         "json_object", description="json_object+schema for llama.cpp's servers; json_schema for "
-                                   "vLLM/Ollama/OpenAI")
+                                   "vLLM/Ollama/OpenAI; guided_json for older vLLM")
     http_logprobs: bool = Field(False, description="ask the server for token logprobs "
                                                    "(llama_cpp.server needs logits_all for that)")
     concurrency: int = Field(1, ge=1, le=256, description="parallel requests (http backend)")
@@ -94,6 +109,25 @@ class ReasoningConfig(BaseModel):
     def _strip(cls, value: str) -> str:
         return value.strip()
 
+    @field_validator("http_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return _check_url(value)
+
+    @field_validator("http_urls")
+    @classmethod
+    def _http_urls(cls, value: list[str]) -> list[str]:
+        urls = [_check_url(url) for url in value]
+        repeated = sorted({url for url in urls if urls.count(url) > 1})
+        if repeated:
+            raise ValueError(f"listed more than once: {', '.join(repeated)}")
+        return urls
+
+    @property
+    def server_urls(self) -> list[str]:
+        """The servers of the http backend: ``http_urls``, else ``[http_url]``."""
+        return list(self.http_urls) or [self.http_url]
+
     @property
     def resolved_data_dir(self) -> Path:
         return Path(self.data_dir).expanduser() if self.data_dir else default_data_dir()
@@ -135,6 +169,15 @@ class ReasoningConfig(BaseModel):
         except OSError:
             busy = 0.0
         return max(1, min(cores - 1, int(cores - busy + 0.5)))
+
+
+def _check_url(value: str) -> str:
+    """A base URL without its trailing slash; refuses anything but http(s)://HOST..."""
+    url = value.strip().rstrip("/")
+    scheme, _, rest = url.partition("://")
+    if scheme not in ("http", "https") or not rest or rest.startswith("/"):
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    return url
 
 
 def load_reasoning_config(section: dict[str, Any] | None = None, **overrides: Any) -> ReasoningConfig:
