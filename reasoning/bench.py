@@ -30,6 +30,7 @@ from models.data import Dataset
 from reasoning.backend import open_backend
 from reasoning.builder import EmptySessionError, GraphBuilder, session_window
 from reasoning.config import ReasoningConfig
+from reasoning.diverge import training_co_watch
 from reasoning.graph import graph_to_json
 from reasoning.kb import KnowledgeBase
 from reasoning.localizer import open_localizer
@@ -130,7 +131,9 @@ def bench_reasoning(dataset: Dataset, config: ReasoningConfig, n_users: int,
     localizer = open_localizer(dataset, config)
     popularity = training_popularity([dataset.history(u) for u in dataset.user_ids],
                                      len(dataset.catalogue))
-    cold = GraphBuilder(backend, dataset.catalogue, config, None, localizer, popularity=popularity)
+    co_watch = training_co_watch(dataset)
+    cold = GraphBuilder(backend, dataset.catalogue, config, None, localizer, popularity=popularity,
+                        co_watch=co_watch)
     warm_up = cold.warm_up(encoder=True)
 
     graphs_a, logs_a = _run(cold, sessions, "no reuse", progress)
@@ -138,7 +141,7 @@ def bench_reasoning(dataset: Dataset, config: ReasoningConfig, n_users: int,
         kb = KnowledgeBase(Path(folder) / "kb.sqlite")
         try:
             reuse = GraphBuilder(backend, dataset.catalogue, config, kb, localizer,
-                                 popularity=popularity)
+                                 popularity=popularity, co_watch=co_watch)
             graphs_b, logs_b = _run(reuse, sessions, "reuse", progress)
             kb_stats = kb.stats()   # before the warm repeat, whose lookups all hit
             repeat = sessions[:WARM_REPEATS]

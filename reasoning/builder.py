@@ -23,7 +23,7 @@ import json
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import networkx as nx
 
@@ -31,7 +31,8 @@ from models.data import Catalogue, Dataset, Item
 from reasoning.backend import LLMBackend
 from reasoning.chain import Chain, Link, build_chains, viewer_text
 from reasoning.config import ReasoningConfig
-from reasoning.diverge import LOCALIZE_STAGE, localize, next_intents
+from models.evidence import CoWatchIndex
+from reasoning.diverge import LOCALIZE_STAGE, candidate_support, localize, next_intents, training_co_watch
 from reasoning.diverge import STAGE as DIVERGE_STAGE
 from reasoning.graph import BuildLog, ChainRecord, new_graph
 from reasoning.kb import KnowledgeBase
@@ -121,12 +122,15 @@ class GraphBuilder:
         popularity: training interactions per catalogue index (see
             :func:`reasoning.verify.training_popularity`); verification draws
             distractors of the masked item's popularity. ``None``: index neighbours.
+        co_watch: training co-watch counts (:func:`reasoning.diverge.training_co_watch`);
+            divergent candidates that the chain's viewers went on to watch come first
+            among the nearest ones. ``None``: nearest by text alone.
     """
 
     def __init__(self, backend: LLMBackend, catalogue: Catalogue, config: ReasoningConfig,
                  kb: KnowledgeBase | None, localizer: IntentLocalizer | None,
                  vocabulary: IntentVocabulary | None = None,
-                 popularity: Any = None) -> None:
+                 popularity: Any = None, co_watch: CoWatchIndex | None = None) -> None:
         self.backend = backend
         self.catalogue = catalogue
         self.config = config
@@ -134,6 +138,7 @@ class GraphBuilder:
         self.localizer = localizer
         self.vocabulary = vocabulary or load_intents()
         self.popularity = popularity
+        self.co_watch = co_watch
         self.verify_setup = VerifySetup(
             ranks=None if popularity is None else popularity_ranks(popularity, len(catalogue)))
         self._settings: dict[str, Any] | None = None
@@ -153,7 +158,8 @@ class GraphBuilder:
                       "n_distractors": c.n_distractors, "seed": c.seed,
                       "temperature": c.temperature, "text_limit": c.text_limit,
                       "localizer": self.localizer.identity if self.localizer else None,
-                      "distractors_by_popularity": self.verify_setup.ranks is not None}
+                      "distractors_by_popularity": self.verify_setup.ranks is not None,
+                      "candidates_by_co_watch": self.co_watch is not None}
             text = json.dumps(values, sort_keys=True, separators=(",", ":"))
             values["key"] = hashlib.sha256(text.encode()).hexdigest()[:16]
             self._settings = values
@@ -166,7 +172,7 @@ class GraphBuilder:
         settings (and their key) are the same, so they are not recomputed.
         """
         twin = GraphBuilder(self.backend, self.catalogue, self.config, kb, self.localizer,
-                            self.vocabulary, self.popularity)
+                            self.vocabulary, self.popularity, self.co_watch)
         twin._settings = self.settings
         return twin
 
@@ -233,6 +239,14 @@ class GraphBuilder:
         graph.graph["build_log"] = log
         return graph
 
+    def _supported(self, chain: Chain, items: list[Item]) -> Callable[[int], bool] | None:
+        """Whether a candidate has co-watch support from ``chain``'s items (None: not used)."""
+        co_watch = self.co_watch
+        if co_watch is None:
+            return None
+        chain_items = [items[s].index for s in chain.steps]
+        return lambda index: candidate_support(co_watch, chain_items, index) is not None
+
     def _diverge(self, asker: Asker, log: BuildLog, chains: list[Chain], verdicts: dict[str, Verdict],
                  items: list[Item], seen: frozenset[int] = frozenset()
                  ) -> dict[str, list[tuple[str, list[tuple[int, float]]]]]:
@@ -252,7 +266,8 @@ class GraphBuilder:
             matches = []
             with _timed(log, LOCALIZE_STAGE):
                 for text in texts:
-                    found = (localize(asker, self.localizer, text, config.r_items, window, config.l_tru)
+                    found = (localize(asker, self.localizer, text, config.r_items, window,
+                                      config.l_tru, self._supported(chain, items))
                              if self.localizer is not None else [])
                     if not found and self.localizer is not None:
                         asker.drop(DIVERGE_STAGE, f"intent {text[:40]!r} of {chain.id}",
@@ -343,4 +358,5 @@ def open_builder(dataset: Dataset, config: ReasoningConfig, *, kb: bool | None =
     localizer = open_localizer(dataset, config)
     popularity = training_popularity([dataset.history(u) for u in dataset.user_ids],
                                      len(dataset.catalogue))
-    return GraphBuilder(backend, dataset.catalogue, config, store, localizer, popularity=popularity)
+    return GraphBuilder(backend, dataset.catalogue, config, store, localizer, popularity=popularity,
+                        co_watch=training_co_watch(dataset))

@@ -8,7 +8,9 @@ the LLM never names items directly, so a hallucinated title can never become
 an item node. Localizations are stored in the KB too (kind ``localize``, tagged
 with the localizer's identity instead of a prompt version), so a warm run
 needs neither the LLM nor the encoder. Candidates skip everything the user has
-seen up to the window's end.
+seen up to the window's end; among the items nearest the text, those that
+viewers of the chain's films went on to watch (training co-watch, lift above 1)
+come first.
 
 :func:`candidate_support_share` measures how plausible the candidates are as
 next films: the share with co-watch lift above 1 after one of the chain's
@@ -17,7 +19,7 @@ items, on training interactions only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import networkx as nx
 
@@ -46,18 +48,29 @@ def next_intents(asker: Asker, item: Item, intent: str, k: int, text_limit: int)
     return [] if answer is None else list(answer["intents"])
 
 
+# Divergent candidates are chosen among this many times r nearest items: those the
+# chain's viewers went on to watch first, by text similarity within each group.
+# (At 3, user 13's "The Lion King" reached Unforgiven; at 2 the pool stays near the text.)
+GROUNDING_POOL = 2
+
+
 def localize(asker: Asker, localizer: IntentLocalizer, text: str, r: int, exclude: set[int],
-             max_excluded: int) -> list[tuple[int, float]]:
+             max_excluded: int, supported: Callable[[int], bool] | None = None
+             ) -> list[tuple[int, float]]:
     """Top-``r`` ``(catalogue index, weight)`` for ``text``, skipping ``exclude``.
 
     ``exclude`` is what the user has seen (their history up to the window's end).
-    The stored ranking ignores the exclusions so sessions share it: it holds
-    ``r + max_excluded`` items (``max_excluded`` is the window length). When a
-    long history leaves fewer than ``r`` of them, the text is ranked again deep
-    enough to skip every excluded item; that ranking is not stored (it needs
-    the encoder, whose query vector the localizer caches).
+    With ``supported`` (co-watch support from the chain, see :func:`candidate_support`)
+    the ``GROUNDING_POOL * r`` nearest items are considered and the supported ones
+    come first: of the items that fit the text, those viewers of the chain really
+    went on to watch. The stored ranking ignores the exclusions so sessions share
+    it: it holds ``pool + max_excluded`` items (``max_excluded`` is the window
+    length). When a long history leaves fewer items, the text is ranked again deep
+    enough to skip every excluded item; that ranking is not stored (it needs the
+    encoder, whose query vector the localizer caches).
     """
-    limit = r + max_excluded
+    pool = r * GROUNDING_POOL if supported is not None else r
+    limit = pool + max_excluded
     fields = {"text": text, "limit": limit}
     stored = asker.kb_get(LOCALIZE_STAGE, "localize", localizer.identity, fields)
     if stored is not None:
@@ -65,10 +78,13 @@ def localize(asker: Asker, localizer: IntentLocalizer, text: str, r: int, exclud
     else:
         ranked = localizer.rank(text, limit)
         asker.kb_put("localize", localizer.identity, fields, [[i, w] for i, w in ranked])
-    found = localizer.localize(text, r, exclude, ranked=ranked)
-    if len(found) < r and len(ranked) >= limit:
-        found = localizer.localize(text, r, exclude)
-    return found
+    found = localizer.localize(text, pool, exclude, ranked=ranked)
+    if len(found) < pool and len(ranked) >= limit:
+        found = localizer.localize(text, pool, exclude)
+    if supported is None:
+        return found[:r]
+    backed = [entry for entry in found if supported(entry[0])]
+    return (backed + [entry for entry in found if entry not in backed])[:r]
 
 
 def training_co_watch(dataset: Dataset) -> CoWatchIndex:

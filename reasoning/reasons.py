@@ -129,7 +129,7 @@ def shared_candidates(new: Item, chain_items: list[Item]) -> list[str]:
         candidates.append(f"another {decade} {phrase}")
     if phrase:
         candidates.append(f"another {phrase}, like {tail.title}")
-    if decade:
+    if decade and not candidates:   # the decade alone says little: only when nothing else is shared
         candidates.append(f"another film of the {decade}, like {tail.title}")
     if not candidates:   # nothing in common in the data: name the new film's own kind
         own = genre_phrase(list(new.genres)) or "film"

@@ -144,7 +144,8 @@ def measure_model(dataset: Dataset, config: ReasoningConfig, localizer: IntentLo
     catalogue = dataset.catalogue
     popularity = training_popularity([dataset.history(u) for u in dataset.user_ids], len(catalogue))
     backend = open_backend(config)   # shared per process: left open for the caller
-    builder = GraphBuilder(backend, catalogue, config, None, localizer, popularity=popularity)
+    builder = GraphBuilder(backend, catalogue, config, None, localizer, popularity=popularity,
+                           co_watch=co_watch)
     builder.warm_up(encoder=True)
     graphs, seconds, calls, tokens, dropped = [], [], 0, 0, 0
     for done, window in enumerate(windows[:n_sessions], start=1):
