@@ -14,7 +14,8 @@ Commands that take hours run at a small size, by the rules in
 * ``bench reference`` runs RecBole's SR-GNN only, one epoch (``--models srgnn
   --max-epochs 1``), and over the first two of the README's seeds;
 * ``build-graphs --users all`` and ``bench reasoning --users 200`` take two users;
-* ``bench explanations`` explains five users of the sample (``--users 5``).
+* ``bench explanations`` explains five users of the sample (``--users 5``);
+* ``bench quality`` measures the default model only, on one cold session and two chains.
 
 A README example without a passing run here is a failing test; a rule here that
 no README command uses fails too, so the two stay in step.
@@ -59,6 +60,8 @@ SMALL_SIZE: dict[str, tuple[dict[str, str], list[str]]] = {
     "reasonrec build-graphs --users all": ({"all": "2"}, []),
     "reasonrec bench reasoning --users 200": ({"200": "2"}, []),
     "reasonrec bench explanations": ({}, ["--users", "5"]),
+    "reasonrec bench quality": ({"smollm2-135m,gemma3-270m": "smollm2-135m"},
+                                ["--users", "1", "--chains", "2"]),
 }
 
 
