@@ -101,3 +101,15 @@ def test_candidate_support_share_reads_each_chains_candidates() -> None:
     # (1 -> 2) lift 2; (1 -> 5) never together; (3 -> 2): 3 is watched after 2
     assert candidate_support_share([graph], CoWatchIndex(train, 5)) == 1 / 3
     assert candidate_support_share([nx.DiGraph()], CoWatchIndex(train, 5)) is None
+
+
+def test_supported_candidates_come_first_among_the_nearest(ml100k: Dataset, tmp_path: Path) -> None:
+    localizer = IntentLocalizer(ml100k.catalogue, _Unused(), tmp_path, lexical_weight=1.0)
+    ranked = [i for i, _ in localizer.rank("Star Trek", 20)]
+    backed = {ranked[4], ranked[7], ranked[12]}   # 7 and 12 lie beyond the pool
+    found = localize(_NoKB(), localizer, "Star Trek", 3, set(), max_excluded=0,
+                     supported=lambda index: index in backed)
+    # The pool is the 2r = 6 nearest: the backed items inside it lead, then the nearest others.
+    assert [i for i, _ in found] == [ranked[4], ranked[0], ranked[1]]
+    plain = localize(_NoKB(), localizer, "Star Trek", 3, set(), max_excluded=0)
+    assert [i for i, _ in plain] == ranked[:3]
