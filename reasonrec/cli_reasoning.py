@@ -107,15 +107,22 @@ def _describe(document: dict[str, Any]) -> str:
     log = document["build_log"]
     lines = [f"user {document['user']}: {len(document['window'])}-item window, "
              f"{len(document['chains'])} chains"]
+    titles = {n["id"]: n.get("title") or n["id"] for n in document["nodes"]}
+    reasons = {n.get("step"): n.get("reason") for n in document["nodes"]
+               if n["kind"] == "session_item"}
+    window_titles = {n.get("step"): n.get("title") for n in document["nodes"]
+                     if n["kind"] == "session_item"}
     for chain in document["chains"]:
         score = "-" if chain.get("score") is None else f"{chain['score']:.2f}"
-        lines.append(f"  {chain['id']} [{chain['status']}, score {score}] {chain['intent']}: "
-                     f"steps {chain['steps']}")
+        lines.append(f"  {chain['id']} [{chain['status']}, score {score}] {chain['intent']}:")
+        lines += [f"    {window_titles.get(step)} ({reasons.get(step) or 'no reason'})"
+                  for step in chain["steps"]]
     intents = [n for n in document["nodes"] if n["kind"] == "intent"]
     for node in intents:
-        items = [e["target"] for e in document["edges"]
+        items = [titles[e["target"]] for e in document["edges"]
                  if e["source"] == node["id"] and e["kind"] == "diverge"]
-        lines.append(f"  next after {node['chain']}: {node['intent']!r} -> {', '.join(items) or 'none'}")
+        lines.append(f"  next after {node['chain']}: {node['intent']!r} -> "
+                     f"{'; '.join(items) or 'none'}")
     lines.append(f"build: {log['wall_seconds']:.2f} s, {log['llm_calls']} LLM calls "
                  f"({log['llm_seconds']:.2f} s), {log['kb_hits']} KB hits, "
                  f"{log['tokens_in']} tokens in, {log['tokens_out']} out, "
