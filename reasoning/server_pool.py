@@ -160,6 +160,13 @@ class ServerPool:
         with self._cond:
             while True:
                 now = self._clock()
+                # A due probe comes first, so a server that is back rejoins even while
+                # the others carry the load (a refused probe costs a millisecond).
+                due = [s for s in self._servers
+                       if not s.healthy and not s.probing and s.next_probe <= now]
+                if due:
+                    self._probe_locked(due[0])
+                    continue
                 if self._in_flight < self._total_limit:
                     free = [s for s in self._servers if s.healthy and
                             (self._per_server_limit is None or s.in_flight < self._per_server_limit)]
@@ -168,11 +175,6 @@ class ServerPool:
                         chosen.in_flight += 1
                         self._in_flight += 1
                         return chosen
-                due = [s for s in self._servers
-                       if not s.healthy and not s.probing and s.next_probe <= now]
-                if due:
-                    self._probe_locked(due[0])
-                    continue
                 if not any(s.healthy for s in self._servers):
                     self._check_outage(now)
                 self._cond.wait(self._wait_seconds(now))
