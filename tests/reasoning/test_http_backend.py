@@ -105,14 +105,18 @@ def test_timeout_and_refused_connection(server_url: str, make_config: MakeConfig
 def test_graph_over_http(server_url: str, make_config: MakeConfig, ml100k: Dataset,
                          tmp_path: Path) -> None:
     # Short window and one mask: the server decodes under a stock grammar sampler (slow on CPU).
+    # http_score_prefix: SmolLM2 adds no BOS token, and llama-cpp-python's echo needs one.
     config = make_config(backend="http", http_url=server_url, l_tru=2, masks_per_chain=1,
-                         lexical_weight=1.0)
+                         lexical_weight=1.0, http_score_prefix="<|im_start|>")
     backend = HttpBackend(config)
     localizer = IntentLocalizer(ml100k.catalogue, _Unused(), tmp_path, lexical_weight=1.0)
     graph = GraphBuilder(backend, ml100k.catalogue, config, None, localizer).build(
         session_window(ml100k, "2", config.l_tru))
     _check_graph(graph, ml100k, "2")
-    assert graph.graph["build_log"].backend["backend"] == "http"
+    log = graph.graph["build_log"]
+    assert log.backend["backend"] == "http" and log.backend["model_identity"].startswith("http:")
+    # Scored over HTTP now: no piece stands in for a score the server could not give.
+    assert not [d for d in log.dropped if "scoring failed" in d.reason or "backend" in d.reason]
     backend.close()
 
 
@@ -134,7 +138,8 @@ def test_build_graphs_over_http_with_concurrent_users(server_url: str, ml100k_di
 
     config = tmp_path / "studio.toml"
     config.write_text(f'[data]\npath = {json.dumps(str(ml100k_dir))}\n\n[reasoning]\n'
-                      'lexical_weight = 1.0\nl_tru = 2\nmasks_per_chain = 1\n')
+                      'lexical_weight = 1.0\nl_tru = 1\nmasks_per_chain = 1\n'
+                      'http_score_prefix = "<|im_start|>"\n')
     result = CliRunner().invoke(app, ["--config", str(config), "--data-dir", str(tmp_path / "d"),
                                       "build-graphs", "--users", "2", "--backend", "http", "--url",
                                       server_url, "--concurrency", "2", "--quiet"])
