@@ -24,7 +24,7 @@ import streamlit as st
 from app.components.effect_charts import (branch_figure, branch_rows, deletion_figure,
                                           rank_shift_figure, ranked_table, shift_rows)
 from app.components.effect_state import md, off_keys, restore, select_from_chart
-from app.report import CounterfactualState, ReportInput, report_html, report_json
+from app.report import CounterfactualState, ReportInput, export_input, report_html, report_json
 from app.state import (FusionHandle, current_user, get_fusion, init_widget, set_current_user,
                        studio_or_stop)
 from models.explain_schema import Counterfactual, ItemExplanation, TopK
@@ -226,18 +226,11 @@ def export_section(handle: FusionHandle, user_graph: Any, step: int, cache: dict
     rerun only their fragment, so a state captured when this section was drawn
     could be stale.
     """
-    point, explainer = cache["point"], handle.explainer
+    point = cache["point"]
 
-    def build() -> ReportInput:
+    def build() -> ReportInput:   # the page's scored point, not a rebuild (reasonrec.report)
         state: CounterfactualState = live.get("state") or CounterfactualState([], [], [])
-        with handle.lock:
-            explanation = explainer.explain(point)   # the page's scored point, not a rebuild
-            result = None
-            if state.active:
-                result = explainer.counterfactual(point, explainer.removal(
-                    point, chains=state.chains, nodes=state.nodes, items=state.items))
-        return ReportInput(explanation, point.prefix,
-                           CounterfactualState(state.chains, state.nodes, state.items, result))
+        return export_input(handle, point, state)
 
     st.subheader("Export for stakeholders")
     st.caption("A self-contained HTML report (opens offline; no scripts) and the JSON behind it: "

@@ -1,5 +1,9 @@
 """Static inline SVG for the offline report: the reasoning graph, rank-shift and deletion charts.
 
+Words only: no node id, chain id or variable name reaches the markup (a node
+without a title or intent is drawn unlabelled; chains are named by their
+intent).
+
 The report must open with no network and run no script, so its charts are
 plain SVG drawn here rather than plotly (whose inlined bundle is 4.8 MB and
 carries third-party links). Every piece of data (titles, intents, the LLM's
@@ -14,8 +18,8 @@ from collections.abc import Sequence
 
 import networkx as nx
 
-from app.components.effect_charts import DOWN, SAME, UP, ShiftRow
 from models.explain_schema import DeletionCurve
+from reasonrec.report_rows import DOWN, SAME, UP, ShiftRow
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#17becf", "#bcbd22", "#7f7f7f")
@@ -38,6 +42,27 @@ def _svg(width: float, height: float, body: list[str], label: str) -> str:
             f'font-size="12">' + "".join(body) + "</svg>")
 
 
+EDGE_WORDS = {"chain": "reasoning chain", "diverge": "divergent interest",
+              "sequence": "watched next", "evidence": "evidence"}
+
+
+def node_words(graph: nx.DiGraph, node: str) -> str:
+    """A node in words: its title or interest text, never its id."""
+    a = graph.nodes[node]
+    return str(a.get("title") or a.get("intent") or "")
+
+
+def chain_names(graph: nx.DiGraph) -> dict[str, str]:
+    """Chain id -> "chain N: <its intent>" (numbered in id order, as the graph lists them)."""
+    def field(record: object, name: str) -> str:   # records, or plain dicts from JSON
+        value = record.get(name) if isinstance(record, dict) else getattr(record, name, None)
+        return str(value or "")
+
+    records = [(field(c, "id"), field(c, "intent")) for c in graph.graph.get("chains", [])]
+    return {cid: f"chain {i}: {intent}" if intent else f"chain {i}"
+            for i, (cid, intent) in enumerate(records, start=1)}
+
+
 def graph_svg(graph: nx.DiGraph) -> str:
     """The prefix reasoning graph: session items in time order with chain arcs above,
     divergent intents below their chain end, candidate items below those."""
@@ -51,7 +76,8 @@ def graph_svg(graph: nx.DiGraph) -> str:
                      if a.get("kind") == "chain" and a.get("chain") is not None})
     colour = {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(chains)}
     gap = 120
-    width = max(len(session), len(intents), (len(candidates) + 1) // 2, 4) * gap + 80
+    width = max(len(session), len(intents), (len(candidates) + 1) // 2, len(chains) * 1.25, 4
+                ) * gap + 80
     y_session, y_intent, y_cand = 150, 300, 430
     pos: dict[str, tuple[float, float]] = {}
     for i, n in enumerate(session):
@@ -67,10 +93,9 @@ def graph_svg(graph: nx.DiGraph) -> str:
             continue
         (x1, y1), (x2, y2) = pos[u], pos[v]
         kind = a.get("kind")
-        tip = " → ".join((str(graph.nodes[u].get("title") or graph.nodes[u].get("intent") or u),
-                          str(graph.nodes[v].get("title") or graph.nodes[v].get("intent") or v)))
+        tip = f"{node_words(graph, u)} → {node_words(graph, v)}"
         reason = a.get("reason")
-        tip_text = f"{kind}: {tip}" + (f"\n{reason}" if reason else "")
+        tip_text = f"{EDGE_WORDS.get(str(kind), 'link')}: {tip}" + (f"\n{reason}" if reason else "")
         if kind == "chain":
             lift = 30 + 12 * abs(graph.nodes[v]["step"] - graph.nodes[u]["step"])
             c = colour.get(str(a.get("chain")), SAME)
@@ -88,8 +113,8 @@ def graph_svg(graph: nx.DiGraph) -> str:
         a = graph.nodes[n]
         x, y = pos[n]
         c = colour.get(str(a.get("chain")), SAME)
-        title = str(a.get("title") or a.get("item_id") or n)
-        tip = f"step {a.get('step')}: {title}"
+        title = node_words(graph, n)
+        tip = f"{title} (film {int(a.get('step', 0)) + 1} of the history window)"
         body.append(f'<circle cx="{x:.0f}" cy="{y}" r="13" fill="{c}">'
                     f"<title>{esc(tip)}</title></circle>"
                     f'<text x="{x:.0f}" y="{y + 30}" text-anchor="middle">{esc(_short(title, 16))}'
@@ -97,7 +122,7 @@ def graph_svg(graph: nx.DiGraph) -> str:
     for n in intents:
         a = graph.nodes[n]
         x, y = pos[n]
-        label = str(a.get("intent") or n)
+        label = node_words(graph, n)
         reason = esc(a.get("reason") or "")
         body.append(f'<rect x="{x - 50:.0f}" y="{y - 12}" width="100" height="24" rx="6" '
                     f'fill="#fff3e0" stroke="#ef6c00"><title>{esc(label)}\n'
@@ -107,15 +132,18 @@ def graph_svg(graph: nx.DiGraph) -> str:
     for n in candidates:
         a = graph.nodes[n]
         x, y = pos[n]
-        title = str(a.get("title") or a.get("item_id") or n)
+        title = node_words(graph, n)
         body.append(f'<rect x="{x - 6:.0f}" y="{y - 6:.0f}" width="12" height="12" '
                     f'fill="#90caf9"><title>{esc(title)}</title></rect>'
                     f'<text x="{x:.0f}" y="{y + 20:.0f}" text-anchor="middle" font-size="10">'
                     f"{esc(_short(title, 14))}</text>")
-    legend = [f'<text x="20" y="24" font-weight="bold">Chains:</text>']
+    legend = ['<text x="20" y="24" font-weight="bold">Chains:</text>']
+    names = chain_names(graph)
     for i, c in enumerate(chains):
-        legend.append(f'<rect x="{90 + i * 90}" y="12" width="14" height="14" '
-                      f'fill="{colour[c]}"/><text x="{108 + i * 90}" y="24">{esc(c)}</text>')
+        legend.append(f'<rect x="{90 + i * 150}" y="12" width="14" height="14" '
+                      f'fill="{colour[c]}"/><text x="{108 + i * 150}" y="24">'
+                      f"{esc(_short(names.get(c, ''), 20))}<title>{esc(names.get(c, ''))}"
+                      "</title></text>")
     legend.append('<text x="20" y="48" fill="#555">circles: session items (time order); '
                   'orange boxes: divergent intents; blue squares: candidate items</text>')
     return _svg(width, y_cand + 80, legend + body, "reasoning graph")
