@@ -35,11 +35,15 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _svg(width: float, height: float, body: list[str], label: str) -> str:
-    # Scales down to the page width, never up (a small chart stays small).
-    return (f'<svg viewBox="0 0 {width:.0f} {height:.0f}" width="100%" '
-            f'style="max-width:{width:.0f}px" role="img" aria-label="{esc(label)}" {FONT} '
-            f'font-size="12">' + "".join(body) + "</svg>")
+def _svg(width: float, height: float, body: list[str], label: str,
+         scroll: bool = False) -> str:
+    # Scales down to the page width, never up (a small chart stays small); a wide graph
+    # keeps its size and scrolls sideways instead, so its labels stay readable.
+    size = f'width="{width:.0f}"' if scroll else (f'width="100%" '
+                                                  f'style="max-width:{width:.0f}px"')
+    svg = (f'<svg viewBox="0 0 {width:.0f} {height:.0f}" {size} role="img" '
+           f'aria-label="{esc(label)}" {FONT} font-size="12">' + "".join(body) + "</svg>")
+    return f'<div style="overflow-x:auto">{svg}</div>' if scroll else svg
 
 
 EDGE_WORDS = {"chain": "reasoning chain", "diverge": "divergent interest",
@@ -146,12 +150,12 @@ def graph_svg(graph: nx.DiGraph) -> str:
                       "</title></text>")
     legend.append('<text x="20" y="48" fill="#555">circles: session items (time order); '
                   'orange boxes: divergent intents; blue squares: candidate items</text>')
-    return _svg(width, y_cand + 80, legend + body, "reasoning graph")
+    return _svg(width, y_cand + 80, legend + body, "reasoning graph", scroll=True)
 
 
 def slope_svg(rows: Sequence[ShiftRow], k: int, counterfactual: bool = False) -> str:
     """Rank-shift slope chart: base -> fused (-> after the removal); ranks > k on one row."""
-    columns = ["Base", "Fused"] + (["After removal"] if counterfactual else [])
+    columns = ["Base model", "With reasoning"] + (["After removal"] if counterfactual else [])
     col_gap, row_h, top, left = 200, 26, 40, 50
     width = left + col_gap * (len(columns) - 1) + 300
     height = top + row_h * (k + 1) + 20
