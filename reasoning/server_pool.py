@@ -40,6 +40,11 @@ class ServerTimeout(ServerDown):
     """The server did not answer in time (it is marked down like any other failure)."""
 
 
+class PoolTimeout(BackendUnavailable, LLMTimeout):
+    """No server answered, and each one's last failure was a timeout (stops a batch like any
+    outage; callers that tell timeouts apart still can)."""
+
+
 @dataclass(frozen=True)
 class ServerStats:
     """One server's record (a snapshot).
@@ -76,6 +81,7 @@ class _Server:
         self.probing = False
         self.busy_seconds = 0.0
         self.last_error = ""
+        self.timed_out = False
 
 
 class ServerPool:
@@ -142,6 +148,7 @@ class ServerPool:
             try:
                 result = call(server.url)
             except ServerDown as exc:
+                server.timed_out = isinstance(exc, ServerTimeout)
                 self._release(server, started, error=str(exc) or type(exc).__name__)
                 errors.append(f"{server.url}: {exc}")
                 if len(errors) >= self._max_failovers:
@@ -187,11 +194,13 @@ class ServerPool:
             self._outage_since = now
         if not self._ever_reached or now - self._outage_since >= self._outage_s:
             waited = f" for {now - self._outage_since:.0f} s" if self._ever_reached else ""
+            kind = (PoolTimeout if all(s.timed_out for s in self._servers)
+                    else BackendUnavailable)
             if len(self._servers) == 1:   # its own error names the URL and the cause
-                raise BackendUnavailable(f"{self._servers[0].last_error or self._servers[0].url}"
+                raise kind(f"{self._servers[0].last_error or self._servers[0].url}"
                                          f"{' (no answer' + waited + ')' if waited else ''}")
             reasons = "; ".join(s.last_error or f"{s.url}: down" for s in self._servers)
-            raise BackendUnavailable(f"no LLM server answered{waited}: {reasons}")
+            raise kind(f"no LLM server answered{waited}: {reasons}")
 
     def _wait_seconds(self, now: float) -> float:
         """Until the next probe is due (at most a second, so a clock change is noticed)."""
@@ -208,6 +217,7 @@ class ServerPool:
                 error = None
             except Exception as exc:   # any failure of the probe means: still down
                 error = str(exc) or type(exc).__name__
+                server.timed_out = isinstance(exc, ServerTimeout)
         finally:
             self._cond.acquire()
             server.probing = False

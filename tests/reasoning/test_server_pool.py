@@ -330,3 +330,10 @@ def test_http_scoring_fails_over_too(make_config: MakeConfig) -> None:
     assert scores.logprobs == [-0.7, -0.7] and scores.lengths == [1, 1] and scores.tokens_read == 4
     assert prompt_seen == ["<s>Intent: fun", "<s>Intent: war"]
     assert llm.server_stats()[0].failures == 1
+
+
+def test_an_outage_of_timeouts_is_a_timeout_and_still_stops_a_batch() -> None:
+    pool = ServerPool([A], probe=lambda url: None)
+    with pytest.raises(LLMTimeout) as raised:
+        pool.run(lambda url: (_ for _ in ()).throw(ServerTimeout(f"{url}: no answer in 1 s")))
+    assert isinstance(raised.value, BackendUnavailable)
