@@ -57,8 +57,8 @@ def first_page_html(data: ReportInput, n: int, sizes: tuple[int, ...]) -> str:
     return f"""<section class="first">
 <h1>Recommendations for user {esc(x.user)}</h1>
 <p class="muted">{esc(x.dataset)} · recommended after the user's first {p.history_length} films;
-the reasoning read the last {p.steps} of them (the history window) · created
-{esc(data.created)}</p>
+the reasoning read the last {p.steps} of them (the history window) ·
+created {esc(data.created)}</p>
 <h2>Top {len(top)} and why</h2>
 <table><tr><th>#</th><th>film</th><th>why it is recommended</th><th>base model's rank</th></tr>
 {rows}</table>
