@@ -51,8 +51,8 @@ from typing import Any
 
 import numpy as np
 
-from reasoning.backend import (ContinuationScores, LLMBackend, LLMError, LLMRequest, LLMResponse, LLMTimeout,
-                               ModelFileError, TokenCallback, TokenLogprob)
+from reasoning.backend import (BackendFailure, ContinuationScores, LLMBackend, LLMError, LLMRequest,
+                               LLMResponse, LLMTimeout, ModelFileError, TokenCallback, TokenLogprob)
 from reasoning.config import (DEFAULT_MODEL_DISTRIBUTION, DEFAULT_MODEL_MEMBER, MODEL_INSTALL_HINT,
                               ReasoningConfig)
 
@@ -323,7 +323,7 @@ class LlamaCppBackend(LLMBackend):
         try:
             import llama_cpp
         except ImportError:
-            raise LLMError("llama-cpp-python is not installed; run `make llm` or "
+            raise LLMError("llama-cpp-python is not installed; run `make setup` or "
                            "`CMAKE_ARGS=-DGGML_NATIVE=OFF pip install llama-cpp-python==0.3.36`") from None
         self._llama_cpp = llama_cpp
         self.supports_gpu_offload = bool(llama_cpp.llama_supports_gpu_offload())
@@ -429,7 +429,7 @@ class LlamaCppBackend(LLMBackend):
     def complete(self, request: LLMRequest, on_token: TokenCallback | None = None) -> LLMResponse:
         with self._lock:
             if self._llm is None:
-                raise LLMError("the model was closed")
+                raise BackendFailure("the model was closed")
             return self._complete_locked(request, on_token)
 
     def prime(self, messages: list[list[dict[str, str]]]) -> None:
@@ -440,7 +440,7 @@ class LlamaCppBackend(LLMBackend):
         """
         with self._lock:
             if self._llm is None:
-                raise LLMError("the model was closed")
+                raise BackendFailure("the model was closed")
             formatters = self._formatters()
             if not formatters:
                 return
@@ -449,7 +449,7 @@ class LlamaCppBackend(LLMBackend):
                     formatted = formatters[1](messages=head)
                     self._reuse_prefix(self._tokens(formatted.prompt, formatted.added_special))
             except (ValueError, RuntimeError) as exc:
-                raise LLMError(f"llama.cpp failed: {exc}") from None
+                raise BackendFailure(f"llama.cpp failed: {exc}") from None
 
     def score_continuations(self, prefix: str, continuations: list[str]) -> ContinuationScores:
         """Total log-probability of each continuation after ``prefix`` (see the base class).
@@ -461,11 +461,11 @@ class LlamaCppBackend(LLMBackend):
         """
         with self._lock:
             if self._llm is None:
-                raise LLMError("the model was closed")
+                raise BackendFailure("the model was closed")
             try:
                 return self._score_locked(prefix, continuations)
             except (ValueError, RuntimeError) as exc:
-                raise LLMError(f"llama.cpp failed: {exc}") from None
+                raise BackendFailure(f"llama.cpp failed: {exc}") from None
 
     def _score_locked(self, prefix: str, continuations: list[str]) -> ContinuationScores:
         started = time.perf_counter()
@@ -614,7 +614,7 @@ class LlamaCppBackend(LLMBackend):
                                             on_token, lambda c: c["text"])
             tokens_out = self._llm.prefilter.accepted
         except (ValueError, RuntimeError) as exc:
-            raise LLMError(f"llama.cpp failed: {exc}") from None
+            raise BackendFailure(f"llama.cpp failed: {exc}") from None
         finally:
             self._llm.prefilter = None
         if deadline.expired:
