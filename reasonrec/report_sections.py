@@ -152,7 +152,7 @@ def _effect_words(effect: Effect, k: int) -> str:
     else:
         move = "leaves its rank unchanged"
     out = "" if effect.in_top_k_after else f", out of the top {k}"
-    return f"{move}{out} (score {effect.delta_score:+.3f})"
+    return f"{move}{out} (score change {effect.delta_score:+.3f})"
 
 
 def _path_html(path: ExplanationPath, names: dict[str, str], k: int) -> str:

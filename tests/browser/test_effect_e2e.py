@@ -224,7 +224,7 @@ def _open_offline(chromium: Any, report: Path, effect_case: dict[str, Any],
         view = offline.new_page()
         view.goto(report.as_uri())
         text = view.locator("body").inner_text()
-        assert f"ReasonRec report: user {user}" in text
+        assert f"Recommendations for user {user}" in text
         for title in effect_case["fused"][:3] + effect_case["entered"][:1]:
             assert title in text
         assert view.locator("svg").count() >= 3

@@ -1,9 +1,15 @@
-"""What a stakeholder report must never show, shared by the report's unit and browser tests."""
+"""Shared by the report's unit and browser tests: what a report must never show, and the
+``reasonrec`` CLI run in-process on the real data with the shipped graphs and runs."""
 
 from __future__ import annotations
 
 import html
+import io
 import re
+import sys
+from pathlib import Path
+
+from models.data import default_data_dir
 
 # Internal words: graph node ids (s3, c994, dc4.2, c4>dc4.2>c994), variable names, hashes,
 # run folders, file paths, raw JSON, internal model and variant names.
@@ -33,3 +39,32 @@ def jargon_found(text: str) -> dict[str, list[str]]:
     """Each jargon kind with the strings that matched it (empty when the text is clean)."""
     found = {name: pattern.findall(text) for name, pattern in JARGON.items()}
     return {name: hits for name, hits in found.items() if hits}
+
+
+def report_cli_args(ml100k_dir: Path, folder: Path) -> list[str]:
+    """Global options for default settings (shipped graphs and runs) on the real data, caches
+    in ``folder``/data; the shared converted encoder is linked, as test_cli_fusion does."""
+    embeddings = folder / "data" / "reasoning" / "embeddings"
+    embeddings.mkdir(parents=True)
+    for converted in (default_data_dir() / "reasoning" / "embeddings").glob("encoder-*"):
+        (embeddings / converted.name).symlink_to(converted, target_is_directory=True)
+    (folder / "config.toml").write_text('[train]\nprogress = false\ndevice = "cpu"\n')
+    return ["--config", str(folder / "config.toml"), "--data", str(ml100k_dir),
+            "--data-dir", str(folder / "data")]
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    """The console entry point ``main()`` with ``args``: (exit code, stdout, stderr)."""
+    from reasonrec.cli import main
+
+    argv, stdout, stderr = sys.argv, sys.stdout, sys.stderr
+    sys.argv, sys.stdout, sys.stderr = ["reasonrec", *args], io.StringIO(), io.StringIO()
+    out, err = sys.stdout, sys.stderr
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        sys.argv, sys.stdout, sys.stderr = argv, stdout, stderr
+    return code, out.getvalue(), err.getvalue()

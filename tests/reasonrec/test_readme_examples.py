@@ -15,7 +15,8 @@ Commands that take hours run at a small size, by the rules in
   --max-epochs 1``), and over the first two of the README's seeds;
 * ``build-graphs --users all`` and ``bench reasoning --users 200`` take two users;
 * ``bench explanations`` explains five users of the sample (``--users 5``);
-* ``bench quality`` measures the default model only, on one cold session and two chains.
+* ``bench quality`` measures the default model only, on one cold session and two chains;
+* ``report`` writes its file into the gitignored ``test-artifacts/``, not the repository root.
 
 A README example without a passing run here is a failing test; a rule here that
 no README command uses fails too, so the two stay in step.
@@ -62,6 +63,7 @@ SMALL_SIZE: dict[str, tuple[dict[str, str], list[str]]] = {
     "reasonrec bench explanations": ({}, ["--users", "5"]),
     "reasonrec bench quality": ({"smollm2-135m,gemma3-270m": "smollm2-135m"},
                                 ["--users", "1", "--chains", "2"]),
+    "reasonrec report": ({"report-196.html": "test-artifacts/readme-report-196.html"}, []),
 }
 
 

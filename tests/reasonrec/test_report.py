@@ -10,10 +10,8 @@ internal word; hostile titles and LLM texts appear escaped only.
 from __future__ import annotations
 
 import html
-import io
 import json
 import re
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,21 +20,20 @@ import pytest
 
 from app.report import export_input
 from app.state import FusionHandle
-from models.data import default_data_dir
 from models.explain import Explainer
 from models.explain_schema import ItemRef
 from models.graph_data import reasoning_elements
-from reasonrec.cli import main
 from reasonrec.config import load_config
 from reasonrec.fusion import workspace
 from reasonrec.report import (CounterfactualState, RankChange, ReasoningChange, ReportInput,
                               ReportNotOfflineError, check_report_offline, read_report_json,
-                              report_html, report_input, report_json)
+                              report_html, report_json)
 from reasonrec.report_sections import ordinal
 from reasonrec.studio import Studio
 from tests.app.hostile_data import CLOSE_SCRIPT_TITLE, IMG_TITLE, LINK_TITLE, SCRIPT_TITLE
 from tests.models.single_thread import one_torch_thread  # noqa: F401  (autouse fixture)
-from tests.reasonrec.report_checks import HANDLER, REMOTE, jargon_found, visible_text
+from tests.reasonrec.report_checks import (HANDLER, REMOTE, invoke, jargon_found,
+                                           report_cli_args, visible_text)
 
 pytestmark = pytest.mark.slow
 CREATED = re.compile(r"created \d{4}-\d\d-\d\d \d\d:\d\d UTC")
@@ -45,15 +42,7 @@ CREATED = re.compile(r"created \d{4}-\d\d-\d\d \d\d:\d\d UTC")
 @pytest.fixture(scope="module")
 def cli_args(ml100k_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """Default settings (shipped graphs and runs) on the real data, caches in a temp data dir."""
-    folder = tmp_path_factory.mktemp("report")
-    # Link the shared converted encoder, as tests/reasonrec/test_cli_fusion.py does.
-    embeddings = folder / "data" / "reasoning" / "embeddings"
-    embeddings.mkdir(parents=True)
-    for converted in (default_data_dir() / "reasoning" / "embeddings").glob("encoder-*"):
-        (embeddings / converted.name).symlink_to(converted, target_is_directory=True)
-    (folder / "config.toml").write_text('[train]\nprogress = false\ndevice = "cpu"\n')
-    return ["--config", str(folder / "config.toml"), "--data", str(ml100k_dir),
-            "--data-dir", str(folder / "data")]
+    return report_cli_args(ml100k_dir, tmp_path_factory.mktemp("report"))
 
 
 @pytest.fixture(scope="module")
@@ -71,21 +60,6 @@ def handle(cli_args: list[str]) -> FusionHandle:
 @pytest.fixture(scope="module")
 def user(handle: FusionHandle) -> str:
     return handle.workspace.user_graphs[0].user_id    # a sampled user: a shipped graph
-
-
-def invoke(*args: str) -> tuple[int, str, str]:
-    """``main()`` with ``args``: (exit code, stdout, stderr)."""
-    argv, stdout, stderr = sys.argv, sys.stdout, sys.stderr
-    sys.argv, sys.stdout, sys.stderr = ["reasonrec", *args], io.StringIO(), io.StringIO()
-    out, err = sys.stdout, sys.stderr
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.argv, sys.stdout, sys.stderr = argv, stdout, stderr
-    return code, out.getvalue(), err.getvalue()
 
 
 def app_export(handle: FusionHandle, user: str, step: int | None,
