@@ -68,3 +68,16 @@ def test_issue_4_reads_the_store_as_a_directory_source(tmp_path: Path) -> None:
     source = DirectoryGraphSource(tmp_path)
     assert source.users() == ["u1"]
     assert graph_to_json(source.get("u1")) == graph_to_json(_graph())
+
+
+def test_write_atomic_gives_the_mode_a_plain_write_would(tmp_path) -> None:
+    import os
+
+    from reasoning.store import write_atomic
+
+    target = tmp_path / "report.html"
+    write_atomic(target, b"<html></html>")
+    plain = tmp_path / "plain.html"
+    plain.write_bytes(b"x")
+    assert target.read_bytes() == b"<html></html>"
+    assert os.stat(target).st_mode & 0o777 == os.stat(plain).st_mode & 0o777
