@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.state import preload_reasoning
+from app.state import adopt_url, preload_reasoning, publish_url
 
 # No page icons on purpose: Streamlit turns a ``:material/...:`` icon into a favicon
 # fetched from fonts.gstatic.com, and the app must make no off-machine request
@@ -30,7 +30,10 @@ PAGES = [
 
 page = st.navigation(PAGES)
 st.title("ReasonRec Studio")
+# A shared link (?user=196&step=40) opens that user at that point on any page.
+adopt_url()
 try:
     page.run()
 finally:   # also when the page stops early (st.stop); once per process, never waits
+    publish_url()   # every page's address carries the user and point, to be shared
     preload_reasoning()

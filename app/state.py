@@ -24,6 +24,11 @@ from reasonrec.config import load_config
 from reasonrec.studio import Studio
 
 CURRENT_USER = "rr_current_user"
+# The point in the history, on one scale for every page: the number of films the user had
+# watched (the models saw them; the next one is the film to predict). Kept with its user, so
+# a point chosen for one user never lands on another's history.
+CURRENT_POINT = "rr_current_point"      # {"user": str, "films": int}
+URL_SEEN = "rr_url_seen"                # the (user, step) this session last read or wrote
 
 
 @st.cache_resource(show_spinner="Loading the dataset…")
@@ -71,6 +76,61 @@ def current_user(studio: Studio) -> str:
 
 def set_current_user(user: Any) -> None:
     st.session_state[CURRENT_USER] = str(user)
+    publish_url()
+
+
+def current_films(user: str) -> int | None:
+    """The point chosen for ``user`` (films watched before it) on any page, if one was."""
+    point = st.session_state.get(CURRENT_POINT)
+    if isinstance(point, dict) and point.get("user") == str(user):
+        return int(point["films"])
+    return None
+
+
+def set_current_films(user: str, films: int) -> None:
+    st.session_state[CURRENT_POINT] = {"user": str(user), "films": int(films)}
+    publish_url()
+
+
+def adopt_url() -> bool:
+    """A link's ``?user=U&step=N`` becomes the current user and point, once: when the URL
+    differs from what this session last wrote (a pasted link, an edited address bar); a
+    page switch that drops the parameters changes nothing. True when something was taken."""
+    params = st.query_params
+    user, step = params.get("user"), params.get("step")
+    seen = st.session_state.get(URL_SEEN)
+    if (user, step) == seen or (user is None and step is None):
+        return False
+    st.session_state[URL_SEEN] = (user, step)
+    if user:
+        st.session_state[CURRENT_USER] = str(user)
+    chosen = str(user) if user else st.session_state.get(CURRENT_USER)
+    if step is not None and chosen is not None:
+        try:
+            st.session_state[CURRENT_POINT] = {"user": str(chosen), "films": int(step)}
+        except ValueError:   # not a number: the page's default point stands
+            st.session_state.pop(CURRENT_POINT, None)
+    return True
+
+
+def publish_url() -> None:
+    """Write the current user and point into the address bar, so that it can be shared."""
+    user = st.session_state.get(CURRENT_USER)
+    if user is None:
+        return
+    films = current_films(user)
+    wanted = {"user": str(user), **({"step": str(films)} if films is not None else {})}
+    if dict(st.query_params) != wanted:
+        st.query_params.from_dict(wanted)
+    st.session_state[URL_SEEN] = (wanted["user"], wanted.get("step"))
+
+
+def mirror_widget(key: str, value: Any) -> None:
+    """Make a widget show ``value`` (the shared choice) before it is drawn. A widget whose
+    on_change callback stores its value in the shared state already agrees with it, so
+    this only changes it after a choice made elsewhere (another page, a link)."""
+    if st.session_state.get(key) != value:
+        st.session_state[key] = value
 
 
 def init_widget(key: str, value: Any) -> None:
@@ -80,7 +140,7 @@ def init_widget(key: str, value: Any) -> None:
 
 
 def window_length(studio: Studio) -> int:
-    """``l_tru``, the session-window length, from the validated ``[reasoning]`` section.
+    """The session-window length (``l_tru``), from the validated ``[reasoning]`` section.
 
     Raises:
         ValueError: a bad ``[reasoning]`` value, naming the field (e.g. ``reasoning.l_tru``).

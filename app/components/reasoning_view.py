@@ -7,7 +7,7 @@ Reads a ``reasoning.graph`` ``DiGraph`` (see ``reasoning/graph.py`` and
   intents proposed from a chain's end sit on a row below, the catalogue items
   they were localized to in a column under each intent, and the true next item
   (never seen by the models) above the end of the session row.
-* **Encoding.** Chain edges carry their reason as a label; the chain's
+* **Encoding.** Chain edges carry their reason in their tooltip; the chain's
   verification score sets the edge width and its colour (red 0 -> green 1,
   grey when unverified); rejected chains are dashed and hidden unless asked
   for. Intents are orange diamonds, candidate items purple boxes.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,15 +37,14 @@ from app.graph_html import (NEVER_SEEN, graph_script, load_css, offline_document
                             share_template, short_label)
 
 TARGET_ID = "target"
-X_STEP = 135            # px between session items
+X_STEP = 190            # px between session items (a label's width at the fitted zoom)
 INTENT_Y = 150
 CANDIDATE_Y = 230       # first candidate under its intent
-INTENT_GAP = 180        # px between intents (a candidate box fits)
-CANDIDATE_GAP = 40      # px between the candidates stacked under one intent
+INTENT_GAP = 200        # px between intents (a candidate box fits)
+CANDIDATE_GAP = 44      # px between the candidates stacked under one intent
 TARGET_Y = -110         # the true next item sits above the session row
-LABEL_CHARS = 18
-CANDIDATE_CHARS = 16
-EDGE_LABEL_CHARS = 28
+LABEL_CHARS = 16
+CANDIDATE_CHARS = 15
 
 LOW_SCORE = (214, 39, 40)      # #d62728: score 0
 HIGH_SCORE = (44, 160, 44)     # #2ca02c: score 1
@@ -165,18 +165,26 @@ def _positions(graph: nx.DiGraph, nodes: list[str]) -> dict[str, tuple[int, int]
     return pos
 
 
+def chain_words(chain: Any) -> str | None:
+    """A chain id in words ("chain 3"), never the raw id."""
+    if chain is None:
+        return None
+    number = re.fullmatch(r"c(\d+)", str(chain))
+    return f"chain {number.group(1)}" if number else "a chain"
+
+
 def _node_tooltip(graph: nx.DiGraph, node: str, lookup: ItemLookup | None) -> str:
     attrs = graph.nodes[node]
     kind = attrs["kind"]
     where = f"window step {attrs['step'] + 1} · stage {attrs.get('stage', '?')}"
     if kind == "intent":
-        return _tip([("kind", KIND_LABELS[kind]), ("chain", attrs.get("chain")),
+        return _tip([("kind", KIND_LABELS[kind]), ("chain", chain_words(attrs.get("chain"))),
                      ("where", where)], attrs.get("intent") or "intent")
-    rows: list[tuple[str, Any]] = [("kind", KIND_LABELS[kind]), ("item", attrs.get("item_id")),
+    rows: list[tuple[str, Any]] = [("kind", KIND_LABELS[kind]), ("film id", attrs.get("item_id")),
                                    ("where", where)]
     rows += _catalogue_rows(attrs.get("item_index"), lookup)
     if kind == "session_item":
-        rows += [("chain", attrs.get("chain")), ("intent", attrs.get("intent")),
+        rows += [("chain", chain_words(attrs.get("chain"))), ("intent", attrs.get("intent")),
                  ("reason", attrs.get("reason")),
                  ("chain score", f"{fmt_score(attrs.get('score'))} ({attrs.get('status', '?')})")]
     else:
@@ -257,10 +265,11 @@ def build_network(graph: nx.DiGraph, *, show_rejected: bool = False, height_px: 
             span = graph.nodes[v]["step"] - graph.nodes[u]["step"]
             net.add_edge(
                 u, v, kind=kind, color=style.colour, width=style.width, dashes=style.dashes,
-                label=short_label(attrs.get("reason") or "", EDGE_LABEL_CHARS),
-                font={"size": 15, "align": "top", "color": "#444444", "strokeWidth": 3},
+                # no canvas label: long reasons on arcs overlap at the fitted zoom; the
+                # reason is in the edge's tooltip and the details panel
                 smooth={"enabled": True, "type": "curvedCW", "roundness": min(0.5, 0.15 * span)},
-                tooltip_html=_tip([("chain", attrs.get("chain")), ("intent", attrs.get("intent")),
+                tooltip_html=_tip([("chain", chain_words(attrs.get("chain"))),
+                                   ("intent", attrs.get("intent")),
                                    ("reason", attrs.get("reason")),
                                    ("score", f"{fmt_score(attrs.get('score'))} "
                                              f"({attrs.get('status', '?')})")],
@@ -270,7 +279,7 @@ def build_network(graph: nx.DiGraph, *, show_rejected: bool = False, height_px: 
             width = 1.0 + 4.0 * float(weight) if isinstance(weight, (int, float)) else 1.5
             net.add_edge(u, v, kind=kind, color=INTENT_COLOUR if weight is None else CANDIDATE_BORDER,
                          width=round(width, 2), dashes=weight is None,
-                         tooltip_html=_tip([("chain", attrs.get("chain")),
+                         tooltip_html=_tip([("chain", chain_words(attrs.get("chain"))),
                                             ("intent", attrs.get("intent")),
                                             ("match weight", fmt_score(weight))], "divergent edge"))
     if target is not None:
@@ -371,7 +380,8 @@ def node_label(graph: nx.DiGraph, node: str) -> str:
     if kind == "session_item":
         return f"step {attrs['step'] + 1}: {short_label(attrs.get('title') or '', 48)}"
     if kind == "intent":
-        return f"intent ({attrs.get('chain')}): {short_label(attrs.get('intent') or '', 48)}"
+        return (f"interest ({chain_words(attrs.get('chain'))}): "
+                f"{short_label(attrs.get('intent') or '', 48)}")
     return f"candidate: {short_label(attrs.get('title') or '', 48)}"
 
 
@@ -394,22 +404,24 @@ def node_details(graph: nx.DiGraph, node: str, lookup: ItemLookup | None = None
     attrs = graph.nodes[node]
     kind = attrs["kind"]
     window = len(graph.graph.get("window") or [])
-    rows: list[tuple[str, str]] = [("kind", KIND_LABELS.get(kind, kind)), ("node", node)]
+    rows: list[tuple[str, str]] = [("kind", KIND_LABELS.get(kind, kind))]
     if kind in ("session_item", "candidate_item"):
         rows.append(("title", str(attrs.get("title") or "untitled")))
-        rows.append(("catalogue item", f"id {attrs.get('item_id')} (index {attrs.get('item_index')})"))
+        rows.append(("catalogue item", f"film id {attrs.get('item_id')}"))
         rows += [(k, str(v)) for k, v in _catalogue_rows(attrs.get("item_index"), lookup)]
     step = attrs["step"] + 1
     rows.append(("step", f"{step} of {window}" if window else str(step)))
     rows.append(("source stage", str(attrs.get("stage", "?"))))
     if kind == "session_item":
-        rows += [("chain", str(attrs.get("chain"))), ("intent", str(attrs.get("intent") or "")),
+        rows += [("chain", str(chain_words(attrs.get("chain")))),
+                 ("intent", str(attrs.get("intent") or "")),
                  ("reason", str(attrs.get("reason") or "")),
                  ("chain score", fmt_score(attrs.get("score"))),
                  ("chain status", str(attrs.get("status") or "unverified"))]
         rows += _chain_neighbours(graph, node)
     elif kind == "intent":
-        rows += [("intent", str(attrs.get("intent") or "")), ("from chain", str(attrs.get("chain")))]
+        rows += [("intent", str(attrs.get("intent") or "")),
+                 ("from chain", str(chain_words(attrs.get("chain"))))]
         chain = _chain(graph, attrs.get("chain"))
         if chain is not None:
             rows += [("chain score", fmt_score(chain.score)), ("chain status", str(chain.status))]
@@ -469,7 +481,7 @@ def offload_state(info: dict[str, Any]) -> str:
     if not info.get("supports_gpu_offload"):
         return "CPU only: this llama.cpp build cannot offload to a GPU"
     if not done:
-        return "CPU: no layer offloaded (n_gpu_layers = 0)"
+        return "CPU: no layer offloaded (GPU layers set to 0)"
     return f"GPU: {done}/{layers} layers offloaded"
 
 

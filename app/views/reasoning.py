@@ -32,15 +32,14 @@ from app.components.reasoning_view import (
     tokens_per_second,
     visible_nodes,
 )
+from app.components.explanation_view import chain_name
+from app.components.pickers import clamp_note, point_picker, user_picker
 from app.graph_html import OfflineHTMLError
 from app.state import (
     builder_load,
-    current_user,
-    init_widget,
     llm_problem,
     peek_builder_load,
     reasoning_config,
-    set_current_user,
     studio_or_stop,
 )
 
@@ -78,7 +77,7 @@ def load_existing(user: str) -> tuple[nx.DiGraph | None, str]:
         st.caption(f"The graph store was not read: {exc}")
         graph = None
     if graph is not None:
-        return graph, f"the reasoning graph store ({store.path(user)})"
+        return graph, f"this machine's saved graphs ({store.path(user)})"
     try:
         from models.graph_sources import source_label
         from reasonrec.fusion import graph_source
@@ -88,8 +87,8 @@ def load_existing(user: str) -> tuple[nx.DiGraph | None, str]:
     except Exception as exc:  # a missing bundle or a bad source: the build button still works
         st.caption(f"The fused model's graph source was not read: {exc}")
         return None, ""
-    return graph, (f"the fused model's graph source ({source_label(source)})" if graph is not None
-                   else "")
+    return graph, (f"the graphs the fused model reads ({source_label(source)})"
+                   if graph is not None else "")
 
 
 def save_to_store(graph: nx.DiGraph) -> str | None:
@@ -197,12 +196,12 @@ def build_graph(user: str) -> nx.DiGraph | None:
 
 
 def show_build_facts(graph: nx.DiGraph, source: str) -> None:
-    """Calls made, KB hits, tokens/s, GPU offload, per-stage costs and dropped pieces."""
+    """Calls made, knowledge-base hits, tokens/s and the GPU offload (costs: see Details)."""
     log = graph.graph["build_log"]
-    st.caption(f"Graph from {source}.")
+    st.caption(f"Graph from {plain_source(source)}.")
     cols = st.columns(5)
     cols[0].metric("LLM calls", log.llm_calls, help=f"{log.retries} retries included")
-    cols[1].metric("KB hits", log.kb_hits, help=f"{log.kb_misses} misses")
+    cols[1].metric("Knowledge-base hits", log.kb_hits, help=f"{log.kb_misses} misses")
     rate = tokens_per_second(log)
     cols[2].metric("Tokens/s", f"{rate:.1f}" if rate else "—",
                    help=f"{log.tokens_out} tokens generated in {log.llm_seconds:.1f} s of LLM time "
@@ -211,7 +210,19 @@ def show_build_facts(graph: nx.DiGraph, source: str) -> None:
     backend = dict(log.backend)
     cols[4].metric("Backend", str(backend.get("backend") or "unknown"))
     st.caption(f"GPU offload: {offload_state(backend)}.")
-    with st.expander("Cost per stage and dropped pieces"):
+
+
+def plain_source(source: str) -> str:
+    """Where a graph came from, without its folder (that goes to Details)."""
+    return source.split(" (", 1)[0].split(", saved to ", 1)[0]
+
+
+def show_details(graph: nx.DiGraph, source: str) -> None:
+    """The page's one technical expander: where the graph is, costs per stage, drops, ids."""
+    log = graph.graph["build_log"]
+    with st.expander("Details"):
+        st.caption(f"Graph from {source}. Window length (`l_tru`): {rconfig.l_tru}; chains are "
+                   f"kept when their check score is at least `tau` = {rconfig.tau:g}.")
         rows = stage_rows(log)
         if rows:
             st.dataframe(pd.DataFrame(rows), hide_index=True, key="reasoning-stages")
@@ -222,10 +233,14 @@ def show_build_facts(graph: nx.DiGraph, source: str) -> None:
             st.caption("The LLM produced every piece (nothing dropped).")
 
 
-def chain_table(graph: nx.DiGraph) -> pd.DataFrame:
-    rows = [{"chain": c.id, "intent": c.intent, "steps": ", ".join(str(s + 1) for s in c.steps),
-             "score": c.score, "status": c.status}
-            for c in graph.graph.get("chains", [])]
+def chain_table(graph: nx.DiGraph, offset: int) -> pd.DataFrame:
+    """One row per chain, in words: its films by their place in the history."""
+    records = graph.graph.get("chains", [])
+    ids = [c.id for c in records]
+    rows = [{"chain": chain_name(c.id, ids).capitalize(), "intent": c.intent,
+             "films": ", ".join(str(offset + s + 1) for s in c.steps),
+             "check score": c.score, "status": c.status}
+            for c in records]
     return pd.DataFrame(rows)
 
 
@@ -272,11 +287,7 @@ except ValueError as exc:
 
 controls, _ = st.columns([2, 1])
 with controls:
-    init_widget("reasoning_user", current_user(studio))
-    user = st.selectbox("User id", dataset.user_ids, key="reasoning_user",
-                        help="Type to search the user ids. The choice is shared with the other "
-                             "pages.")
-set_current_user(user)
+    user = user_picker(studio, "reasoning_user", "User id")
 
 from reasoning.builder import EmptySessionError, session_window  # noqa: E402
 from reasoning.graph import GraphFormatError, prefix_graph  # noqa: E402
@@ -290,9 +301,10 @@ except (KeyError, ValueError) as exc:
     st.error(f"Cannot reason about user {user}: {exc}. Pick another user.")
     st.stop()
 
-st.caption(f"User **{user}**: the window is the {len(session.items)} items before history "
-           f"position {session.target_position + 1} (the test target; l_tru = {rconfig.l_tru}). "
-           "The target is never shown to the LLM.")
+first = session.target_position - len(session.items) + 1
+st.caption(f"User **{user}**: the reasoning covers films {first}–{session.target_position}, the "
+           f"last {len(session.items)} before film {session.target_position + 1}, which the test "
+           "holds out and the LLM never sees.")
 
 graph_key, source_key = GRAPH_KEY.format(user=user), SOURCE_KEY.format(user=user)
 build_clicked = st.button("Build reasoning graph", key="reasoning_build", type="primary",
@@ -346,16 +358,21 @@ if list(graph.graph.get("window_item_ids") or []) != window_ids:
 show_build_facts(graph, source)
 
 length = len(graph.graph.get("window") or [])
+# One scale on every page: films watched; the graph covers the window before the test film.
+offset = session.target_position - length
 opts = st.columns([2, 1, 1])
 with opts[0]:
-    step = length
-    if length > 1:
-        step = st.slider("Window step", 1, length, length, key=f"reasoning_step_{user}",
-                         help="Show the graph as it stood after this window item (its prefix "
-                              "graph): the point in the history the model reasons from.")
+    chosen = point_picker(user, offset + 1, offset + length, offset + length,
+                          f"reasoning_step_{user}",
+                          help="Show the graph as it stood at this point: what the LLM had "
+                               "reasoned from the films watched so far.")
+    step = chosen.films - offset
+note = clamp_note(chosen, offset + 1, offset + length, "the reasoning graph")
+if note:
+    st.caption(note)
 with opts[1]:
     show_rejected = st.toggle("Show rejected chains", value=False, key="reasoning_show_rejected",
-                              help="Chains whose verification score is below τ are hidden by "
+                              help="Chains that did not pass the LLM's check are hidden by "
                                    "default; shown, they are dashed.")
 with opts[2]:
     show_target = st.toggle("Show the true next item", value=True, key="reasoning_show_target",
@@ -389,14 +406,17 @@ with graph_col:
                                    height=GRAPH_HEIGHT + 40, title="Reasoning graph",
                                    on_click=lambda node: select_node(user, node))
         st.caption("Click a node to select it; drag nodes or the canvas, scroll to zoom, hover "
-                   "for details. Edge width and colour: the chain's verification score.")
+                   "a node or an arrow for details (an arrow's tooltip holds the LLM's reason). "
+                   "Arrow width and colour: how well the chain passed the LLM's check.")
 with detail_col:
     show_selection(view, options, user, clicked)
 
 st.subheader("Chains")
-chains = chain_table(view)
+chains = chain_table(view, offset)
 if chains.empty:
     st.caption("No chain in this graph.")
 else:
     st.dataframe(chains, hide_index=True, key="reasoning-chains",
-                 column_config={"score": st.column_config.NumberColumn("score", format="%.3f")})
+                 column_config={"check score": st.column_config.NumberColumn("check score",
+                                                                             format="%.3f")})
+show_details(graph, source)

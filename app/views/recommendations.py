@@ -24,10 +24,12 @@ import streamlit as st
 from app.components.effect_charts import (branch_figure, branch_rows, deletion_figure,
                                           rank_shift_figure, ranked_table, shift_rows)
 from app.components.effect_state import md, off_keys, restore, select_from_chart
+from app.components.explanation_view import (chain_name, path_id_rows, show_paths,
+                                             show_summaries, show_true_item)
+from app.components.pickers import clamp_note, point_picker, user_picker
 from app.report import CounterfactualState, ReportInput, export_input, report_html, report_json
-from app.state import (FusionHandle, current_user, get_fusion, init_widget, set_current_user,
-                       studio_or_stop)
-from models.explain_schema import Counterfactual, ItemExplanation, TopK
+from app.state import FusionHandle, get_fusion, init_widget, studio_or_stop
+from models.explain_schema import Counterfactual, Explanation, ItemExplanation, TopK
 from models.runs import latest_run
 
 GRAPH_KEY = "rr_graph_{user}"       # set by the Reasoning page
@@ -93,47 +95,49 @@ def scored_point(handle: FusionHandle, user_graph: Any, origin: str, step: int) 
     cached = st.session_state.get(CACHE_KEY)
     if cached is not None and cached["key"] == key and cached["handle"] is handle:
         return cached
-    with handle.lock:
+    with handle.lock, st.spinner("Explaining the recommendations…"):
         point = handle.explainer.point(user_graph, step)
-        top = handle.explainer.top_k(point)
-        branches = handle.explainer.branch_effects(point)
-    cached = {"key": key, "handle": handle, "point": point, "top": top,
-              "branches": {b.index: b for b in branches}, "items": {}}
+        explanation: Explanation = handle.explainer.explain(point)
+    cached = {"key": key, "handle": handle, "point": point, "top": explanation.top_k,
+              "explanation": explanation,
+              "branches": {b.index: b for b in explanation.branch_effects},
+              "items": {item.index: item for item in explanation.items}}
     st.session_state[CACHE_KEY] = cached
     return cached
 
 
 def chain_labels(prefix: Any, chains: list[str]) -> dict[str, str]:
-    """Chain id -> "c1: intent" (plus the status when not verified)."""
+    """Chain id -> "Chain 1: intent" (plus "did not pass the check" when rejected)."""
     labels = {}
     records = {getattr(c, "id", None): c for c in prefix.graph.get("chains", [])}
     for chain in chains:
         record = records.get(chain)
         edge = next((a for _, _, a in prefix.edges(data=True) if a.get("chain") == chain
                      and a.get("kind") == "chain"), {})
-        intent = getattr(record, "intent", None) or edge.get("intent") or "?"
-        status = getattr(record, "status", None) or edge.get("status") or "?"
+        intent = getattr(record, "intent", None) or edge.get("intent") or "no stated intent"
+        status = getattr(record, "status", None) or edge.get("status")
         # short: multiselect pills cut long labels
-        labels[chain] = f"{chain}: {intent}" + ("" if status == "verified" else f" ({status})")
+        labels[chain] = (f"{chain_name(chain, chains).capitalize()}: {intent}"
+                         + (" (did not pass the check)" if status == "rejected" else ""))
     return labels
 
 
-def node_labels(prefix: Any, nodes: list[str]) -> dict[str, str]:
-    """Intent or candidate node id -> "dc1.2: intent romance" / "c63: candidate Title"."""
+def node_labels(prefix: Any, nodes: list[str], chains: list[str]) -> dict[str, str]:
+    """Interest or suggested-film node id -> "Interest: romance (chain 1)" / "Suggested: Title"."""
     out = {}
     for n in nodes:
         a = prefix.nodes[n]
-        out[n] = (f"{n}: intent {a.get('intent')}" if a["kind"] == "intent"
-                  else f"{n}: candidate {a.get('title')}")
+        out[n] = (f"Interest: {a.get('intent')} ({chain_name(a.get('chain'), chains)})"
+                  if a["kind"] == "intent" else f"Suggested: {a.get('title')}")
     return out
 
 
-def window_items(prefix: Any) -> dict[str, str]:
-    """Session item id -> "step: title", for the session-item switches."""
+def window_items(prefix: Any, offset: int) -> dict[str, str]:
+    """Session item id -> "film 23: title" (its place in the whole history)."""
     out: dict[str, str] = {}
     for _, a in sorted(((n, a) for n, a in prefix.nodes(data=True)
                         if a["kind"] == "session_item"), key=lambda t: t[1]["step"]):
-        out.setdefault(str(a["item_id"]), f"step {a['step']}: {a.get('title')}")
+        out.setdefault(str(a["item_id"]), f"film {offset + a['step'] + 1}: {a.get('title')}")
     return out
 
 
@@ -151,53 +155,59 @@ def follow_selected_node(user: str, prefix: Any, titles: dict[int, str], item_ke
         st.session_state[item_key] = index
 
 
-def explanation_card(handle: FusionHandle, cache: dict[str, Any], item: int) -> None:
-    """Paths with reasons and measured effects, branch bars and faithfulness for one item."""
-    point = cache["point"]
+def explained(handle: FusionHandle, cache: dict[str, Any], item: int) -> ItemExplanation:
+    """The item's explanation (fused top-k items come with the point; others on demand)."""
     if item not in cache["items"]:
         with handle.lock:
-            cache["items"][item] = handle.explainer.explain_item(point, item)
-    ie: ItemExplanation = cache["items"][item]
+            cache["items"][item] = handle.explainer.explain_item(cache["point"], item)
+    return cache["items"][item]
+
+
+def explanation_card(handle: FusionHandle, cache: dict[str, Any], item: int) -> None:
+    """One film: its sentence, ranks, and the paths that reach it with facts and effects."""
+    from models.graph_data import reasoning_elements
+
+    ie = explained(handle, cache, item)
     top: TopK = cache["top"]
+    k = handle.explainer.k
     base_rank = next((r.rank for r in top.base if r.index == item),
                      next((r.other_rank for r in top.fused if r.index == item), None))
+    chains = reasoning_elements(cache["point"].prefix)[0]
     with st.container(border=True, key="effect-card"):
         st.markdown(f"#### Why {md(ie.title)}")
+        st.markdown(f"**{md(ie.summary)}**")
         a, b, c = st.columns(3)
-        a.metric("Fused rank", ie.rank)
-        b.metric("Base rank", base_rank if base_rank is not None else f"> {handle.explainer.k}")
-        c.metric("Fused score", f"{ie.score:.4f}")
+        a.metric("Rank with reasoning", ie.rank)
+        b.metric("Base rank", base_rank if base_rank is not None else f"below {k}")
+        without = ie.without_reasoning
+        c.metric("Rank without any reasoning", "n/a" if without is None else without.rank_after,
+                 help="The film's rank when every reasoning chain and interest is removed.")
+        show_paths(ie, chains, k)
+
+
+def details_section(handle: FusionHandle, cache: dict[str, Any], origin: str,
+                    item: int | None) -> None:
+    """The page's one technical expander: sources, runs, branch effects, faithfulness."""
+    explanation: Explanation = cache["explanation"]
+    with st.expander("Details"):
+        prov = explanation.provenance
+        st.caption(f"Graph: {md(origin)}. Base run: {md(prov.base_run)}. Fused run "
+                   f"({md(prov.fusion_variant)}): {md(prov.fusion_run)}. Window step "
+                   f"{explanation.point.step} of {explanation.point.steps} "
+                   f"({explanation.point.role} target).")
+        if item is None:
+            return
+        ie = explained(handle, cache, item)
+        st.markdown(f"**{md(ie.title)}**: fused score {ie.score:.4f}")
         branches = cache["branches"].get(item)
         if branches is not None:
             left, right = st.columns([3, 2])
             left.plotly_chart(branch_figure(branches), key=f"effect_branch_{item}")
             right.dataframe(pd.DataFrame(branch_rows(branches))[
                 ["branch", "contribution", "delta_rank_if_zeroed"]], hide_index=True)
-        else:
-            st.caption("Branch contributions are measured for fused top-k items only.")
-        st.markdown(f"**Reasoning paths** ({len(ie.paths)}, strongest measured effect first). "
-                    "Δ = score or rank change when the path is removed.")
-        if not ie.paths:
-            st.info("No reasoning path reaches this item in the graph at this point.")
-        for number, path in enumerate(ie.paths, start=1):
-            e = path.effect
-            where = {"item": "ends at this item",
-                     "nearest_divergent": f"ends at the nearest candidate"
-                     + (f" (cosine {path.similarity:.2f})" if path.similarity is not None
-                        else ""),
-                     "chain_end": "acts through the chain (E_ori)"}[path.ends_at]
-            code = path.id.replace("`", "'")   # a code span shows its text literally
-            st.markdown(f"{number}\\. **{md(path.kind)}** path `{code}`, {md(where)}: "
-                        f"Δscore **{e.delta_score:+.4f}**, Δrank **{e.delta_rank:+d}** "
-                        f"(rank after {e.rank_after}"
-                        f"{'' if e.in_top_k_after else ', out of the top-k'})")
-            labels = {n.id: n.label for n in path.nodes}
-            st.dataframe(pd.DataFrame([{
-                "from": labels.get(edge.source, edge.source), "to": labels.get(edge.target,
-                                                                               edge.target),
-                "kind": edge.kind, "LLM reason": edge.reason or "", "verification": edge.score,
-                "status": edge.status} for edge in path.edges]), hide_index=True,
-                key=f"effect_path_{item}_{number}")
+        if ie.paths:
+            st.dataframe(pd.DataFrame(path_id_rows(ie)), hide_index=True,
+                         key=f"effect_path_ids_{item}")
         d, f = ie.deletion, ie.fidelity
         st.markdown("**Faithfulness**")
         cols = st.columns(5)
@@ -247,12 +257,10 @@ def export_section(handle: FusionHandle, user_graph: Any, step: int, cache: dict
 
 def page() -> None:
     studio = studio_or_stop()
-    st.header("Recommendations and effect")
+    st.header("Recommendations")
     dataset = studio.dataset
-    init_widget("user", current_user(studio))
     user_col, step_col = st.columns([1, 3])
-    user = user_col.selectbox("User", dataset.user_ids, key="user")
-    set_current_user(user)
+    user = user_picker(studio, "user", where=user_col)
 
     try:
         handle = get_fusion()
@@ -282,22 +290,27 @@ def page() -> None:
         show_base_only(studio, user, handle.workspace.base.name, k)
         return
 
-    step_key = f"effect_step_{user}"
-    init_widget(step_key, user_graph.steps - 1)
-    step = step_col.slider("Point in the history (window step; the last predicts the test "
-                           "item)", 0, user_graph.steps - 1, key=step_key)
+    # One scale on every page: films watched. The graph covers the window before the
+    # held-out film, so this page offers the points inside that window.
+    offset = user_graph.offset
+    low, high = offset + 1, offset + user_graph.steps
+    chosen = point_picker(user, low, high, high, f"effect_step_{user}", where=step_col,
+                          help="The models see the films up to this point and rank the next "
+                               "one. The last point predicts the film held out for the test.")
+    note = clamp_note(chosen, low, high, "the reasoning graph")
+    if note:
+        st.caption(note)
+    step = chosen.films - offset - 1
     try:
         cache = scored_point(handle, user_graph, origin, step)
     except Exception as exc:
-        st.error(f"Could not score user {md(user)} at step {step}: {md(exc)}. "
-                 "Pick another step or user.")
+        st.error(f"Could not score user {md(user)} after {chosen.films} films: {md(exc)}. "
+                 "Pick another point or user.")
         return
     point = cache["point"]
-    target = dataset.catalogue[point.target]
-    st.caption(f"Graph: {md(origin)}. At step {step} the models have seen "
-               f"{point.user.offset + step + 1} items; the true next item is "
-               f"{md(target.display_name)} ({point.user.role(step)} target, never seen by the "
-               "models).")
+    explanation: Explanation = cache["explanation"]
+    show_true_item(explanation.point, k)
+    show_summaries(explanation.items)
 
     # Shared with the fragment below, by reference: its reruns update the rows and the
     # counterfactual state that the explanation picker and the export read.
@@ -325,7 +338,9 @@ def page() -> None:
                 explanation_card(handle, cache, int(item))
             except ValueError as exc:
                 st.error(f"Cannot explain this item: {md(exc)}. Pick another one.")
+                item = None
     export_section(handle, user_graph, step, cache, live)
+    details_section(handle, cache, origin, None if item is None else int(item))
 
 
 # A fragment: a switch or "Restore original" reruns only the switches, the lists
@@ -344,16 +359,18 @@ def counterfactual_section(handle: FusionHandle, user: str, step: int, cache: di
     keys = off_keys(user, step)
     for key in keys.values():
         init_widget(key, [])
-    with st.expander("Counterfactual: switch parts of the graph off", expanded=True):
+    with st.container(border=True, key="effect-switches"):
+        st.markdown("**What if?** Switch parts of the reasoning off and see the fused list "
+                    "change.")
         c1, c2, c3 = st.columns(3)
         chain_names = chain_labels(prefix, chains)
         off_chains = c1.multiselect("Chains off", chains, key=keys["chains"],
                                     format_func=lambda c: chain_names.get(c, c))
-        node_names = node_labels(prefix, nodes)
-        off_nodes = c2.multiselect("Intents / candidates off", nodes, key=keys["nodes"],
+        node_names = node_labels(prefix, nodes, chains)
+        off_nodes = c2.multiselect("Interests / suggested films off", nodes, key=keys["nodes"],
                                    format_func=lambda n: node_names.get(n, n))
-        items = window_items(prefix)
-        off_items = c3.multiselect("Session items off", list(items), key=keys["items"],
+        items = window_items(prefix, point.user.offset)
+        off_items = c3.multiselect("Watched films off", list(items), key=keys["items"],
                                    format_func=lambda i: items.get(i, i))
         st.button("Restore original", key="effect_restore", on_click=restore, args=(keys,),
                   disabled=not (off_chains or off_nodes or off_items))
@@ -385,12 +402,11 @@ def counterfactual_section(handle: FusionHandle, user: str, step: int, cache: di
         st.subheader(f"Base top-{k} ({md(handle.workspace.base.name)})")
         st.table(_table(ranked_table(top.base, "fused rank")))
     with fused_col, st.container(key="effect-fused-list"):
-        variant = md(explainer.variant.name)
         if cf is not None:
-            st.subheader(f"Fused top-{k} ({variant}), after the removal")
+            st.subheader(f"Fused top-{k} (with reasoning), after the removal")
             st.table(_table(ranked_table(cf.top_k, "rank before")))
         else:
-            st.subheader(f"Fused top-{k} ({variant})")
+            st.subheader(f"Fused top-{k} (with reasoning)")
             st.table(_table(ranked_table(top.fused, "base rank")))
     chart_key = f"effect_chart_{user}"
     with chart_col, st.container(key="effect-rank-chart"):

@@ -18,8 +18,9 @@ from app.components.session_window import (
     describe_span,
     users_who_watched,
 )
+from app.components.pickers import point_picker, user_picker
 from app.graph_html import NEVER_SEEN, OfflineHTMLError, session_graph_html
-from app.state import current_user, init_widget, set_current_user, studio_or_stop, window_length
+from app.state import set_current_user, studio_or_stop, window_length
 
 GRAPH_HEIGHT = 460
 BY_ID = "By user id"
@@ -39,9 +40,7 @@ def pick_user() -> str | None:
     """The user to explore: by id, or among the users who watched a chosen movie."""
     mode = st.radio("Find a user", [BY_ID, BY_MOVIE], horizontal=True, key="explorer_find_by")
     if mode == BY_ID:
-        init_widget("explorer_user", current_user(studio))
-        return st.selectbox("User id", dataset.user_ids, key="explorer_user",
-                            help="Type to search the user ids.")
+        return user_picker(studio, "explorer_user", "User id")
     catalogue = dataset.catalogue
     movie = st.selectbox("Movie", range(1, len(catalogue) + 1), index=None,
                          format_func=lambda i: catalogue[i].display_name,
@@ -66,12 +65,11 @@ def pick_point(user: str) -> int:
                    "with no next item.")
         return n
     with st.container(key="explorer-point"):
-        return st.slider(
-            "Point in the history", min_value=1, max_value=n, value=n - 1,
-            key=f"explorer_point_{user}",
-            help=f"The window is the last {l_tru} items before this point; the item at the "
-                 "point is the true next item. The default is the last item, the one the "
-                 "leave-one-out test holds out. At the end of the history there is no next item.")
+        return point_picker(
+            user, 1, n, n - 1, f"explorer_point_{user}",
+            help=f"The window is the last {l_tru} films before this point; the film after it "
+                 "is the true next one. The default is the point before the last film, the "
+                 "one the test holds out. At the end of the history there is no next film.").films
 
 
 def show_stats(window: SessionWindow) -> None:
@@ -131,8 +129,8 @@ except (KeyError, ValueError) as exc:
     st.error(f"Cannot show this window: {exc}. Pick another user or point.")
     st.stop()
 
-st.caption(f"User **{user}**: {window.history_length} interactions. Window: items "
-           f"{max(1, point - l_tru + 1)}–{point} of the history (l_tru = {l_tru}). "
+st.caption(f"User **{user}** watched {window.history_length} films. The window is films "
+           f"{max(1, point - l_tru + 1)}–{point} (the last {l_tru} before the point). "
            + ("The dashed red box is the true next item; it is shown for error analysis "
               f"and was {NEVER_SEEN}." if window.next_item else
               "This is the end of the history: there is no next item."))
@@ -152,3 +150,7 @@ with stats_col:
 
 st.subheader("Window items")
 st.dataframe(window_table(window), hide_index=True, key="explorer-window")
+
+with st.expander("Details"):
+    st.caption(f"Window length (`l_tru`): {l_tru} items. Sessions split at gaps over "
+               f"{studio.config.data.session_gap_minutes:g} minutes. Dataset: {dataset.name}.")
