@@ -22,6 +22,7 @@ from app.state import get_fusion, set_current_user, studio_or_stop
 from models.bench_reference import (ours_ndcg10, reference_bench_name, reference_ndcg10,
                                     reference_seeds)
 from models.runs import shipped_bench
+from reasonrec.top_k_outcomes import ORDER, label, top_k_outcome
 
 METRICS_AT_10 = ("HR@10", "NDCG@10", "MRR@10")
 OUTCOMES_KEY = "rr_eval_outcomes"   # (fused run directory, per-user rows)
@@ -48,9 +49,9 @@ def read_bench(name: str) -> dict[str, Any] | None:
             continue
         if path == shipped:
             command = BENCH_COMMANDS.get(name, name)
-            st.caption(f"Shipped results, measured by the developers on {machine_words(bench)} "
-                       f"(`{path.name}`). Run `reasonrec bench {command} --json` to measure on "
-                       "this machine; its results then replace these here.")
+            st.caption(f"Shipped results, measured by the developers on {machine_words(bench)}. "
+                       f"Run `reasonrec bench {command} --json` to measure on this machine; its "
+                       "results then replace these here.")
         return bench
     return None
 
@@ -75,17 +76,39 @@ def reference_table(reference: dict[str, Any]) -> None:
         "reference seeds": ", ".join(map(str, reference_seeds(r))),
         "ours − reference": round(r["ours_minus_reference_ndcg10"], 4),
         "reference epochs": r["reference"]["epochs"],
-        "reference converged": r.get("reference_converged", False),
-        "meets bar": r["meets_bar"]} for r in reference["models"]]).set_index("model"))
+        "reference converged": r.get("reference_converged", False)}
+        for r in reference["models"]]).set_index("model"))
+
+
+PASS_WORDS = {"no_reuse": "LLM answers everything", "reuse": "knowledge base reused",
+              "warm_repeat": "same sessions again"}
+DETAILS: list[tuple[str, str]] = []   # (section, technical text) for the one Details expander
+
+
+def fusion_finding(bench: dict[str, Any]) -> str:
+    """The fusion bench's result as a finding (no developer target)."""
+    rows = {r["name"]: r for r in bench.get("rows", [])}
+    sample = bench.get("sample", {})
+    full = rows.get("llmrg")
+    diff = ((full or {}).get("vs_base") or {}).get("NDCG@10")
+    if full is None or diff is None:
+        return "The table compares the base model with the fused variants."
+    d = diff["diff"]
+    helps = ("it helps, measurably" if d["low"] > 0 else
+             "the interval includes no change" if d["high"] >= 0 else "it hurts, measurably")
+    return (f"On {sample.get('users', '?')} sampled users, adding the reasoning graph (llmrg) "
+            f"changes test NDCG@10 by {d['mean']:+.4f} against the base model "
+            f"({sample.get('base_model', '?')}), 95% interval [{d['low']:+.4f}, "
+            f"{d['high']:+.4f}]: {helps}.")
 
 
 models_tab, fusion_tab, reasoning_tab, users_tab = st.tabs(
-    ["Base models", "Fusion", "Reasoning cost", "Users: won and lost"])
+    ["Base models", "Fusion", "Reasoning cost", "Users: top-10 outcomes"])
 
 with models_tab:
     bench = read_bench("models")
     if bench is None:
-        st.info(f"No base-model bench in {bench_dir}: run `reasonrec bench models --json`.")
+        st.info("No base-model results on this machine yet: run `reasonrec bench models --json`.")
     else:
         if len(bench.get("seeds", [])) > 1:
             # test NDCG@10 can move by 0.01 between seeds: the mean over seeds is what compares
@@ -128,12 +151,14 @@ with models_tab:
 with fusion_tab:
     bench = read_bench("fusion")
     if bench is None:
-        st.info(f"No fusion bench in {bench_dir}: run `reasonrec bench fusion --json`.")
+        st.info("No fusion results on this machine yet: run `reasonrec bench fusion --json`.")
     else:
         sample = bench.get("sample", {})
-        st.write(bench.get("verdict", ""))
-        st.caption(f"{sample.get('users', '?')} users (seed {sample.get('seed', '?')}), graphs: "
-                   f"{sample.get('graph_source', '?')}, base: {sample.get('base_model', '?')}.")
+        st.write(fusion_finding(bench))
+        st.caption(f"{sample.get('users', '?')} sampled users (seed {sample.get('seed', '?')}); "
+                   f"base model: {sample.get('base_model', '?')}.")
+        DETAILS.append(("Fusion", f"graphs from {sample.get('graph_source', '?')}; base run "
+                                  f"{sample.get('base_run', '?')}."))
         metric = st.selectbox("Metric", [f"{m}@{k}" for k in (5, 10, 20)
                                          for m in ("HR", "NDCG", "MRR")], index=4,
                               key="eval_fusion_metric")
@@ -160,24 +185,41 @@ with fusion_tab:
         st.plotly_chart(figure, key="eval_fusion_chart")
         latency = bench.get("latency") or {}
         faithfulness = bench.get("faithfulness") or {}
-        if latency or faithfulness:
-            st.json({"counterfactual latency": latency, "faithfulness": faithfulness},
-                    expanded=False)
+        findings = []
+        if latency.get("p95_ms") is not None:
+            findings.append(f"A counterfactual switch recomputes the fused list in "
+                            f"{latency['p95_ms']:.0f} ms or less for 95% of switches "
+                            f"({latency.get('users', '?')} users).")
+        if faithfulness.get("share_users_faster") is not None:
+            findings.append(f"Removing explanation paths in their stated order lowers the "
+                            f"items faster than a random order for "
+                            f"{faithfulness['share_users_faster']:.0%} of the users where the "
+                            "order can be compared.")
+        if findings:
+            st.markdown(" ".join(findings))
 
 with reasoning_tab:
     bench = read_bench("reasoning")
     if bench is None:
-        st.info(f"No reasoning bench in {bench_dir}: run `reasonrec bench reasoning --json`.")
+        st.info("No reasoning-cost results on this machine yet: run "
+                "`reasonrec bench reasoning --json`.")
     else:
         st.caption(f"{bench['users']} sessions, window {bench['window']}, "
                    f"{bench['environment']['threads']} LLM thread(s).")
-        bars = [{"bar": name, "target": value["bar"], "met": value["met"],
-                 "measured": json.dumps({k: v for k, v in value.items() if k not in ("bar", "met")})}
-                for name, value in bench["bars"].items()]
-        st.dataframe(pd.DataFrame(bars), hide_index=True, key="eval_reasoning_bars")
+        saving = (bench.get("kb_call_saving") or {})
+        median = {name: bench[name]["wall_seconds"]["median"]
+                  for name in ("no_reuse", "reuse", "warm_repeat") if name in bench}
+        if "no_reuse" in median and "reuse" in median:
+            st.write(f"A session's reasoning graph takes {median['no_reuse']:.1f} s (median) "
+                     f"when the LLM answers everything and {median['reuse']:.1f} s when the "
+                     "knowledge base answers what it has seen before"
+                     + (f" ({saving['value']:.0%} fewer LLM calls)"
+                        if isinstance(saving, dict) and saving.get("value") is not None
+                        else "") + ".")
         passes = {name: bench[name] for name in ("no_reuse", "reuse", "warm_repeat")}
         st.dataframe(pd.DataFrame([{
-            "pass": name, "median s": p["wall_seconds"]["median"], "p95 s": p["wall_seconds"]["p95"],
+            "pass": PASS_WORDS.get(name, name), "median s": p["wall_seconds"]["median"],
+            "p95 s": p["wall_seconds"]["p95"],
             "LLM calls/session": p["llm_calls_per_session"], "KB hits": p["kb_hits"],
             "pass rate": p["verification_pass_rate"]} for name, p in passes.items()]),
             hide_index=True, key="eval_reasoning_passes")
@@ -200,32 +242,44 @@ with users_tab:
                  "then `reasonrec fusion fit`.")
         st.stop()
     frame = pd.DataFrame(rows)
-    won, lost = int((frame["outcome"] == "won").sum()), int((frame["outcome"] == "lost").sum())
-    st.write(f"On {len(frame)} sampled users the fused model ({handle.run.variant}) ranks the "
-             f"true next item higher for **{won}** and lower for **{lost}** "
-             f"({len(frame) - won - lost} ties).")
+    k = 10
+    frame["top-10 outcome"] = [label(top_k_outcome(b, f, k), k)
+                               for b, f in zip(frame["base_rank"], frame["fused_rank"])]
+    counts = frame["top-10 outcome"].value_counts()
+    order = [label(o, k) for o in ORDER]
+    entered, left_, moved = (int(counts.get(o, 0)) for o in order[:3])
+    st.write(f"On {len(frame)} sampled users, with the reasoning graph the film each user really "
+             f"watched next **entered the top {k}** for **{entered}** and **left it** for "
+             f"**{left_}**; it moved inside the top {k} for {moved}, and stayed where it was, "
+             f"or outside the top {k} both times, for {len(frame) - entered - left_ - moved}.")
     genres = sorted({g for gs in frame["target_genres"] for g in gs})
     c1, c2, c3, c4 = st.columns(4)
-    outcome = c1.selectbox("Outcome", ["all", "won", "lost", "tie"], key="eval_outcome")
-    genre = c2.selectbox("Target genre", ["all", *genres], key="eval_genre")
+    outcome = c1.selectbox("Outcome", ["all", *order], key="eval_outcome")
+    genre = c2.selectbox("Genre of the next film", ["all", *genres], key="eval_genre")
     lengths = c3.slider("History length", int(frame["history_length"].min()),
                         int(frame["history_length"].max()),
                         (int(frame["history_length"].min()), int(frame["history_length"].max())),
                         key="eval_length")
-    pass_rate = c4.slider("Verification pass rate", 0.0, 1.0, (0.0, 1.0), step=0.05,
+    pass_rate = c4.slider("Share of chains passing the check", 0.0, 1.0, (0.0, 1.0), step=0.05,
                           key="eval_pass_rate")
     shown = frame[frame["history_length"].between(*lengths)]
     if outcome != "all":
-        shown = shown[shown["outcome"] == outcome]
+        shown = shown[shown["top-10 outcome"] == outcome]
     if genre != "all":
         shown = shown[shown["target_genres"].apply(lambda gs: genre in gs)]
     if pass_rate != (0.0, 1.0):   # users without a scored chain only pass the full range
         shown = shown[shown["verification_pass_rate"].between(*pass_rate)]
-    shown = shown.sort_values("rank_gain", ascending=False)
-    view = shown.assign(target_genres=shown["target_genres"].apply(", ".join))
+    # entered and left first, then moves a user sees; inside a group the best rank first
+    shown = shown.assign(_group=shown["top-10 outcome"].map(order.index),
+                         _best=shown[["base_rank", "fused_rank"]].min(axis=1))
+    shown = shown.sort_values(["_group", "_best"], kind="stable")
+    view = shown.assign(target_genres=shown["target_genres"].apply(", ".join)).rename(columns={
+        "base_rank": "base rank", "fused_rank": "rank with reasoning",
+        "target": "next film", "target_genres": "genres", "history_length": "films watched",
+        "verification_pass_rate": "chains passing the check"})
     selection = st.dataframe(
-        view[["user", "outcome", "base_rank", "fused_rank", "rank_gain", "target", "target_genres",
-              "history_length", "chains", "verification_pass_rate"]],
+        view[["user", "top-10 outcome", "base rank", "rank with reasoning", "next film",
+              "genres", "films watched", "chains", "chains passing the check"]],
         hide_index=True, on_select="rerun", selection_mode="single-row", key="eval_users")
     picked = selection.selection.rows if selection else []
     if picked:
@@ -239,3 +293,9 @@ with users_tab:
     else:
         st.caption("Select a row to open that user in the session explorer, reasoning and "
                    "recommendation pages.")
+
+with st.expander("Details"):
+    st.caption(f"Results are read from {bench_dir} when measured on this machine, else from the "
+               "files shipped with the app.")
+    for section, text in DETAILS:
+        st.caption(f"{section}: {text}")

@@ -40,6 +40,15 @@ def open_kb():
         st.stop()
 
 
+def in_words(value: object) -> str:
+    """A stored question or answer as text: "field: value; …" instead of JSON."""
+    if isinstance(value, dict):
+        return "; ".join(f"{key.replace('_', ' ')}: {in_words(v)}" for key, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(in_words(v) for v in value)
+    return "" if value is None else str(value)
+
+
 kb = open_kb()
 try:
     stats = kb.stats()
@@ -48,7 +57,7 @@ try:
     cols[1].metric("Lookups", f"{stats['hits'] + stats['misses']:,}")
     cols[2].metric("Hit rate", "–" if stats["hit_rate"] is None else f"{stats['hit_rate']:.0%}")
     cols[3].metric("Size", f"{stats['bytes'] / 1e6:.1f} MB")
-    st.caption(f"`{stats['path']}` · prompt versions: {', '.join(stats['prompt_versions']) or '–'}")
+    st.caption(f"Prompt versions: {', '.join(stats['prompt_versions']) or '–'}")
     if stats["kinds"]:
         st.dataframe(pd.DataFrame([{"kind": kind, **values} for kind, values in stats["kinds"].items()]),
                      hide_index=True)
@@ -81,12 +90,10 @@ try:
     rows = kb.entries(None if kind == "all" else kind, search.strip(), PAGE_SIZE,
                       (int(page) - 1) * PAGE_SIZE)
     if rows:
-        # Question and answer stay JSON text: st.dataframe renders them as plain text.
-        import json
+        # Question and answer in words (st.dataframe shows cells as plain text)
         table = pd.DataFrame([{
             "kind": r["kind"], "prompt": r["prompt_version"],
-            "question": json.dumps(r["question"], ensure_ascii=False),
-            "answer": json.dumps(r["answer"], ensure_ascii=False),
+            "question": in_words(r["question"]), "answer": in_words(r["answer"]),
             "stored": datetime.fromtimestamp(r["created"], tz=timezone.utc).strftime("%Y-%m-%d %H:%M"),
         } for r in rows])
         st.dataframe(table, hide_index=True, key="kb_entries")
@@ -104,5 +111,7 @@ try:
                      type="primary"):
             removed = kb.clear()
             st.success(f"Removed {removed:,} entries and the counters.")
+    with st.expander("Details"):
+        st.caption(f"Knowledge base file: {stats['path']}.")
 finally:
     kb.close()

@@ -15,6 +15,12 @@ from app.state import (REASONING_OVERRIDES, builder_load, get_studio, init_widge
                        reasoning_config, reasoning_overrides, studio_or_stop)
 
 AUTO_LAYERS = "all when the build can offload"
+# The form's words for each [reasoning] field (the field names stay in error messages,
+# which name the config file's fields).
+LABELS = {"backend": "Backend", "model_path": "Model file", "http_url": "Server URL",
+          "n_gpu_layers": "GPU layers", "temperature": "Temperature",
+          "tau": "Keep chains scoring at least", "l_tru": "History window (films)",
+          "k_intents": "Interests per chain", "r_items": "Films per interest"}
 
 
 def form_values(config: Any) -> dict[str, Any]:
@@ -61,7 +67,7 @@ with st.form("settings_form"):
     model_path = st.text_input("Model (GGUF path)", key="settings_model",
                                placeholder="empty: the packaged SmolLM2-135M-Instruct Q4_1")
     http_url = st.text_input("Server URL (HTTP backend)", key="settings_url")
-    layers_text = st.text_input("GPU layers (n_gpu_layers)", placeholder=AUTO_LAYERS,
+    layers_text = st.text_input("GPU layers", placeholder=AUTO_LAYERS,
                                 key="settings_layers",
                                 help="-1 or empty: all layers when llama.cpp was built with CUDA; "
                                      "0: CPU only.")
@@ -69,10 +75,12 @@ with st.form("settings_form"):
                                   help="0 gives repeatable graphs (and KB reuse).")
     st.subheader("Reasoning graph")
     cols = st.columns(4)
-    tau = cols[0].number_input("τ (keep chains scoring at least)", step=0.05, key="settings_tau")
-    l_tru = cols[1].number_input("Window l_tru", step=1, key="settings_l_tru")
-    k_intents = cols[2].number_input("K (next intents per chain)", step=1, key="settings_k")
-    r_items = cols[3].number_input("r (items per intent)", step=1, key="settings_r")
+    tau = cols[0].number_input(LABELS["tau"], step=0.05, key="settings_tau",
+                               help="Chains the LLM's check scores lower are rejected.")
+    l_tru = cols[1].number_input(LABELS["l_tru"], step=1, key="settings_l_tru",
+                                 help="How many of the latest films the reasoning reads.")
+    k_intents = cols[2].number_input(LABELS["k_intents"], step=1, key="settings_k")
+    r_items = cols[3].number_input(LABELS["r_items"], step=1, key="settings_r")
     applied = st.form_submit_button("Apply", type="primary")
 
 
@@ -109,8 +117,8 @@ if applied:
                    "Back to the config file's settings.")
 
 if reasoning_overrides():
-    st.caption("This session overrides: " + ", ".join(f"`{k}` = `{v}`"
-                                                       for k, v in reasoning_overrides().items()))
+    st.caption("Changed for this session: " + "; ".join(
+        f"{LABELS.get(k, k)}: {v}" for k, v in reasoning_overrides().items()))
 # Always offered: a value typed but not applied (a bad path) is reset too.
 st.button("Reset to the config file", key="settings_reset", on_click=reset_settings,
           help="Drops this session's settings and the values typed in the form.")

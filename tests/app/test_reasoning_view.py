@@ -170,7 +170,7 @@ def test_offload_state_in_words() -> None:
     # llama.cpp counts the output layer: a full offload of a 30-block model is 31 of 31
     assert offload_state({"supports_gpu_offload": True, "n_gpu_layers_offloaded": 31,
                           "n_gpu_layers_offloadable": 31, "n_layers": 30}) == "GPU: 31/31 layers offloaded"
-    assert "n_gpu_layers = 0" in offload_state({"supports_gpu_offload": True,
+    assert "GPU layers set to 0" in offload_state({"supports_gpu_offload": True,
                                                 "n_gpu_layers_offloaded": 0})
     assert "warning" in offload_state({"offload_warning": "asked for -1 GPU layers"})
     assert offload_state({"backend": "http", "url": "http://127.0.0.1:8000/v1"}).startswith("remote")

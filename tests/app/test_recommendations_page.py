@@ -19,6 +19,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.components.effect_charts import rank_shift_figure, selected_item, shift_rows
+from app.components.effect_state import md
+from app.components.explanation_view import SHOW_HIDDEN_LABEL, ordinal
 from models.data import Dataset
 from models.graph_data import reasoning_elements
 from app.state import CURRENT_USER
@@ -87,25 +89,50 @@ def test_both_lists_chart_and_card(graph_users: list[str]) -> None:
     assert list(fused["title"]) == [r.title for r in top.fused]
     assert list(fused["base rank"]) == [r.other_rank for r in top.fused]
     assert len(fused) == ex.k
+    # one scale on every page: films watched; the graph's window is the slider's range
     slider = at.slider(key=f"effect_step_{user}")
-    assert (slider.min, slider.max, slider.value) == (0, point.user.steps - 1,
-                                                      point.user.steps - 1)
+    offset, steps = point.user.offset, point.user.steps
+    assert (slider.min, slider.max, slider.value) == (offset + 1, offset + steps, offset + steps)
+
+    # a sentence for every fused item, and the held-out film's ranks in both models
+    explanation = ex.explain(point)
+    text = "\n".join(m.value for m in at.markdown)
+    for item in explanation.items:
+        assert item.summary and md(item.summary) in text
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Base model ranks it"] == ordinal(explanation.point.target_rank_base)
+    assert metrics["With reasoning"] == ordinal(explanation.point.target_rank_fused)
+    assert md(explanation.point.target.title) in text
 
     # the card of the first fused item, then of another item picked in the selectbox
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Fused rank"] == "1"
-    assert "Fidelity+" in metrics and "Deletion" in metrics and "Random" in metrics
+    assert metrics["Rank with reasoning"] == "1"
+    assert "Fidelity+" in metrics and "Deletion" in metrics and "Random" in metrics  # Details
     chosen = top.fused[3]
     at.selectbox(key=f"effect_item_{user}").set_value(chosen.index).run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Fused rank"] == "4"
+    assert metrics["Rank with reasoning"] == "4"
     assert metrics["Base rank"] == str(chosen.other_rank)
     item = ex.explain_item(point, chosen.index)
     assert metrics["Fidelity+"] == f"{item.fidelity.plus:.2f}"
-    reasons = [e.reason for p in item.paths for e in p.edges if e.reason]
-    shown = pd.concat([d.value for d in at.dataframe if "LLM reason" in d.value.columns])
-    assert reasons and set(reasons) <= set(shown["LLM reason"])
+    # the paths that reach it, each with its facts; the rest only behind the toggle
+    text = "\n".join(m.value for m in at.markdown)
+    shown = [p for p in item.paths if p.shown]
+    hidden = [p for p in item.paths if not p.shown]
+    for path in shown:
+        assert all(md(fact.text) in text for fact in path.evidence)
+    toggle = [t for t in at.toggle if t.label == SHOW_HIDDEN_LABEL]
+    if hidden:
+        hidden_facts = [md(f.text) for p in hidden for f in p.evidence
+                        if not any(f.text == g.text for q in shown for g in q.evidence)]
+        assert all(fact not in text for fact in hidden_facts)
+        toggle[0].set_value(True).run()
+        assert not at.exception
+        text = "\n".join(m.value for m in at.markdown)
+        assert all(fact in text for fact in hidden_facts)
+        assert any("Hidden by default" in c.value for c in at.caption)
+    else:
+        assert not toggle
 
 
 def test_chart_selection_opens_the_item(graph_users: list[str]) -> None:
@@ -199,10 +226,10 @@ def test_a_switch_with_a_real_effect_changes_the_list_and_restore_returns_it(
 def test_step_slider_moves_the_point(graph_users: list[str]) -> None:
     user = graph_users[0]
     at = open_page(user)
-    at.slider(key=f"effect_step_{user}").set_value(4).run()
-    assert not at.exception
     ex = explainer()
-    top = ex.top_k(ex.point(user, 4))
+    at.slider(key=f"effect_step_{user}").set_value(ex.point(user).user.offset + 5).run()
+    assert not at.exception
+    top = ex.top_k(ex.point(user, 4))   # after offset + 5 films: window step 4
     assert list(frame(at, "base rank")["title"]) == [r.title for r in top.fused]
 
 
