@@ -1,0 +1,171 @@
+"""Every page in Debian Chromium speaks plainly, opens from a link, and Recommendations answers
+"why?" (#18).
+
+The app runs on the embedded defaults (the shipped runs and LLM graphs). A link
+``/recommendations?user=22&step=N`` opens that user at that point; the page shows one
+sentence per fused top-10 film and the held-out film's base and fused ranks, which
+must equal the library's. Then each page's visible text (default views: collapsed
+Details expanders and unopened tabs are not visible) is searched for jargon. A
+screenshot of each page goes to test-artifacts/plain-*.png.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.app.hostile_data import write_config
+from tests.browser.conftest import StreamlitServer, start_streamlit, stop_streamlit
+from tests.browser.page_helpers import wait_idle
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
+
+USER = "22"
+JARGON = {
+    "graph node id": re.compile(r"\bd?c\d+\.\d+\b"),
+    "path id": re.compile(r"\bc\d+>"),
+    "variable name": re.compile(r"\b(?:l_tru|E_ori|E_div|E_base|tau|n_gpu_layers|k_intents|"
+                                r"r_items|rank_gain|meets_bar)\b"),
+    "internal path": re.compile(r"/home/|/tmp/|/root/|\.cache/reasonrec|\.ckpt|\.json\.gz"),
+    "hash": re.compile(r"sha256", re.IGNORECASE),
+    "developer target": re.compile(r"meets bar|aim is not met|aim not met|\bbar\b",
+                                   re.IGNORECASE),
+    "raw JSON": re.compile(r"\{\s*\""),
+}
+PAGES = [("Session explorer", "session-explorer"), ("Reasoning", "reasoning"),
+         ("Recommendations", "recommendations"), ("Evaluation", "evaluation"),
+         ("Knowledge base", "knowledge-base"), ("Settings", "settings")]
+MAIN = "[data-testid='stMain']"
+
+
+@pytest.fixture(scope="module")
+def case(ml100k_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The config, and from the library: user 22's explanation three films before the end."""
+    import torch
+
+    from reasonrec.config import load_config
+    from reasonrec.fusion import workspace
+    from reasonrec.studio import Studio
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        workdir = tmp_path_factory.mktemp("plain-e2e")
+        config = write_config(workdir / "studio.toml", ml100k_dir, workdir / "data")
+        studio = Studio(load_config(config))
+        settings = studio.config.fusion
+        ws = workspace(studio, settings)
+        explainer = ws.explainer(ws.fused(settings.variant, train_if_missing=False))
+        user_graph = explainer.user_graph(USER)
+        step = user_graph.steps - 3
+        explanation = explainer.explain(explainer.point(user_graph, step))
+    finally:
+        torch.set_num_threads(threads)
+    return {"config": config, "workdir": workdir, "films": user_graph.offset + step + 1,
+            "explanation": explanation}
+
+
+@pytest.fixture(scope="module")
+def server(case: dict[str, Any]) -> Iterator[StreamlitServer]:
+    started = start_streamlit(case["config"], case["workdir"])
+    yield started
+    stop_streamlit(started)
+
+
+@pytest.fixture()
+def page(chromium: Any) -> Iterator[Any]:
+    # tall: Streamlit scrolls inside its own container, so a screenshot holds the viewport
+    context = chromium.new_context(viewport={"width": 1440, "height": 3000})
+    context.set_default_timeout(180_000)
+    view = context.new_page()
+    yield view
+    context.close()
+
+
+def open_link(page: Any, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("[data-testid='stSidebarNavLink']", timeout=180_000)
+    wait_idle(page, 240_000)
+
+
+def visible_text(page: Any) -> str:
+    return page.locator(MAIN).inner_text()
+
+
+def point_shown(page: Any) -> str:
+    """The "Point in history" slider's value as drawn on its thumb."""
+    return page.locator("[data-testid='stSliderThumbValue']").first.inner_text().strip()
+
+
+def jargon(text: str) -> dict[str, list[str]]:
+    found = {name: pattern.findall(text) for name, pattern in JARGON.items()}
+    return {name: hits for name, hits in found.items() if hits}
+
+
+def ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def test_a_link_opens_recommendations_with_a_sentence_per_film_and_the_true_ranks(
+        case: dict[str, Any], server: StreamlitServer, page: Any, artifacts: Path) -> None:
+    films, explanation = case["films"], case["explanation"]
+    open_link(page, f"{server.url}/recommendations?user={USER}&step={films}")
+    page.locator(".st-key-effect-summaries").wait_for()
+    wait_idle(page)
+    # the link's user and point
+    assert page.get_by_role("combobox", name="User", exact=True).input_value() == USER
+    assert point_shown(page) == f"after {films} films"
+    assert f"user={USER}" in page.url and f"step={films}" in page.url
+
+    # one sentence per fused top-10 film: the library's, in its order
+    summaries = page.locator(".st-key-effect-summaries").inner_text()
+    assert len(explanation.items) == 10
+    for item in explanation.items:
+        assert f"{item.rank}. {item.title}: {item.summary}" in summaries
+    # the held-out film and where each model ranks it
+    true_item = page.locator(".st-key-effect-true-item").inner_text()
+    info = explanation.point
+    assert info.target.title in true_item
+    assert f"Base model ranks it\n\n{ordinal(info.target_rank_base)}" in true_item \
+        or re.search(rf"Base model ranks it\s+{ordinal(info.target_rank_base)}", true_item)
+    assert re.search(rf"With reasoning\s+{ordinal(info.target_rank_fused)}", true_item)
+
+    # technical detail stays in the one Details expander until it is opened
+    text = visible_text(page)
+    assert "Fidelity+" not in text and not jargon(text), jargon(text)
+    page.locator("[data-testid='stExpander'] summary").filter(has_text="Details").click()
+    wait_idle(page)
+    assert "Fidelity+" in visible_text(page)   # the test sees what a click shows
+    page.screenshot(path=str(artifacts / "plain-recommendations.png"), full_page=True)
+
+
+def test_no_page_shows_jargon_and_each_keeps_the_link(
+        case: dict[str, Any], server: StreamlitServer, page: Any, artifacts: Path) -> None:
+    films = case["films"]
+    problems: dict[str, Any] = {}
+    for title, path in PAGES:
+        open_link(page, f"{server.url}/{path}?user={USER}&step={films}")
+        page.get_by_test_id("stSidebarNavLink").filter(has_text=title).first.wait_for()
+        assert page.locator("[data-testid='stException']").count() == 0, title
+        texts = [visible_text(page)]
+        if path == "evaluation":   # each tab is a default view of its own
+            for tab in page.get_by_role("tab").all():
+                tab.click()
+                wait_idle(page, 240_000)
+                texts.append(visible_text(page))
+                page.screenshot(path=str(artifacts / f"plain-evaluation-{len(texts) - 1}.png"),
+                                full_page=True)
+        else:
+            page.screenshot(path=str(artifacts / f"plain-{path}.png"), full_page=True)
+        found = jargon("\n".join(texts))
+        if found:
+            problems[title] = found
+        if path in ("session-explorer", "reasoning", "recommendations"):
+            assert f"step={films}" in page.url, (title, page.url)
+            assert point_shown(page) == f"after {films} films", title
+    assert not problems, problems
