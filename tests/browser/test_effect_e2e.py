@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from app.components.explanation_view import chain_name
 from models.data import Dataset
 from models.graph_data import reasoning_elements
 from models.fusion.samples import sample_users
@@ -63,7 +64,9 @@ def effect_case(ml100k: Dataset, ml100k_dir: Path, tmp_path_factory: pytest.Temp
                 cf = explainer.counterfactual(point, explainer.removal(point, chains=[chain]))
                 if cf.entered:
                     top = explainer.top_k(point)
-                    return {"config": config, "workdir": workdir, "user": user, "chain": chain,
+                    # the switch's label names the chain in words ("Chain 3: …")
+                    label = chain_name(chain, chains).capitalize() + ":"
+                    return {"config": config, "workdir": workdir, "user": user, "chain": label,
                             "fused": [r.title for r in top.fused],
                             "base": [r.title for r in top.base],
                             "after": [r.title for r in cf.top_k],
@@ -135,7 +138,7 @@ def _flow(page: Any, url: str, effect_case: dict[str, Any], artifacts: Path,
     assert table_titles(page, FUSED) == effect_case["fused"]
     page.locator(".st-key-effect-card").wait_for()
     card = page.locator(".st-key-effect-card").inner_text()
-    assert "Why" in card and "Fidelity+" in card and "Reasoning paths" in card
+    assert "Why" in card and "Rank with reasoning" in card and "Base rank" in card
     assert page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot").count() >= 1
     page.screenshot(path=str(artifacts / "effect-01-lists-and-explanation.png"),
                     full_page=True)
@@ -200,7 +203,7 @@ def _tour_other_pages(page: Any, artifacts: Path) -> None:
         assert page.locator("[data-testid='stException']").count() == 0, title
         page.screenshot(path=str(artifacts / f"{shot}.png"), full_page=True)
     page.get_by_test_id("stSidebarNavLink").filter(has_text="Evaluation").click()
-    page.get_by_role("tab", name="Users: won and lost").click()
+    page.get_by_role("tab", name="Users: top-10 outcomes").click()
     wait_idle(page)
     page.screenshot(path=str(artifacts / "06-evaluation-users.png"), full_page=True)
 
