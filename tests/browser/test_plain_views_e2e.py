@@ -36,7 +36,7 @@ JARGON = {
                                    re.IGNORECASE),
     "raw JSON": re.compile(r"\{\s*\""),
 }
-PAGES = [("Session explorer", "session-explorer"), ("Reasoning", "reasoning"),
+PAGES = [("Session explorer", ""), ("Reasoning", "reasoning"),
          ("Recommendations", "recommendations"), ("Evaluation", "evaluation"),
          ("Knowledge base", "knowledge-base"), ("Settings", "settings")]
 MAIN = "[data-testid='stMain']"
@@ -86,10 +86,21 @@ def page(chromium: Any) -> Iterator[Any]:
     context.close()
 
 
+NO_SKELETON = "() => !document.querySelector(\"[data-testid='stSkeleton']\")"
+
+
+def settled(page: Any, timeout_ms: int = 240_000) -> None:
+    """No run in progress and every element drawn (placeholders linger ~1 s after a run)."""
+    wait_idle(page, timeout_ms)
+    page.wait_for_function(NO_SKELETON, timeout=timeout_ms)
+    wait_idle(page, timeout_ms)
+
+
 def open_link(page: Any, url: str) -> None:
     page.goto(url)
     page.wait_for_selector("[data-testid='stSidebarNavLink']", timeout=180_000)
-    wait_idle(page, 240_000)
+    settled(page)
+    assert page.get_by_text("Page not found").count() == 0, url
 
 
 def visible_text(page: Any) -> str:
@@ -116,7 +127,8 @@ def test_a_link_opens_recommendations_with_a_sentence_per_film_and_the_true_rank
     films, explanation = case["films"], case["explanation"]
     open_link(page, f"{server.url}/recommendations?user={USER}&step={films}")
     page.locator(".st-key-effect-summaries").wait_for()
-    wait_idle(page)
+    page.locator(".st-key-effect-fused-list table").wait_for()   # the lists' fragment drawn
+    settled(page)
     # the link's user and point
     assert page.get_by_role("combobox", name="User", exact=True).input_value() == USER
     assert point_shown(page) == f"after {films} films"
@@ -139,7 +151,7 @@ def test_a_link_opens_recommendations_with_a_sentence_per_film_and_the_true_rank
     text = visible_text(page)
     assert "Fidelity+" not in text and not jargon(text), jargon(text)
     page.locator("[data-testid='stExpander'] summary").filter(has_text="Details").click()
-    wait_idle(page)
+    settled(page)
     assert "Fidelity+" in visible_text(page)   # the test sees what a click shows
     page.screenshot(path=str(artifacts / "plain-recommendations.png"), full_page=True)
 
@@ -156,16 +168,17 @@ def test_no_page_shows_jargon_and_each_keeps_the_link(
         if path == "evaluation":   # each tab is a default view of its own
             for tab in page.get_by_role("tab").all():
                 tab.click()
-                wait_idle(page, 240_000)
+                settled(page)
                 texts.append(visible_text(page))
                 page.screenshot(path=str(artifacts / f"plain-evaluation-{len(texts) - 1}.png"),
                                 full_page=True)
         else:
-            page.screenshot(path=str(artifacts / f"plain-{path}.png"), full_page=True)
+            page.screenshot(path=str(artifacts / f"plain-{path or 'session-explorer'}.png"),
+                            full_page=True)
         found = jargon("\n".join(texts))
         if found:
             problems[title] = found
-        if path in ("session-explorer", "reasoning", "recommendations"):
+        if path in ("", "reasoning", "recommendations"):
             assert f"step={films}" in page.url, (title, page.url)
             assert point_shown(page) == f"after {films} films", title
     assert not problems, problems
