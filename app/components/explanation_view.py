@@ -17,6 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from app.components.effect_state import md
+from models.explain_summary import supports
 from models.explain_schema import (Effect, EvidenceFact, EvidenceKind, ExplanationPath,
                                    ItemExplanation, PathFlag, PathKind, PointInfo)
 
@@ -101,10 +102,17 @@ def show_path(path: ExplanationPath, number: int, chains: Sequence[str], k: int,
                 st.dataframe(fact_counts(numeric), hide_index=True, key=f"{key}_counts")
 
 
+def leads_to(path: ExplanationPath) -> bool:
+    """Listed by default: the path reaches the item, carries no flag, and removing it lowers
+    the item (a path whose removal lifts the item does not explain it; it is behind the
+    toggle with the rest)."""
+    return path.shown and supports(path.effect)
+
+
 def show_paths(ie: ItemExplanation, chains: Sequence[str], k: int) -> None:
     """The paths that reach the item with their facts; the rest behind a toggle."""
-    shown = [p for p in ie.paths if p.shown]
-    hidden = [p for p in ie.paths if not p.shown]
+    shown = [p for p in ie.paths if leads_to(p)]
+    hidden = [p for p in ie.paths if not leads_to(p)]
     if shown:
         st.markdown(f"**What leads to it** ({len(shown)} reasoning "
                     f"path{'s' if len(shown) != 1 else ''}, strongest measured effect first)")

@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from app.components.effect_charts import rank_shift_figure, selected_item, shift_rows
 from app.components.effect_state import md
-from app.components.explanation_view import SHOW_HIDDEN_LABEL, ordinal
+from app.components.explanation_view import SHOW_HIDDEN_LABEL, leads_to, ordinal
 from models.data import Dataset
 from models.graph_data import reasoning_elements
 from app.state import CURRENT_USER
@@ -117,8 +117,8 @@ def test_both_lists_chart_and_card(graph_users: list[str]) -> None:
     assert metrics["Fidelity+"] == f"{item.fidelity.plus:.2f}"
     # the paths that reach it, each with its facts; the rest only behind the toggle
     text = "\n".join(m.value for m in at.markdown)
-    shown = [p for p in item.paths if p.shown]
-    hidden = [p for p in item.paths if not p.shown]
+    shown = [p for p in item.paths if leads_to(p)]
+    hidden = [p for p in item.paths if not leads_to(p)]
     for path in shown:
         assert all(md(fact.text) in text for fact in path.evidence)
     toggle = [t for t in at.toggle if t.label == SHOW_HIDDEN_LABEL]
