@@ -154,6 +154,8 @@ def flags(path: CandidatePath, effect: Effect) -> list[PathFlag]:
         out.append(PathFlag.NO_EVIDENCE)
     if has_no_effect(effect):
         out.append(PathFlag.NO_EFFECT)
+    elif effect.delta_rank < 0 or (effect.delta_rank == 0 and effect.delta_score > 0):
+        out.append(PathFlag.WORKS_AGAINST)
     if path.rejected:
         out.append(PathFlag.REJECTED_CHAIN)
     return out

@@ -87,6 +87,7 @@ class PathFlag(StrEnum):
     NO_EVIDENCE = "no_evidence"            # no fact from the data links its last node to the item
     NO_EFFECT = "no_effect"                # removing it changes neither score nor rank
     REJECTED_CHAIN = "rejected_chain"      # its chain failed verification
+    WORKS_AGAINST = "works_against"        # removing it raises the item: it is no reason for it
 
 
 class EvidenceKind(StrEnum):

@@ -17,7 +17,6 @@ import pandas as pd
 import streamlit as st
 
 from app.components.effect_state import md
-from models.explain_summary import supports
 from models.explain_schema import (Effect, EvidenceFact, EvidenceKind, ExplanationPath,
                                    ItemExplanation, PathFlag, PathKind, PointInfo)
 
@@ -25,7 +24,8 @@ SHOW_HIDDEN_KEY = "effect_show_hidden_paths"
 SHOW_HIDDEN_LABEL = "Show paths with no measured effect"
 FLAG_WORDS = {PathFlag.NO_EVIDENCE: "no fact from the data links it to this film",
               PathFlag.NO_EFFECT: "removing it changes neither the score nor the rank",
-              PathFlag.REJECTED_CHAIN: "its chain did not pass the LLM's check"}
+              PathFlag.REJECTED_CHAIN: "its chain did not pass the LLM's check",
+              PathFlag.WORKS_AGAINST: "removing it would raise this film, so it is no reason for it"}
 FACT_KINDS = {EvidenceKind.CO_WATCH: "watched together", EvidenceKind.SHARED_GENRES: "genres",
               EvidenceKind.INTEREST_SIMILARITY: "close to the interest",
               EvidenceKind.LOCALIZED: "matched by the reasoning"}
@@ -103,10 +103,9 @@ def show_path(path: ExplanationPath, number: int, chains: Sequence[str], k: int,
 
 
 def leads_to(path: ExplanationPath) -> bool:
-    """Listed by default: the path reaches the item, carries no flag, and removing it lowers
-    the item (a path whose removal lifts the item does not explain it; it is behind the
-    toggle with the rest)."""
-    return path.shown and supports(path.effect)
+    """Listed by default: the explainer shows it (it reaches the item, has a measured
+    effect, and removing it lowers the item rather than lifting it)."""
+    return path.shown
 
 
 def show_paths(ie: ItemExplanation, chains: Sequence[str], k: int) -> None:
@@ -130,8 +129,8 @@ def show_paths(ie: ItemExplanation, chains: Sequence[str], k: int) -> None:
                    "lower it.")
     if hidden and st.toggle(SHOW_HIDDEN_LABEL, key=SHOW_HIDDEN_KEY,
                             help=f"{len(hidden)} more path(s): paths that do not reach the film, "
-                                 "change nothing when removed, or whose chain did not pass "
-                                 "the check."):
+                                 "change nothing when removed, would raise it when removed, "
+                                 "or whose chain did not pass the check."):
         for number, path in enumerate(hidden, start=len(shown) + 1):
             show_path(path, number, chains, k, f"effect_path_{ie.index}_{number}")
 
