@@ -106,7 +106,9 @@ def test_graph_over_http(server_url: str, make_config: MakeConfig, ml100k: Datas
                          tmp_path: Path) -> None:
     # Short window and one mask: the server decodes under a stock grammar sampler (slow on CPU).
     # http_score_prefix: SmolLM2 adds no BOS token, and llama-cpp-python's echo needs one.
+    # One distractor: scoring over llama_cpp.server costs seconds per option.
     config = make_config(backend="http", http_url=server_url, l_tru=2, masks_per_chain=1,
+                         n_distractors=1,
                          lexical_weight=1.0, http_score_prefix="<|im_start|>")
     backend = HttpBackend(config)
     localizer = IntentLocalizer(ml100k.catalogue, _Unused(), tmp_path, lexical_weight=1.0)
@@ -138,7 +140,7 @@ def test_build_graphs_over_http_with_concurrent_users(server_url: str, ml100k_di
 
     config = tmp_path / "studio.toml"
     config.write_text(f'[data]\npath = {json.dumps(str(ml100k_dir))}\n\n[reasoning]\n'
-                      'lexical_weight = 1.0\nl_tru = 1\nmasks_per_chain = 1\n'
+                      'lexical_weight = 1.0\nl_tru = 1\nmasks_per_chain = 1\nn_distractors = 1\n'
                       'http_score_prefix = "<|im_start|>"\n')
     result = CliRunner().invoke(app, ["--config", str(config), "--data-dir", str(tmp_path / "d"),
                                       "build-graphs", "--users", "2", "--backend", "http", "--url",
