@@ -217,5 +217,5 @@ def test_build_with_the_real_llm_streams_saves_and_reloads(
     stored = graph_from_json(json.loads(gzip.decompress(saved.read_bytes())))
     assert sorted(stored.nodes) == sorted(graph.nodes)
     again = open_reasoning(USER)
-    assert any("reasoning graph store" in c.value for c in again.caption)
+    assert any("saved graphs" in c.value for c in again.caption)
     check_offline(component_document(again))

@@ -87,7 +87,10 @@ def graph_frame(page: Any) -> Any:
 def switch_chain_off(page: Any, chain: str | None = None, timeout_ms: int = 60_000) -> None:
     """On the Recommendations page, switch off ``chain`` (by its option label; default the
     first chain) and wait until the fused top-k shows the removal."""
-    page.get_by_role("combobox", name="Chains off", exact=True).click()
+    wait_idle(page)   # the page may still be drawing the explanation card below
+    box = page.get_by_role("combobox", name="Chains off", exact=True)
+    box.scroll_into_view_if_needed()
+    box.click()
     options = page.get_by_role("option", name=chain) if chain else page.get_by_role("option")
     options.first.click()
     page.keyboard.press("Escape")
