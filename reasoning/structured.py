@@ -156,6 +156,9 @@ class Asker:
         Raises:
             BackendFailure: the backend failed or cannot score (fails the build).
         """
+        if self.on_token is not None:
+            # Scoring streams no text; an empty piece still tells listeners the stage began.
+            self.on_token(stage, "")
         try:
             scored = self.backend.score_continuations(prefix, continuations)
         except BackendFailure:

@@ -100,7 +100,8 @@ class LiveBuild:
         changed = self._enter(stage)
         self.streaming = stage
         self.text[stage] = self.text.get(stage, "") + piece
-        self.tokens[stage] += 1
+        if piece:   # scoring stages announce themselves with an empty piece
+            self.tokens[stage] += 1
         self._maybe_draw(force=changed)
 
     def on_lookup(self, kind: str, hit: bool) -> None:
