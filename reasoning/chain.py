@@ -87,20 +87,11 @@ def item_intent(asker: Asker, item: Item, vocabulary: IntentVocabulary) -> str:
     if len(options) == 1:
         return options[0]   # the genres leave one choice: no question to ask
     prompt = load_prompt("intent")
-    fields = {"item": item.describe(), "options": options}
-    stored = asker.kb_get(STAGE, "intent", prompt.version, fields)
-    if stored is not None:
-        return str(stored["intent"])
-    scored = asker.score(STAGE, f"intent of item {item.item_id}",
-                         prompt.scored_text(item=item.describe(), options=", ".join(options)),
-                         [" " + label for label in options],
-                         fallback=f"intent {options[0]!r}, the best fit of its genres")
-    if scored is None:
-        return options[0]
-    per_token = [lp / max(1, n) for lp, n in zip(scored.logprobs, scored.lengths)]
-    label = options[max(range(len(options)), key=lambda i: (per_token[i], -i))]
-    asker.kb_put("intent", prompt.version, fields, {"intent": label})
-    return label
+    return asker.choose(STAGE, "intent", prompt.version,
+                        {"item": item.describe(), "options": options},
+                        f"intent of item {item.item_id}",
+                        prompt.scored_text(item=item.describe(), options=", ".join(options)),
+                        options, fallback=f"intent {options[0]!r}, the best fit of its genres")
 
 
 def choose_chain(intent: str, chains: list[Chain]) -> str:

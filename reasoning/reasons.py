@@ -175,16 +175,6 @@ def choose_reason(asker: Asker, step: int, new: Item, chain_items: list[Item] | 
         prefix = prompt.scored_text(new=new.describe())
     if len(candidates) == 1:
         return candidates[0]
-    fields = {"prefix": prefix, "candidates": candidates}
-    stored = asker.kb_get(STAGE, "reason", prompt.version, fields)
-    if stored is not None:
-        return str(stored["reason"])
-    scored = asker.score(STAGE, f"reason of step {step} (item {new.item_id})", prefix,
-                         [" " + c for c in candidates],
-                         fallback="the most specific phrase from the data")
-    if scored is None:
-        return candidates[0]
-    per_token = [lp / max(1, n) for lp, n in zip(scored.logprobs, scored.lengths)]
-    reason = candidates[max(range(len(candidates)), key=lambda i: (per_token[i], -i))]
-    asker.kb_put("reason", prompt.version, fields, {"reason": reason})
-    return reason
+    return asker.choose(STAGE, "reason", prompt.version, {"prefix": prefix, "candidates": candidates},
+                        f"reason of step {step} (item {new.item_id})", prefix, candidates,
+                        fallback="the most specific phrase from the data")

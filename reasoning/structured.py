@@ -177,6 +177,25 @@ class Asker:
             entry.tokens_in += scored.tokens_read
         return scored
 
+    def choose(self, stage: str, kind: str, version: str, fields: dict[str, Any], piece: str,
+               prefix: str, options: list[str], fallback: str) -> str:
+        """The option the LLM finds likeliest after ``prefix`` (mean log-probability per token,
+        ties to the earlier option), stored in the KB as ``{kind: option}`` under ``fields``.
+
+        The first option when scoring fails (the piece is dropped with ``fallback``).
+        """
+        stored = self.kb_get(stage, kind, version, fields)
+        if stored is not None:
+            return str(stored[kind])
+        scored = self.score(stage, piece, prefix, [" " + option for option in options],
+                            fallback=fallback)
+        if scored is None:
+            return options[0]
+        per_token = [lp / max(1, n) for lp, n in zip(scored.logprobs, scored.lengths)]
+        choice = options[max(range(len(options)), key=lambda i: (per_token[i], -i))]
+        self.kb_put(kind, version, fields, {kind: choice})
+        return choice
+
     def _call(self, question: Question, max_tokens: int, temperature: float,
               attempt: int) -> tuple[LLMResponse | None, str | None]:
         request = LLMRequest(messages=question.messages, schema=question.schema, max_tokens=max_tokens,
