@@ -23,7 +23,11 @@ Entries are keyed by ``(kind, model, prompt_version, key)``:
   about item pairs or whole sessions.
 
 Every write is one SQLite transaction in WAL mode: a process killed at any
-point leaves the last committed state, never a half-written entry. Hit and
+point leaves the last committed state, never a half-written entry. Several
+threads (one connection behind a lock) and several processes may write the same
+file: a writer that finds the database locked waits (SQLite's busy handler,
+``busy_timeout_s`` per try) and retries the whole transaction with backoff until
+``busy_retry_s`` have passed, then raises :class:`KnowledgeBaseBusy`. Hit and
 miss counters are batched in memory and written in their own transaction at
 the end of each graph (``flush_counters``) and on close; a kill loses at most
 the counts of the graph being built.
@@ -38,7 +42,9 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
+
+_T = TypeVar("_T")
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -84,6 +90,16 @@ class KnowledgeBaseError(Exception):
     """The KB file cannot be opened or has an unknown schema."""
 
 
+class KnowledgeBaseBusy(KnowledgeBaseError):
+    """Another writer held the KB locked for longer than the retry budget."""
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY / SQLITE_LOCKED as Python's sqlite3 words them."""
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
 def canonical_key(fields: dict[str, Any]) -> tuple[str, str]:
     """``(sha256 hex, canonical JSON)`` of the fields a prompt shows."""
     text = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -97,23 +113,30 @@ class KnowledgeBase:
         path: the SQLite file (created with its folder).
         enabled: when False, lookups always miss and nothing is stored (the
             bench's "no reuse" run); counters still count the misses.
+        busy_timeout_s: how long one try waits for another writer's lock.
+        busy_retry_s: how long a transaction keeps retrying in all before
+            :class:`KnowledgeBaseBusy`.
     """
 
-    def __init__(self, path: Path | str, enabled: bool = True) -> None:
+    def __init__(self, path: Path | str, enabled: bool = True, busy_timeout_s: float = 5.0,
+                 busy_retry_s: float = 60.0) -> None:
         self.path = Path(path).expanduser()
         self.enabled = enabled
+        self.busy_retry_s = busy_retry_s
         self._lock = threading.Lock()
         self._pending = Counter()   # (kind, "hits"|"misses") not yet written to counters
         self.session_hits = Counter()
         self.session_misses = Counter()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
+            self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None,
                                          check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._retrying(lambda: self._conn.execute("PRAGMA journal_mode=WAL"))
+            # NORMAL in WAL mode: a killed process loses no committed transaction
+            # (only a power loss may drop the last few).
             self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(_SCHEMA)
-            self._check_schema()
+            self._retrying(lambda: self._conn.executescript(_SCHEMA))
+            self._retrying(self._check_schema)
         except sqlite3.DatabaseError as exc:
             raise KnowledgeBaseError(f"knowledge base {self.path}: {exc}") from None
 
@@ -126,6 +149,41 @@ class KnowledgeBase:
             raise KnowledgeBaseError(f"knowledge base {self.path} has schema {row[0]}, this version "
                                      f"reads {SCHEMA_VERSION}; run `reasonrec kb clear`")
 
+    def _retrying(self, action: Callable[[], _T]) -> _T:
+        """Run ``action``, retrying while the database is locked, for ``busy_retry_s`` at most."""
+        deadline = time.monotonic() + self.busy_retry_s
+        delay = 0.01
+        while True:
+            try:
+                return action()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise KnowledgeBaseBusy(
+                        f"knowledge base {self.path} stayed locked by another writer for "
+                        f"{self.busy_retry_s:g} s ({exc}); is another reasonrec process "
+                        "holding it?") from None
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                delay = min(delay * 2, 1.0)
+
+    def _write(self, statements: Callable[[sqlite3.Connection], _T]) -> _T:
+        """One short write transaction (BEGIN IMMEDIATE ... COMMIT), retried whole when busy.
+
+        The caller holds ``self._lock``.
+        """
+        def attempt() -> _T:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = statements(self._conn)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            return result
+        return self._retrying(attempt)
+
     # --------------------------------------------------------------- lookups
     def get(self, kind: str, model: str, prompt_version: str, fields: dict[str, Any]) -> Any | None:
         """The stored value, or ``None``; counts a hit or a miss."""
@@ -133,9 +191,9 @@ class KnowledgeBase:
         if self.enabled:
             key, _ = canonical_key(fields)
             with self._lock:
-                row = self._conn.execute(
+                row = self._retrying(lambda: self._conn.execute(
                     "SELECT value_json FROM entries WHERE kind=? AND model=? AND prompt_version=? "
-                    "AND key=?", (kind, model, prompt_version, key)).fetchone()
+                    "AND key=?", (kind, model, prompt_version, key)).fetchone())
             value = json.loads(row[0]) if row else None
         with self._lock:
             outcome = "hits" if value is not None else "misses"
@@ -150,17 +208,11 @@ class KnowledgeBase:
             return
         key, key_json = canonical_key(fields)
         payload = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        row = (kind, model, prompt_version, key, key_json, payload, time.time())
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.execute(
-                    "INSERT OR REPLACE INTO entries(kind, model, prompt_version, key, key_json, "
-                    "value_json, created) VALUES(?,?,?,?,?,?,?)",
-                    (kind, model, prompt_version, key, key_json, payload, time.time()))
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+            self._write(lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO entries(kind, model, prompt_version, key, key_json, "
+                "value_json, created) VALUES(?,?,?,?,?,?,?)", row))
 
     def flush_counters(self) -> None:
         """Add the hits and misses counted since the last flush, in one transaction."""
@@ -168,21 +220,21 @@ class KnowledgeBase:
             pending, self._pending = self._pending, Counter()
             if not pending:
                 return
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
+            now = time.time()
+
+            def add(conn: sqlite3.Connection) -> None:
                 for (kind, outcome), count in pending.items():
-                    self._conn.execute("INSERT OR IGNORE INTO counters(kind) VALUES(?)", (kind,))
-                    self._conn.execute(f"UPDATE counters SET {outcome} = {outcome} + ? WHERE kind=?",
-                                       (count, kind))
+                    conn.execute("INSERT OR IGNORE INTO counters(kind) VALUES(?)", (kind,))
+                    conn.execute(f"UPDATE counters SET {outcome} = {outcome} + ? WHERE kind=?",
+                                 (count, kind))
                 # One row per kind and flush (about one per graph): hit rates over time.
-                now = time.time()
                 for kind in sorted({kind for kind, _ in pending}):
-                    self._conn.execute(
-                        "INSERT INTO counter_log(time, kind, hits, misses) VALUES(?,?,?,?)",
-                        (now, kind, pending[(kind, "hits")], pending[(kind, "misses")]))
-                self._conn.execute("COMMIT")
+                    conn.execute("INSERT INTO counter_log(time, kind, hits, misses) VALUES(?,?,?,?)",
+                                 (now, kind, pending[(kind, "hits")], pending[(kind, "misses")]))
+            try:
+                self._write(add)
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._pending.update(pending)   # counted again at the next flush, not lost
                 raise
 
     # ------------------------------------------------------------ reporting
@@ -249,16 +301,14 @@ class KnowledgeBase:
         """Delete every entry and counter; returns how many entries were removed."""
         with self._lock:
             self._pending.clear()
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                removed = self._conn.execute("DELETE FROM entries").rowcount
-                self._conn.execute("DELETE FROM counters")
-                self._conn.execute("DELETE FROM counter_log")
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("VACUUM")
+
+            def delete(conn: sqlite3.Connection) -> int:
+                removed = conn.execute("DELETE FROM entries").rowcount
+                conn.execute("DELETE FROM counters")
+                conn.execute("DELETE FROM counter_log")
+                return int(removed)
+            removed = self._write(delete)
+            self._retrying(lambda: self._conn.execute("VACUUM"))
         return int(removed)
 
     def close(self) -> None:
