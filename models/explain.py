@@ -5,7 +5,7 @@ user at one point of their window (:meth:`Explainer.point`) it gives:
 
 * :meth:`Explainer.top_k`: base and fused top-k side by side, with rank shifts;
 * :meth:`Explainer.branch_effects`: each fused top-k item's score and rank
-  change when E_ori or E_div is zeroed;
+  change when one branch of the fused model (E_ori, E_div for LLMRG) is zeroed;
 * :meth:`Explainer.counterfactual`: the fused top-k after removing any chains,
   nodes, reasoning edges or session items (what entered, what left);
 * :meth:`Explainer.explain_item`: the paths from the user's history items
@@ -19,6 +19,11 @@ user at one point of their window (:meth:`Explainer.point`) it gives:
 
 Every score comes from ``models.explain_scoring.CounterfactualScorer`` (the
 graph with the removal applied, one batched forward pass per explanation).
+The explainer works for every registered fusion strategy: it reads the model
+through ``FusionStrategy`` (forward, collate, branches) and the removals
+through its variant's ``models.fusion.strategy.Counterfactuals``. A removal of
+something a strategy does not read (a chain, for the sequence-graph control)
+leaves its scores unchanged, and the explanation shows exactly that.
 """
 
 from __future__ import annotations
@@ -41,9 +46,9 @@ from models.explain_schema import (EXPLANATION_SCHEMA, BranchEffects, Counterfac
                                    Effect, Explanation, Fidelity, ItemExplanation, ItemRef,
                                    PointInfo, Provenance, RankedItem, TopK)
 from models.explain_summary import summary
-from models.fusion.base import BASE
-from models.fusion.llmrg import LLMRGFusion
-from models.fusion.samples import UserGraph, Variant
+from models.fusion.base import BASE, FusionStrategy
+from models.fusion.samples import UserGraph
+from models.fusion.strategy import Counterfactuals, RemovableKind
 from models.graph_data import IntentIndex, reasoning_elements
 from models.graph_sources import GraphSource, graph_backend, source_label
 from models.metrics import target_ranks
@@ -59,13 +64,14 @@ _ranks = rank_rows
 
 
 class Explainer(CounterfactualScorer):
-    """Explains a reasoning-graph fused model's recommendations for any user with a graph.
+    """Explains a fused model's recommendations for any user with a reasoning graph.
 
     Args:
         dataset: the dataset (histories, catalogue).
         base: the frozen base model (E_base and the base top-k).
-        strategy: the trained fused model, reading reasoning graph pairs.
-        chosen: the variant it was trained as (graph options).
+        strategy: the trained fused model (any registered strategy).
+        chosen: the variant it was trained as (``models.fusion.samples.Variant``):
+            how a removal changes its inputs.
         intents: the intent rows ``strategy``'s table was trained with: a
             loaded run's own index (``FusionRun.intents``; ``FusionWorkspace.explainer``
             passes it). A graph's intent text outside it (a graph built live,
@@ -84,20 +90,20 @@ class Explainer(CounterfactualScorer):
             reach an item only where the graph builder matched them to it.
     """
 
-    def __init__(self, dataset: Dataset, base: Recommender, strategy: LLMRGFusion,
-                 chosen: Variant, intents: IntentIndex, source: GraphSource, max_len: int, *,
+    def __init__(self, dataset: Dataset, base: Recommender, strategy: FusionStrategy,
+                 chosen: Counterfactuals, intents: IntentIndex, source: GraphSource, max_len: int, *,
                  k: int = 10, exclude_seen: bool = True, seed: int = 0, random_orders: int = 10,
                  max_paths: int = 8, provenance: Mapping[str, str] | None = None,
                  interest_similarity: InterestSimilarity | None = None) -> None:
-        if chosen.options is None or not isinstance(strategy, LLMRGFusion):
-            raise ValueError(f"explanations need a reasoning-graph fused model, not {chosen.name}")
+        if strategy.name != chosen.strategy:
+            raise ValueError(f"the fused model is a {strategy.name} model, but variant "
+                             f"{chosen.name} is trained as {chosen.strategy.value}")
         if k < 1 or random_orders < 1 or max_paths < 1:
             raise ValueError("k, random_orders and max_paths must be positive")
         self.dataset = dataset
         self.base = base
         self.strategy = strategy.eval()
         self.variant = chosen
-        self.options = chosen.options
         self.intents = intents
         self.source = source
         self.max_len = max_len
@@ -149,16 +155,20 @@ class Explainer(CounterfactualScorer):
                       delta_rank=rank_after - rank_before, rank_after=rank_after,
                       in_top_k_after=rank_after <= self.k)
 
+    @property
+    def removable(self) -> frozenset[RemovableKind]:
+        """What removals change this model's inputs (others leave its scores as they are)."""
+        return self.variant.removable
+
     @torch.no_grad()
     def branch_effects(self, point: ExplainPoint) -> list[BranchEffects]:
-        """Each fused top-k item's Δscore and Δrank with each graph branch's vector zeroed."""
-        pair = self.pair(point, NOTHING)
-        reps = self.strategy.representations(point.e_base, self.strategy.pair_inputs([pair]))
+        """Each fused top-k item's Δscore and Δrank with each branch's vector zeroed."""
+        inputs = self.strategy.collate([self.model_input(point, NOTHING).inputs])
         zeroed = {}
         for branch in self.strategy.branches:
             if branch == BASE:
                 continue
-            scores = self.strategy.item_scores(self.strategy.fuse(reps, zero=[branch]))[0]
+            scores = self.strategy(point.e_base, inputs, zero=[branch])[0]
             zeroed[branch] = scores.float().masked_fill(point.masked, -torch.inf)
         rows = []
         for rank, item in enumerate(top_order(point.fused_scores, self.k), start=1):

@@ -3,10 +3,12 @@
 :class:`CounterfactualScorer` is the part of ``models.explain.Explainer``
 that turns "this user at this step, without these chains, nodes, reasoning
 edges or session items" into fused scores: the user's graph with the removal
-applied (``models.graph_data.counterfactual_pair``), E_base recomputed from
-the remaining session when session items go, the fused model's forward pass,
-padding and (by default) already-seen items masked. All removals one
-explanation needs go through one batched forward pass, cached per point.
+applied by the fused model's variant (the small
+``models.fusion.strategy.Counterfactuals`` protocol: any registered strategy),
+E_base recomputed from the remaining session when session items go, the fused
+model's forward pass, padding and (by default) already-seen items masked. All
+removals one explanation needs go through one batched forward pass, cached per
+point.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from torch import Tensor
 
 from models.data import Dataset
 from models.explain_removal import NOTHING, REASONING_EDGES, Removal
-from models.fusion.llmrg import LLMRGFusion
+from models.fusion.base import FusionStrategy
 from models.fusion.samples import UserGraph, base_vectors, place_graph
-from models.graph_data import (GraphOptions, GraphPair, IntentIndex, counterfactual_pair,
-                               reasoning_elements)
+from models.fusion.strategy import Counterfactuals, ModelInput
+from models.graph_data import IntentIndex, reasoning_elements
 from models.graph_sources import GraphSource, source_label
 from models.protocol import pad_sequences
 from models.recommenders import Recommender
@@ -85,8 +87,8 @@ class CounterfactualScorer:
 
     dataset: Dataset
     base: Recommender
-    strategy: LLMRGFusion
-    options: GraphOptions
+    strategy: FusionStrategy
+    variant: Counterfactuals
     intents: IntentIndex
     source: GraphSource
     max_len: int
@@ -170,19 +172,10 @@ class CounterfactualScorer:
         return Removal(tuple(dict.fromkeys(chains)), tuple(dict.fromkeys([*nodes, *item_nodes])),
                        tuple(dict.fromkeys(resolved_edges)))
 
-    def pair(self, point: ExplainPoint, removal: Removal) -> GraphPair:
-        """The encoder inputs of the point's graph with ``removal`` applied.
-
-        Edges are taken out of the whole graph first; ``counterfactual_pair``
-        then cuts the prefix and removes chains and nodes, and with them the
-        intents and candidates nothing proposes any more.
-        """
-        graph = point.user.graph
-        if removal.edges:
-            graph = graph.copy()
-            graph.remove_edges_from(removal.edges)
-        return counterfactual_pair(graph, self.intents, point.step, chains=removal.chains,
-                                   nodes=removal.nodes, options=self.options)
+    def model_input(self, point: ExplainPoint, removal: Removal) -> ModelInput:
+        """The model's inputs at the point with ``removal`` applied (its variant says how)."""
+        return self.variant.counterfactual_input(point.user.graph, self.intents, point.step,
+                                                 removal)
 
     @torch.no_grad()
     def scores(self, point: ExplainPoint, removals: Sequence[Removal],
@@ -203,24 +196,26 @@ class CounterfactualScorer:
             # chain's edges, which G_rea never had) must score *exactly* as
             # before, not up to the rounding of a differently sized batch: each
             # distinct input is scored once and shared.
-            pairs = [self.pair(point, r) for r in todo]
-            keys = [_input_key(p) for p in pairs]
-            fresh = {k: p for k, p in zip(keys, pairs) if k not in point._rows}
+            # (Removing what a strategy does not read leaves its input unchanged too.)
+            inputs = [self.model_input(point, r) for r in todo]
+            keys = [i.key() for i in inputs]
+            fresh = {k: i for k, i in zip(keys, inputs) if k not in point._rows}
             if fresh:
                 batch = list(fresh.values())
                 e_base = self._e_base(point, batch)
-                fused = self.strategy(e_base, self.strategy.pair_inputs(batch)).float()
+                fused = self.strategy(e_base,
+                                      self.strategy.collate([i.inputs for i in batch])).float()
                 fused[:, 0] = -torch.inf
                 point._rows.update(zip(fresh, fused))
             point._cache.update((r, point._rows[k]) for r, k in zip(todo, keys))
         rows = torch.stack([point._cache[r] for r in removals])
         return rows if raw else rows.masked_fill(point.masked, -torch.inf)
 
-    def _e_base(self, point: ExplainPoint, pairs: Sequence[GraphPair]) -> Tensor:
+    def _e_base(self, point: ExplainPoint, inputs: Sequence[ModelInput]) -> Tensor:
         # Only a removed session item changes the base model's input; encode
         # each distinct remaining session once.
         unchanged = tuple(point.user.window[: point.step + 1])
-        sessions = [tuple(p.session) for p in pairs]
+        sessions = [tuple(i.session) for i in inputs]
         other = [s for s in dict.fromkeys(sessions) if s != unchanged]
         vectors = {unchanged: point.e_base[0]}
         if other:
@@ -228,20 +223,3 @@ class CounterfactualScorer:
                                    self.max_len)
             vectors.update(zip(other, encoded))
         return torch.stack([vectors[s] for s in sessions])
-
-
-
-_INPUT_FIELDS = ("x", "intent", "node_kind", "edge_index", "edge_type", "edge_weight",
-                 "alias_inputs", "last")
-
-
-def _input_key(pair: GraphPair) -> bytes:
-    """Bytes that are equal exactly when two pairs give the model the same input."""
-    parts = [str(len(pair.session)).encode(), np.asarray(pair.session, dtype=np.int64).tobytes()]
-    for data in (pair.rea, pair.div):
-        for name in _INPUT_FIELDS:
-            tensor = data[name]
-            parts += [str(tuple(tensor.shape)).encode(), tensor.numpy().tobytes()]
-    return b"|".join(parts)
-
-

@@ -140,10 +140,14 @@ def register(app: typer.Typer, bench_app: typer.Typer, studio: Callable[..., Stu
                                                      help="Explain this item id (repeatable; "
                                                           "default: the fused top-k)."),
             graphs: Optional[str] = typer.Option(None, "--graphs", help=GRAPHS_HELP),
+            strategy: Optional[str] = typer.Option(
+                None, "--strategy", "--variant",
+                help="The fused model to explain: a registered variant (llmrg, seqgraph, "
+                     "llmrg-no-div, ...; default [fusion] variant)."),
             include_seen: bool = typer.Option(False, "--include-seen"),
             as_json: bool = typer.Option(False, "--json")) -> None:
         """Top-k base vs fused, branch effects and measured explanation paths for one user."""
-        st = studio(ctx, {"fusion": dict(graphs=graphs)})
+        st = studio(ctx, {"fusion": dict(graphs=graphs, variant=strategy)})
         settings = st.config.fusion
         # An unknown user or item, or a user without a graph, fails before any model work.
         st.dataset.user_index(user)

@@ -19,12 +19,15 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import Batch
+
+if TYPE_CHECKING:
+    from models.fusion.settings import FusionSettings
 
 BASE = "base"
 
@@ -32,13 +35,22 @@ BASE = "base"
 class FusionStrategy(nn.Module, ABC):
     """Scores all items from E_base and strategy-specific inputs.
 
-    Subclasses set ``name`` and implement :attr:`branches`, :meth:`forward`
-    and :meth:`collate`. Column 0 of the scores is padding: callers mask it
-    (as with ``Recommender.score``); :meth:`loss` ignores it.
+    Subclasses set ``name``, ``n_items`` and ``base_dim``, and implement
+    :attr:`branches`, :meth:`forward` and :meth:`collate`. Their constructor is
+    ``(n_items, base_dim, *, item_init=None, identity_init=True, **own)``, so
+    fitting and loading create every strategy alike. Column 0 of the scores is
+    padding: callers mask it (as with ``Recommender.score``); :meth:`loss`
+    ignores it.
+
+    Training hooks (``models.fusion.fit.fit_fusion`` calls them in this order):
+    :meth:`freeze` before the optimizer is built, :meth:`attach` once it is,
+    then :meth:`training_loss` per batch. A strategy with extra losses (an
+    alignment term, say) overrides :meth:`training_loss`.
     """
 
     name: ClassVar[str]
     n_items: int
+    base_dim: int
 
     @property
     @abstractmethod
@@ -79,6 +91,22 @@ class FusionStrategy(nn.Module, ABC):
             targets: ``[B]`` item indices in ``1..n_items``.
         """
         return F.cross_entropy(scores[:, 1:], targets - 1)
+
+    def training_loss(self, e_base: Tensor, inputs: Mapping[str, Any], targets: Tensor) -> Tensor:
+        """The loss one training step minimizes: by default :meth:`loss` of :meth:`forward`.
+
+        Args:
+            e_base: ``[B, d_base]``.
+            inputs: :meth:`collate` output.
+            targets: ``[B]`` item indices in ``1..n_items``.
+        """
+        return self.loss(self(e_base, inputs), targets)
+
+    def freeze(self, settings: FusionSettings) -> None:
+        """Switch off gradients of what ``settings`` keeps fixed (before the optimizer exists)."""
+
+    def attach(self, optimizer: torch.optim.Optimizer, settings: FusionSettings) -> None:
+        """Hook into the optimizer (e.g. restore fixed slices after each step)."""
 
 
 class ConcatFusion(FusionStrategy):
@@ -169,3 +197,30 @@ class ConcatFusion(FusionStrategy):
     def collate(self, samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """Each branch's graphs batched with ``Batch.from_data_list`` (offsets included)."""
         return {name: Batch.from_data_list([s[name] for s in samples]) for name in self.encoders}
+
+    def freeze(self, settings: FusionSettings) -> None:
+        """``freeze_items``: the item table stays the base model's; ``freeze_base``: the
+        projection's bias stays zero (its E_base block: :meth:`attach`)."""
+        if settings.freeze_items:
+            self.item_embedding.weight.requires_grad_(False)
+        if settings.freeze_base:
+            self.project.bias.requires_grad_(False)
+
+    def attach(self, optimizer: torch.optim.Optimizer, settings: FusionSettings) -> None:
+        """With ``freeze_base``, restore the projection's E_base columns after every step.
+
+        They are a slice of one weight matrix, so they cannot leave the
+        optimizer; restoring them after each step keeps them exactly fixed
+        whatever Adam's moments or weight decay would do to them.
+        """
+        if not settings.freeze_base:
+            return
+        project = self.project
+        width = self.base_dim
+        frozen = project.weight.detach()[:, -width:].clone()
+
+        def restore(*_: Any) -> None:
+            with torch.no_grad():
+                project.weight[:, -width:] = frozen
+
+        optimizer.register_step_post_hook(restore)

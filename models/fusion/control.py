@@ -10,13 +10,21 @@ G_rea becomes when every chain, intent and candidate is removed.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import networkx as nx
 from torch import Tensor, nn
 
 from models.encoders.gated_graph import GatedGraphEncoder
+from models.explain_removal import Removal
 from models.fusion.base import ConcatFusion
-from models.graph_data import sequence_graph
+from models.fusion.registry import StrategyKind
+from models.fusion.strategy import (ModelInput, Need, RemovableKind, StrategyContext,
+                                    StrategySpec, removed_pair)
+from models.graph_data import GraphOptions, IntentIndex, sequence_graph
+
+if TYPE_CHECKING:
+    from models.fusion.samples import UserGraph
 
 SEQ = "seq"
 
@@ -57,3 +65,38 @@ class SequenceGraphControl(ConcatFusion):
     def window_inputs(self, windows: Sequence[Sequence[int]]) -> Mapping[str, Any]:
         """Batched :meth:`forward` inputs of session windows."""
         return self.collate([self.sample_inputs(w) for w in windows])
+
+
+class SequenceGraphSpec(StrategySpec):
+    """The control's input: the plain session graph of the window prefix; no options.
+
+    Only session items can be removed in a counterfactual: the control never
+    reads chains, intents or candidates, so removing them leaves its scores
+    exactly as they were (which is what an explanation of it should show).
+    """
+
+    kind = StrategyKind.SEQGRAPH
+    needs = frozenset({Need.SESSION})
+    removable = frozenset({RemovableKind.SESSION_ITEM})
+
+    @classmethod
+    def model_class(cls) -> type[SequenceGraphControl]:
+        return SequenceGraphControl
+
+    def parse_options(self, raw: Mapping[str, Any]) -> None:
+        if raw:
+            raise ValueError(f"the sequence-graph control takes no options, got {sorted(raw)}")
+        return None
+
+    def sample_inputs(self, user: UserGraph, step: int, options: None) -> dict[str, Any]:
+        return SequenceGraphControl.sample_inputs(user.window[: step + 1])
+
+    def model_kwargs(self, context: StrategyContext, options: None) -> dict[str, Any]:
+        return {"steps": context.gnn_steps}
+
+    def counterfactual_input(self, graph: nx.DiGraph, intents: IntentIndex, step: int,
+                             removal: Removal, options: None) -> ModelInput:
+        # The session left after the removal, as the reasoning graph's removal
+        # rules give it (the same session LLMRG's G_rea and E_base read).
+        session = removed_pair(graph, intents, step, removal, GraphOptions()).session
+        return ModelInput(tuple(session), SequenceGraphControl.sample_inputs(session))

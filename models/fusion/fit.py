@@ -37,7 +37,7 @@ from torch import Tensor
 
 from models.early_stopping import EarlyStopping
 from models.fusion import create
-from models.fusion.base import ConcatFusion, FusionStrategy
+from models.fusion.base import FusionStrategy
 from models.fusion.settings import FusionSettings
 from models.fusion.train import FusionSample, score_samples, train_epoch
 from models.graph_data import IntentIndex
@@ -46,30 +46,21 @@ from models.recommenders.base import FitReport
 
 
 def new_strategy(name: str, n_items: int, base_dim: int, *, seed: int,
-                 item_init: Tensor | None, kwargs: Mapping[str, Any]) -> ConcatFusion:
+                 item_init: Tensor | None, kwargs: Mapping[str, Any]) -> FusionStrategy:
     """A freshly initialized strategy starting as the base model (identity init).
 
     Args:
-        name: registry name (``llmrg``, ``seqgraph``).
+        name: registry kind (``llmrg``, ``seqgraph``).
         n_items: real items.
         base_dim: size of E_base.
         seed: weight initialization seed.
         item_init: the base model's item table ``[n_items + 1, base_dim]``.
-        kwargs: the strategy's own arguments (``steps``, ``num_intents``...).
+        kwargs: the strategy's own arguments (``Variant.model_kwargs``).
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return _concat(create(name, n_items, base_dim, item_init=item_init, identity_init=True,
-                              **dict(kwargs)))
-
-
-def _concat(strategy: FusionStrategy) -> ConcatFusion:
-    # Fitting (identity start, frozen E_base block) and saving (base_dim) rely on
-    # ConcatFusion's projection; a strategy without one needs its own fit.
-    if not isinstance(strategy, ConcatFusion):
-        raise ValueError(f"fusion strategy {strategy.name!r} is not a concatenating fusion; "
-                         f"fit and save support ConcatFusion strategies")
-    return strategy
+        return create(name, n_items, base_dim, item_init=item_init, identity_init=True,
+                      **dict(kwargs))
 
 
 def rank_samples(strategy: FusionStrategy, samples: Sequence[FusionSample],
@@ -91,7 +82,7 @@ def base_ranks(e_base: Tensor, item_table: Tensor, targets: Tensor) -> np.ndarra
     return target_ranks(scores, targets).numpy()
 
 
-def fit_fusion(strategy: ConcatFusion, train: Sequence[FusionSample],
+def fit_fusion(strategy: FusionStrategy, train: Sequence[FusionSample],
                valid: Sequence[FusionSample], settings: FusionSettings,
                log: Callable[[str], None] | None = None) -> FitReport:
     """Train ``strategy`` in place; early-stop on validation NDCG@10 (best weights kept).
@@ -101,7 +92,9 @@ def fit_fusion(strategy: ConcatFusion, train: Sequence[FusionSample],
         train: training samples (precomputed E_base).
         valid: validation samples of the same users.
         settings: epochs, patience, batch size, learning rate, weight decay,
-            ``freeze_items`` and the shuffling seed.
+            the shuffling seed, and what the strategy's :meth:`~FusionStrategy.freeze`
+            and :meth:`~FusionStrategy.attach` hooks keep fixed (``freeze_items``,
+            ``freeze_base``).
         log: called with one line per epoch (progress).
 
     Returns:
@@ -111,15 +104,11 @@ def fit_fusion(strategy: ConcatFusion, train: Sequence[FusionSample],
         raise ValueError(f"fusion needs training and validation samples, got {len(train)} "
                          f"and {len(valid)}")
     start = time.perf_counter()
-    if settings.freeze_items:
-        strategy.item_embedding.weight.requires_grad_(False)
-    if settings.freeze_base:
-        strategy.project.bias.requires_grad_(False)
+    strategy.freeze(settings)
     params = [p for p in strategy.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=settings.learning_rate,
                                  weight_decay=settings.weight_decay)
-    if settings.freeze_base:
-        _freeze_base_block(strategy, optimizer)
+    strategy.attach(optimizer, settings)
     rng = np.random.default_rng(settings.seed)
     stopper = EarlyStopping(strategy, settings.patience,
                             start=metrics_from_ranks(rank_samples(strategy, valid)))
@@ -141,24 +130,6 @@ def fit_fusion(strategy: ConcatFusion, train: Sequence[FusionSample],
     strategy.eval()
     report.seconds = time.perf_counter() - start
     return report
-
-
-def _freeze_base_block(strategy: ConcatFusion, optimizer: torch.optim.Optimizer) -> None:
-    """Restore the projection's E_base columns after every optimizer step.
-
-    They are a slice of one weight matrix, so they cannot leave the
-    optimizer; restoring them after each step keeps them exactly fixed
-    whatever Adam's moments or weight decay would do to them.
-    """
-    project = strategy.project
-    width = strategy.base_dim
-    frozen = project.weight.detach()[:, -width:].clone()
-
-    def restore(*_: Any) -> None:
-        with torch.no_grad():
-            project.weight[:, -width:] = frozen
-
-    optimizer.register_step_post_hook(restore)
 
 
 # ---------------------------------------------------------------- persistence
@@ -191,7 +162,7 @@ class FusionRun:
     """
 
     variant: str
-    strategy: ConcatFusion
+    strategy: FusionStrategy
     report: FitReport
     meta: dict[str, Any]
     metrics: dict[str, Any]
@@ -203,7 +174,7 @@ def _parent(runs_root: Path, dataset: str, variant: str) -> Path:
     return Path(runs_root).expanduser() / dataset / f"fusion-{variant}"
 
 
-def save_fusion_run(runs_root: Path, dataset: str, variant: str, strategy: ConcatFusion,
+def save_fusion_run(runs_root: Path, dataset: str, variant: str, strategy: FusionStrategy,
                     kwargs: Mapping[str, Any], fingerprint: Mapping[str, Any],
                     report: FitReport, metrics: Mapping[str, Any],
                     intents: IntentIndex | None = None) -> FusionRun:
@@ -248,8 +219,8 @@ def load_fusion_run(directory: Path) -> FusionRun:
     if not (directory / "fusion.json").is_file() or not (directory / "model.pt").is_file():
         raise FileNotFoundError(f"{directory} is not a fusion run (no fusion.json/model.pt)")
     meta = json.loads((directory / "fusion.json").read_text())
-    strategy = _concat(create(meta["strategy"], int(meta["n_items"]), int(meta["base_dim"]),
-                              identity_init=False, **meta["kwargs"]))
+    strategy = create(meta["strategy"], int(meta["n_items"]), int(meta["base_dim"]),
+                      identity_init=False, **meta["kwargs"])
     state = torch.load(directory / "model.pt", map_location="cpu", weights_only=True)
     strategy.load_state_dict(state)
     strategy.eval()

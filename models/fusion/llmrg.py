@@ -10,14 +10,23 @@ linear -> dot with the (shared) item table, see :class:`ConcatFusion`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import networkx as nx
 from torch import Tensor, nn
 
 from models.encoders.gated_graph import GatedGraphEncoder
+from models.explain_removal import Removal
 from models.fusion.base import ConcatFusion
-from models.graph_data import GraphPair
+from models.fusion.registry import StrategyKind
+from models.fusion.strategy import (ModelInput, Need, RemovableKind, StrategyContext,
+                                    StrategySpec, removed_pair)
+from models.graph_data import GraphOptions, GraphPair, IntentIndex, reasoning_pair
+
+if TYPE_CHECKING:
+    from models.fusion.samples import UserGraph
 
 ORI, DIV = "ori", "div"
 
@@ -72,3 +81,50 @@ class LLMRGFusion(ConcatFusion):
     def pair_inputs(self, pairs: list[GraphPair]) -> Mapping[str, Any]:
         """Batched :meth:`forward` inputs of reasoning graph pairs."""
         return self.collate([self.sample_inputs(p) for p in pairs])
+
+
+class LLMRGSpec(StrategySpec):
+    """LLMRG's inputs: the reasoning graph pair (G_rea, G_div) and the intent table.
+
+    Options are :class:`models.graph_data.GraphOptions` (the ablations:
+    ``verification``, ``divergent``...). Every part of the reasoning graph can
+    be removed in a counterfactual: chains, intents and candidates, chain and
+    diverge edges, and session items (which also change E_base).
+    """
+
+    kind = StrategyKind.LLMRG
+    needs = frozenset({Need.SESSION, Need.REASONING_GRAPH, Need.INTENT_TABLE})
+    removable = frozenset(RemovableKind)
+
+    @classmethod
+    def model_class(cls) -> type[LLMRGFusion]:
+        return LLMRGFusion
+
+    def parse_options(self, raw: Mapping[str, Any]) -> GraphOptions:
+        known = {f.name for f in dataclasses.fields(GraphOptions)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"unknown llmrg option(s) {unknown}; known: {sorted(known)}")
+        return GraphOptions(**raw)
+
+    def sample_inputs(self, user: UserGraph, step: int, options: GraphOptions) -> dict[str, Any]:
+        return LLMRGFusion.sample_inputs(reasoning_pair(user.graph, user.intents, step, options))
+
+    def model_kwargs(self, context: StrategyContext, options: GraphOptions) -> dict[str, Any]:
+        """``steps``, ``num_intents`` and, with a text-encoder table, ``text_dim`` and the
+        frozen ``intent_vectors`` (a buffer: ``fusion.json`` keeps only its shape)."""
+        kwargs: dict[str, Any] = {"steps": context.gnn_steps,
+                                  "num_intents": len(context.intents)}
+        table = context.intent_table
+        if table is not None:
+            if table.ndim != 2 or table.shape[0] != len(context.intents):
+                raise ValueError(f"intent_table must be [{len(context.intents)}, text_dim], got "
+                                 f"{tuple(table.shape)}")
+            kwargs["text_dim"] = int(table.shape[1])
+            kwargs["intent_vectors"] = table
+        return kwargs
+
+    def counterfactual_input(self, graph: nx.DiGraph, intents: IntentIndex, step: int,
+                             removal: Removal, options: GraphOptions) -> ModelInput:
+        pair = removed_pair(graph, intents, step, removal, options)
+        return ModelInput(tuple(pair.session), LLMRGFusion.sample_inputs(pair))

@@ -32,11 +32,14 @@ import torch
 from torch import Tensor
 
 from models.data import Dataset
-from models.fusion.control import SequenceGraphControl
-from models.fusion.llmrg import LLMRGFusion
-from models.fusion.settings import VARIANT_NAMES
+from models.explain_removal import Removal
+from models.fusion import strategy_spec
+from models.fusion.registry import VARIANTS as REGISTERED_VARIANTS
+from models.fusion.registry import StrategyKind, VariantSpec
+from models.fusion.strategy import (ModelInput, Need, RemovableKind, StrategyContext,
+                                    StrategySpec)
 from models.fusion.train import FusionSample
-from models.graph_data import GraphOptions, GraphPair, IntentIndex, reasoning_pair
+from models.graph_data import IntentIndex
 from models.graph_sources import GraphSource, source_label
 from models.protocol import LeaveOneOut, pad_sequences
 from models.recommenders import Recommender
@@ -51,50 +54,61 @@ class MissingGraphsError(LookupError):
 
 @dataclass(frozen=True)
 class Variant:
-    """A fused model of the bench: a strategy and how its graphs are read.
+    """A fused model of the bench, bound to its strategy: a registry row with typed options.
+
+    Implements :class:`models.fusion.strategy.Counterfactuals`, the protocol the
+    explainer reads.
 
     Attributes:
         name: the row name (``llmrg``, ``llmrg-no-div``...).
-        strategy: the :mod:`models.fusion` registry name.
-        options: graph options (the ablations); None for the sequence-graph control.
+        strategy: the registry kind.
+        options: the strategy's typed options (``GraphOptions`` for LLMRG; None
+            for the control).
         description: the bench row's label.
     """
 
     name: str
-    strategy: str
-    options: GraphOptions | None
+    strategy: StrategyKind
+    options: Any
     description: str
 
     @property
-    def uses_reasoning(self) -> bool:
-        return self.options is not None
+    def spec(self) -> StrategySpec:
+        return strategy_spec(self.strategy)
 
-    def pair(self, user: UserGraph, step: int) -> GraphPair:
-        """G_rea and G_div at ``step`` (the control's pair: plain session graph, empty G_div)."""
-        if self.options is None:
-            raise ValueError(f"{self.name} reads no reasoning graph")
-        return reasoning_pair(user.graph, user.intents, step, self.options)
+    @property
+    def needs(self) -> frozenset[Need]:
+        return self.spec.needs
+
+    @property
+    def removable(self) -> frozenset[RemovableKind]:
+        return self.spec.removable
 
     def sample_inputs(self, user: UserGraph, step: int) -> dict[str, Any]:
         """Per-sample strategy inputs at ``step`` (for ``FusionStrategy.collate``)."""
-        if self.options is None:
-            return SequenceGraphControl.sample_inputs(user.window[: step + 1])
-        return LLMRGFusion.sample_inputs(self.pair(user, step))
+        return self.spec.sample_inputs(user, step, self.options)
+
+    def model_kwargs(self, context: StrategyContext) -> dict[str, Any]:
+        """The strategy's constructor arguments (see ``StrategySpec.model_kwargs``)."""
+        return self.spec.model_kwargs(context, self.options)
+
+    def counterfactual_input(self, graph: nx.DiGraph, intents: IntentIndex, step: int,
+                             removal: Removal) -> ModelInput:
+        """The inputs at ``step`` of ``graph`` with ``removal`` applied."""
+        return self.spec.counterfactual_input(graph, intents, step, removal, self.options)
+
+
+def bind(row: VariantSpec) -> Variant:
+    """A registry row with its options parsed by its strategy (ValueError names the row)."""
+    try:
+        options = strategy_spec(row.strategy).parse_options(dict(row.options))
+    except ValueError as exc:
+        raise ValueError(f"fusion variant {row.name!r}: {exc}") from None
+    return Variant(row.name, row.strategy, options, row.description)
 
 
 BASE_ROW = "base"
-VARIANTS: dict[str, Variant] = {v.name: v for v in (
-    Variant("seqgraph", "seqgraph", None, "base + sequence-graph control (SR-GNN, no LLM)"),
-    Variant("llmrg", "llmrg", GraphOptions(), "base + full LLMRG graph"),
-    Variant("llmrg-no-div", "llmrg", GraphOptions(divergent=False),
-            "LLMRG without divergent extension"),
-    Variant("llmrg-no-verify", "llmrg", GraphOptions(verification=False),
-            "LLMRG without verification"),
-)}
-
-
-if tuple(VARIANTS) != VARIANT_NAMES:   # the settings validate names without importing this
-    raise ImportError(f"VARIANTS {tuple(VARIANTS)} and settings.VARIANT_NAMES disagree")
+VARIANTS: dict[str, Variant] = {row.name: bind(row) for row in REGISTERED_VARIANTS}
 
 
 def variant(name: str) -> Variant:
@@ -307,35 +321,6 @@ def fusion_samples(points: PointSet, chosen: Variant,
     return [FusionSample(e_base=points.e_base[i], target=p.target,
                          inputs=chosen.sample_inputs(p.user, p.step))
             for i, p in enumerate(points.points) if p.role in roles]
-
-
-def strategy_kwargs(chosen: Variant, intents: IntentIndex, gnn_steps: int,
-                    intent_table: Tensor | None = None) -> dict[str, Any]:
-    """Constructor arguments of ``chosen``'s strategy.
-
-    Everything but ``intent_vectors`` is JSON (saved in ``fusion.json``); the
-    frozen table is a buffer of the model, so a saved run is rebuilt from
-    ``num_intents`` and ``text_dim`` and its state dict fills the table in
-    (``models.fusion.fit.json_kwargs`` drops the tensor from the JSON).
-
-    Args:
-        chosen: the variant.
-        intents: the intent rows of the sample's graphs.
-        gnn_steps: gated propagation steps.
-        intent_table: #3's text-encoder vectors of ``intents``
-            (``[len(intents), text_dim]``, ``cached_intent_table``); None
-            (only tests and LLM-free stand-ins pass it) for a learned intent table.
-    """
-    kwargs: dict[str, Any] = {"steps": gnn_steps}
-    if chosen.strategy == "llmrg":
-        kwargs["num_intents"] = len(intents)
-        if intent_table is not None:
-            if tuple(intent_table.shape[:1]) != (len(intents),) or intent_table.ndim != 2:
-                raise ValueError(f"intent_table must be [{len(intents)}, text_dim], got "
-                                 f"{tuple(intent_table.shape)}")
-            kwargs["text_dim"] = int(intent_table.shape[1])
-            kwargs["intent_vectors"] = intent_table
-    return kwargs
 
 
 def describe_points(points: PointSet) -> Mapping[str, int]:

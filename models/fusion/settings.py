@@ -11,9 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-#: Fused variants (``models.fusion.samples.VARIANTS`` defines them); named here
-#: so that validating a config does not import torch-geometric.
-VARIANT_NAMES = ("seqgraph", "llmrg", "llmrg-no-div", "llmrg-no-verify")
+# The registry is plain data: validating a config does not import torch-geometric.
+from models.fusion.registry import VARIANT_NAMES
 
 #: The bench compares base and fused on a sample of users; fewer than this and
 #: the paired confidence intervals are too wide to say anything (issue #4).
@@ -24,8 +23,8 @@ class FusionSettings(BaseModel):
     """Everything the fused models read: data sample, training, evaluation, explanation.
 
     Attributes:
-        variant: the fused model ``explain`` uses (a key of
-            ``models.fusion.samples.VARIANTS``).
+        variant: the fused model ``explain`` and the app use (a variant of
+            ``models.fusion.registry.VARIANTS``).
         base_model: the frozen base recommender giving E_base: ``best`` picks the
             saved neural run with the highest validation NDCG@10 (all users),
             or a model name.

@@ -24,7 +24,7 @@ class FusionSample:
 
     Attributes:
         e_base: ``[d_base]`` the frozen base model's session vector for the prefix.
-        inputs: the strategy's per-sample inputs (e.g. ``LLMRGFusion.sample_inputs``).
+        inputs: the strategy's per-sample inputs (``Variant.sample_inputs``).
         target: the next item (``1..n_items``).
     """
 
@@ -68,7 +68,7 @@ def train_epoch(strategy: FusionStrategy, samples: Sequence[FusionSample],
     total, count = 0.0, 0
     for idx in _batches(len(samples), batch_size, rng):
         e_base, inputs, targets = collate_samples(strategy, [samples[i] for i in idx], device)
-        loss = strategy.loss(strategy(e_base, inputs), targets)
+        loss = strategy.training_loss(e_base, inputs, targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -32,11 +32,12 @@ from models.data import Dataset
 from models.explain import Explainer
 from models.fusion.fit import (FusionRun, base_ranks, find_fusion_run, fit_fusion, load_fusion_run,
                                new_strategy, rank_samples, save_fusion_run)
-from models.fusion.llmrg import LLMRGFusion
-from models.fusion.samples import (PointSet, Role, UserGraph, base_item_table, build_points,
-                                   describe_points, fusion_samples, load_user_graphs, sample_users,
-                                   strategy_kwargs, variant)
+from models.fusion.base import FusionStrategy
+from models.fusion.samples import (PointSet, Role, UserGraph, Variant, base_item_table,
+                                   build_points, describe_points, fusion_samples,
+                                   load_user_graphs, sample_users, variant)
 from models.fusion.settings import FusionSettings
+from models.fusion.strategy import Need, StrategyContext
 from models.fusion.train import FusionSample
 from models.graph_data import IntentIndex, TextEncoder, cached_intent_table
 from models.graph_sources import GraphSource, graph_backend, source_label
@@ -48,6 +49,9 @@ from reasoning.graph import graph_to_json
 from reasoning.prompts import load_intents
 
 Log = Callable[[str], None]
+
+#: The per-user inputs a workspace builds (and caches) for a strategy that needs them.
+PROVIDED = frozenset({Need.SESSION, Need.REASONING_GRAPH, Need.INTENT_TABLE})
 
 
 def _quiet(_: str) -> None:
@@ -261,14 +265,34 @@ class FusionWorkspace:
         return base_ranks(self.points.e_base[index], self.item_table, self.targets(role))
 
     # ----------------------------------------------------------------- fitting
+    def context(self, chosen: Variant) -> StrategyContext:
+        """What ``chosen``'s constructor arguments read, built only for what it needs.
+
+        Raises:
+            ValueError: it needs inputs this workspace cannot build yet.
+        """
+        missing = chosen.needs - PROVIDED
+        if missing:
+            raise ValueError(f"fusion variant {chosen.name} needs "
+                             f"{', '.join(sorted(n.value for n in missing))}, which are not "
+                             f"built yet (see its strategy's module)")
+        # Only strategies reading intent vectors load the text encoder.
+        table = self.intent_table if Need.INTENT_TABLE in chosen.needs else None
+        return StrategyContext(self.intents, table, self.settings.gnn_steps)
+
+    def new_model(self, name: str) -> tuple[FusionStrategy, dict[str, Any]]:
+        """Variant ``name``'s freshly initialized model (seeded, starting as the base
+        model) and its constructor arguments."""
+        chosen = variant(name)
+        kwargs = chosen.model_kwargs(self.context(chosen))
+        strategy = new_strategy(chosen.strategy, self.dataset.n_items, self.item_table.shape[1],
+                                seed=self.settings.seed, item_init=self.item_table, kwargs=kwargs)
+        return strategy, kwargs
+
     def fit(self, name: str) -> FusionRun:
         """Train variant ``name`` from scratch, evaluate it on the sample and save the run."""
         chosen = variant(name)
-        # Only reasoning-graph variants read intents: the control never loads the encoder.
-        table = self.intent_table if chosen.uses_reasoning else None
-        kwargs = strategy_kwargs(chosen, self.intents, self.settings.gnn_steps, table)
-        strategy = new_strategy(chosen.strategy, self.dataset.n_items, self.item_table.shape[1],
-                                seed=self.settings.seed, item_init=self.item_table, kwargs=kwargs)
+        strategy, kwargs = self.new_model(name)
         self.log(f"training {name} on {len(self.samples(name, 'train'))} points of "
                  f"{len(self.user_graphs)} users")
         report = fit_fusion(strategy, self.samples(name, "train"), self.samples(name, "valid"),
@@ -278,7 +302,8 @@ class FusionWorkspace:
         return save_fusion_run(self.runs_root, self.dataset.name, name, strategy, kwargs,
                                {**self.fingerprint, "variant": name}, report,
                                {**metrics, "n_users": len(self.user_graphs)},
-                               intents=self.intents if chosen.uses_reasoning else None)
+                               intents=self.intents if Need.INTENT_TABLE in chosen.needs
+                               else None)
 
     def fused(self, name: str, train_if_missing: bool = True) -> FusionRun:
         """The saved run of ``name`` matching this workspace, else a new one (or LookupError)."""
@@ -299,15 +324,13 @@ class FusionWorkspace:
 
     def explainer(self, run: FusionRun, *, k: int | None = None,
                   exclude_seen: bool = True) -> Explainer:
-        """An :class:`Explainer` of ``run`` (any user the source has a graph for).
+        """An :class:`Explainer` of ``run``, any registered strategy (any user the source has
+        a graph for).
 
         It reads intents through the run's own index (``intents.json``), the
         rows its table was trained with; a run saved without one gets this
         workspace's index when its table has as many rows (else ValueError).
         """
-        if not isinstance(run.strategy, LLMRGFusion):
-            raise ValueError(f"explanations need a reasoning-graph fused model; {run.variant} "
-                             f"is {run.strategy.name}")
         intents = run.intents
         if intents is None:
             rows = run.meta.get("kwargs", {}).get("num_intents")

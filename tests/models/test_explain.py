@@ -151,8 +151,7 @@ def test_explain_output_validates_against_its_schema(explainer: Explainer,
 def test_branch_effects_equal_the_zeroed_forward_pass(explainer: Explainer,
                                                       workspace: FusionWorkspace) -> None:
     point = explainer.point(user_ids(workspace, 1)[0])
-    pair = explainer.pair(point, NOTHING)
-    inputs = explainer.strategy.pair_inputs([pair])
+    inputs = explainer.strategy.collate([explainer.model_input(point, NOTHING).inputs])
     with torch.no_grad():
         zeroed = explainer.strategy(point.e_base, inputs, zero=["div"])[0]
     rows = explainer.branch_effects(point)
@@ -196,7 +195,8 @@ def test_bad_input_gives_clear_errors(explainer: Explainer, workspace: FusionWor
         explainer.removal(point, items=[workspace.dataset.catalogue[point.target].item_id])
     with pytest.raises(ValueError, match="already seen"):
         explainer.explain_item(point, point.user.window[0])
-    with pytest.raises(ValueError, match="reasoning-graph fused model"):
+    with pytest.raises(ValueError, match="llmrg model, but variant seqgraph is trained as "
+                                         "seqgraph"):
         Explainer(workspace.dataset, workspace.base.model, explainer.strategy,
                   VARIANTS["seqgraph"], workspace.intents, workspace.source, 50)
 

@@ -15,7 +15,8 @@ from models.bench_fusion import bench_fusion
 from models.data import Dataset
 from models.fusion import create as create_fusion
 from models.fusion.fit import find_fusion_run, load_fusion_run, rank_samples, save_fusion_run
-from models.fusion.samples import VARIANTS, place_graph, sample_users, strategy_kwargs
+from models.fusion.samples import VARIANTS, place_graph, sample_users
+from models.fusion.strategy import StrategyContext
 from models.fusion.settings import VARIANT_NAMES, FusionSettings
 from models.fusion.train import score_samples
 from models.fusion.workspace import FusionWorkspace, choose_base
@@ -193,7 +194,7 @@ def test_fused_run_with_text_vectors_saves_and_reloads_identically(
 
     # Random (non-identity) weights, so intent vectors move the scores: a saved
     # and reloaded model scores identically, and its table is the one it uses.
-    kwargs = strategy_kwargs(VARIANTS["llmrg"], ws.intents, 1, ws.intent_table)
+    kwargs = VARIANTS["llmrg"].model_kwargs(StrategyContext(ws.intents, ws.intent_table, 1))
     torch.manual_seed(0)
     strategy = create_fusion("llmrg", ws.dataset.n_items, ws.item_table.shape[1],
                              item_init=ws.item_table, identity_init=False, **kwargs).eval()
