@@ -28,12 +28,15 @@ class StrategyKind(str, Enum):
 
     LLMRG = "llmrg"
     SEQGRAPH = "seqgraph"
+    LLM4SBR = "llm4sbr"
 
 
 #: Each kind's spec as ``"module:Class"``, imported on first use.
 REGISTRY: dict[str, str] = {
     StrategyKind.LLMRG.value: "models.fusion.llmrg:LLMRGSpec",
     StrategyKind.SEQGRAPH.value: "models.fusion.control:SequenceGraphSpec",
+    # stage 2 only: no variant rows until its offline stage ships (see its module)
+    StrategyKind.LLM4SBR.value: "models.fusion.llm4sbr:LLM4SBRSpec",
 }
 
 
