@@ -10,8 +10,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +22,7 @@ from reasoning.backend import LLMBackend, LLMRequest
 from reasoning.http_backend import HttpBackend
 from reasoning.llama_backend import default_model_path
 from reasoning.prompts import load_prompt
-from reasonrec.bench_app import free_port
+from reasonrec.local_servers import LocalServer, ServerStartError, start_server
 from tests.reasoning.conftest import MakeConfig
 
 pytestmark = [pytest.mark.llm, pytest.mark.slow]
@@ -32,45 +30,15 @@ BOS = "<|im_start|>"   # SmolLM2 adds no BOS token; llama-cpp-python's echo need
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class Server:
-    """One llama_cpp.server on a free loopback port; its log in a file (a full pipe would block it)."""
-
-    def __init__(self, log_dir: Path, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        self.log = log_dir / f"server-{self.port}.log"
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
-                 "--host", "127.0.0.1", "--port", str(self.port), "--n_threads", "1",
-                 "--n_ctx", "2048"], stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while True:
-            if self.process.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {self.log.read_text(errors='replace')[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("llama_cpp.server did not start in 120 s")
-                time.sleep(0.3)
-
-    def answered(self) -> int:
-        return self.log.read_text(errors="replace").count('HTTP/1.1" 200')
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-
-
 @pytest.fixture
 def servers(tmp_path: Path):
-    started: list[Server] = []
+    started: list[LocalServer] = []
 
-    def start(port: int | None = None) -> Server:
-        started.append(Server(tmp_path, port))
+    def start(port: int | None = None) -> LocalServer:
+        try:
+            started.append(start_server(default_model_path(), tmp_path, port))
+        except ServerStartError as exc:
+            pytest.fail(str(exc))
         return started[-1]
 
     yield start
