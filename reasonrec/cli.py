@@ -280,10 +280,12 @@ from reasonrec.cli_localize import register as _register_localize  # noqa: E402
 from reasonrec.cli_explanations import register as _register_explanations  # noqa: E402
 from reasonrec.cli_quality import register as _register_quality  # noqa: E402
 from reasonrec.cli_report import register as _register_report  # noqa: E402
+from reasonrec.cli_pool import register as _register_pool  # noqa: E402
 
 _register_localize(app)
 _register_explanations(bench_app)
 _register_quality(bench_app)
+_register_pool(bench_app)
 _register_report(app)
 
 
