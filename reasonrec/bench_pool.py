@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from models.data import Dataset
+from reasoning import verify
 from reasoning.config import ReasoningConfig
 
 # SmolLM2's tokenizer adds no BOS token; llama-cpp-python's echo pairs tokens with the wrong
@@ -64,6 +65,9 @@ def _one_run(dataset: Dataset, config: ReasoningConfig, users: list[str], folder
     from reasoning.http_backend import HttpBackend
     from reasoning.store import GraphStore
 
+    # Verification keeps option priors in memory for builds without a KB; cleared so the second
+    # run scores them again, as the first did (else it does less work and looks faster).
+    verify._PRIOR_CACHE.clear()
     backend = HttpBackend(config)
     try:
         builder = open_builder(dataset, config, kb=False, backend=backend)

@@ -46,3 +46,20 @@ def test_a_server_that_cannot_start_is_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-model.gguf"
     with pytest.raises(ServerStartError, match="exited"):
         start_server(missing, tmp_path / "logs", startup_s=60)
+
+
+@pytest.mark.llm
+@pytest.mark.slow
+def test_bench_pool_runs_the_same_work_on_one_server_and_on_two(ml100k, tmp_path: Path) -> None:
+    from reasonrec.bench_pool import bench_pool
+
+    base = load_reasoning_config({})   # the shared data dir: its cached item vectors
+    result = bench_pool(ml100k, base, servers=2, users=1, window=1, log=lambda line: None)
+    one, two = result["runs"]
+    assert (one["servers"], two["servers"]) == (1, 2)
+    assert one["built"] == two["built"] == 1 and one["failed"] == two["failed"] == 0
+    # Both runs did the same cold work (no answers kept in memory from the first).
+    assert one["llm_calls"] == two["llm_calls"] and one["tokens"] > 0 and two["tokens"] > 0
+    assert one["sessions_per_minute"] > 0 and result["speedup"] > 0
+    assert result["http_score_prefix"] == SMOLLM2_SCORE_PREFIX
+    assert result["gpu_pool_arithmetic"]["server_tokens_per_second"] == one["tokens_per_second"]
