@@ -190,7 +190,7 @@ def option_priors(asker: Asker, prompt: Prompt, items: list[Item], piece: str) -
         stored = asker.kb_get(STAGE, "option_prior", prompt.version, {"item": item.describe()})
         if stored is not None:
             priors[item.index] = float(stored["logprob"])
-        elif item.index in _PRIOR_CACHE.get(asker.model_key(prompt.version), {}):
+        elif asker.kb is None and item.index in _PRIOR_CACHE.get(asker.model_key(prompt.version), {}):
             priors[item.index] = _PRIOR_CACHE[asker.model_key(prompt.version)][item.index]
         else:
             missing.append(item)
@@ -207,8 +207,14 @@ def option_priors(asker: Asker, prompt: Prompt, items: list[Item], piece: str) -
     return [priors[item.index] for item in items]
 
 
-# Option priors per (model, prompt version) for builds without a knowledge base.
+# Option priors per (model, prompt version) for builds without a knowledge base (with one,
+# the KB holds them and every prior it lacks is scored and stored there).
 _PRIOR_CACHE: dict[str, dict[int, float]] = {}
+
+
+def clear_option_prior_cache() -> None:
+    """Forget the in-process option priors (benches that stand for separate processes)."""
+    _PRIOR_CACHE.clear()
 
 
 def option_probabilities(logprobs: list[float], lengths: list[int],

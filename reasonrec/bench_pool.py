@@ -67,7 +67,7 @@ def _one_run(dataset: Dataset, config: ReasoningConfig, users: list[str], folder
 
     # Verification keeps option priors in memory for builds without a KB; cleared so the second
     # run scores them again, as the first did (else it does less work and looks faster).
-    verify._PRIOR_CACHE.clear()
+    verify.clear_option_prior_cache()
     backend = HttpBackend(config)
     try:
         builder = open_builder(dataset, config, kb=False, backend=backend)

@@ -76,7 +76,7 @@ def _run(backend: LLMBackend, dataset: Dataset, config: Any, localizer: IntentLo
     # Each run stands for its own `reasonrec build-graphs` process: verification's in-memory
     # option priors (kept for builds without a KB) would otherwise answer in place of the KB and
     # keep those entries out of a later run's KB.
-    verify._PRIOR_CACHE.clear()
+    verify.clear_option_prior_cache()
     kb = KnowledgeBase(config.kb_path)
     builder = GraphBuilder(backend, dataset.catalogue, config, kb, localizer,
                            popularity=training_popularity([dataset.history(u) for u in dataset.user_ids],
