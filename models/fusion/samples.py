@@ -23,7 +23,7 @@ guards against the fused layer learning to over-trust it.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import networkx as nx
@@ -129,6 +129,8 @@ class UserGraph:
         graph: the reasoning graph of the window before the test target.
         offset: history position of window step 0.
         intents: intent-table rows for the graph's intent nodes.
+        extras: inputs from the workspace's providers (``models.fusion.inputs``),
+            by need; only those the variant being built reads.
     """
 
     user: int
@@ -137,6 +139,7 @@ class UserGraph:
     graph: nx.DiGraph
     offset: int
     intents: IntentIndex
+    extras: Mapping[Need, Any] = field(default_factory=dict, repr=False)
 
     @property
     def window(self) -> list[int]:
@@ -314,12 +317,24 @@ def build_points(users: Sequence[UserGraph], base: Recommender, max_len: int,
     return PointSet(list(users), points, base_vectors(base, inputs, max_len))
 
 
-def fusion_samples(points: PointSet, chosen: Variant,
-                   role: Role | Collection[Role]) -> list[FusionSample]:
-    """Training or evaluation samples of ``chosen`` for the points of ``role``."""
+def fusion_samples(points: PointSet, chosen: Variant, role: Role | Collection[Role],
+                   extras: Mapping[str, Mapping[Need, Any]] | None = None) -> list[FusionSample]:
+    """Training or evaluation samples of ``chosen`` for the points of ``role``.
+
+    ``extras`` are the provided inputs by user token (``UserGraph.extras``).
+    """
     roles = {role} if isinstance(role, str) else set(role)
+    users: dict[str, UserGraph] = {}
+
+    def with_extras(user: UserGraph) -> UserGraph:
+        if not extras:
+            return user
+        if user.user_id not in users:
+            users[user.user_id] = replace(user, extras=extras.get(user.user_id, {}))
+        return users[user.user_id]
+
     return [FusionSample(e_base=points.e_base[i], target=p.target,
-                         inputs=chosen.sample_inputs(p.user, p.step))
+                         inputs=chosen.sample_inputs(with_extras(p.user), p.step))
             for i, p in enumerate(points.points) if p.role in roles]
 
 

@@ -37,6 +37,7 @@ from models.fusion.samples import (PointSet, Role, UserGraph, Variant, base_item
                                    build_points, describe_points, fusion_samples,
                                    load_user_graphs, sample_users, variant)
 from models.fusion.settings import FusionSettings
+from models.fusion.inputs import InputProvider
 from models.fusion.strategy import Need, StrategyContext
 from models.fusion.train import FusionSample
 from models.graph_data import IntentIndex, TextEncoder, cached_intent_table
@@ -50,8 +51,8 @@ from reasoning.prompts import load_intents
 
 Log = Callable[[str], None]
 
-#: The per-user inputs a workspace builds (and caches) for a strategy that needs them.
-PROVIDED = frozenset({Need.SESSION, Need.REASONING_GRAPH, Need.INTENT_TABLE})
+#: The per-user inputs a workspace builds (and caches) itself; others come from providers.
+BUILT_IN = frozenset({Need.SESSION, Need.REASONING_GRAPH, Need.INTENT_TABLE})
 
 
 def _quiet(_: str) -> None:
@@ -136,6 +137,8 @@ class FusionWorkspace:
             table is not cached). None: a learned intent table instead: LLM-free
             tests and stand-ins only; ``reasonrec.fusion.workspace`` always
             passes the real encoder.
+        providers: builders of the inputs the workspace does not build itself
+            (:mod:`models.fusion.inputs`: LLM interests, LM scores), one per need.
         intent_cache_dir: where the intent table is cached (the data
             directory's ``reasoning/embeddings``); required with an encoder.
     """
@@ -145,7 +148,8 @@ class FusionWorkspace:
                  log: Log = _quiet, user_graphs: Sequence[UserGraph] | None = None, *,
                  intent_encoder: TextEncoder | None = None,
                  intent_cache_dir: Path | None = None,
-                 interest_similarity: Any = None) -> None:
+                 interest_similarity: Any = None,
+                 providers: Sequence[InputProvider] = ()) -> None:
         if intent_encoder is not None and intent_cache_dir is None:
             raise ValueError("an intent encoder needs intent_cache_dir (its table is cached)")
         # The localizer, for interest-to-item evidence in explanations (None: builder matches only).
@@ -162,6 +166,8 @@ class FusionWorkspace:
         self.labels: tuple[str, ...] = tuple(load_intents().labels)
         self.users = sample_users(split, settings.users, settings.seed)
         self._samples: dict[tuple[str, Role], list[FusionSample]] = {}
+        self.providers: dict[Need, InputProvider] = {p.need: p for p in providers}
+        self._extras: dict[Need, Mapping[str, Any]] = {}
         self._graphs = list(user_graphs) if user_graphs is not None else None
         if self._graphs is not None and [u.user for u in self._graphs] != self.users.tolist():
             raise ValueError("user_graphs are not the graphs of this workspace's user sample")
@@ -239,6 +245,15 @@ class FusionWorkspace:
                             "encoder": self.intent_identity},
                 "max_len": self.split.max_len, "settings": self.settings.training_key()}
 
+    def run_fingerprint(self, chosen: Variant) -> dict[str, Any]:
+        """:attr:`fingerprint` plus the variant and the identity of each provided input it
+        reads (rebuilt LLM interests or LM scores train a new run)."""
+        self.check_needs(chosen)
+        provided = {need.value: self.providers[need].identity()
+                    for need in sorted(chosen.needs - BUILT_IN, key=lambda n: n.value)}
+        return {**self.fingerprint, "variant": chosen.name,
+                **({"inputs": provided} if provided else {})}
+
     def describe(self) -> dict[str, Any]:
         """Sample size and provenance, for reports."""
         return {"users": len(self.user_graphs), "points": dict(describe_points(self.points)),
@@ -249,11 +264,28 @@ class FusionWorkspace:
                             "vocabulary": sum(t in self.intents for t in self.labels),
                             "encoder": self.intent_identity}}
 
+    def provided(self, need: Need) -> Mapping[str, Any]:
+        """The sample's inputs of ``need`` from its provider, by user token (built once)."""
+        if need not in self._extras:
+            self._extras[need] = self.providers[need].provide(self.user_graphs, self.points,
+                                                              self.item_table)
+        return self._extras[need]
+
+    def extras(self, chosen: Variant) -> dict[str, dict[Need, Any]]:
+        """Per user token, the provided inputs ``chosen`` reads (empty when it reads none)."""
+        self.check_needs(chosen)
+        by_user: dict[str, dict[Need, Any]] = {}
+        for need in sorted(chosen.needs - BUILT_IN, key=lambda n: n.value):
+            for user_id, value in self.provided(need).items():
+                by_user.setdefault(user_id, {})[need] = value
+        return by_user
+
     def samples(self, name: str, role: Role) -> list[FusionSample]:
         """Variant ``name``'s samples of ``role`` (built once)."""
         key = (name, role)
         if key not in self._samples:
-            self._samples[key] = fusion_samples(self.points, variant(name), role)
+            chosen = variant(name)
+            self._samples[key] = fusion_samples(self.points, chosen, role, self.extras(chosen))
         return self._samples[key]
 
     def targets(self, role: Role) -> Tensor:
@@ -265,17 +297,21 @@ class FusionWorkspace:
         return base_ranks(self.points.e_base[index], self.item_table, self.targets(role))
 
     # ----------------------------------------------------------------- fitting
+    def check_needs(self, chosen: Variant) -> None:
+        """ValueError when ``chosen`` reads inputs that nothing here builds."""
+        missing = chosen.needs - BUILT_IN - set(self.providers)
+        if missing:
+            raise ValueError(f"fusion variant {chosen.name} needs "
+                             f"{', '.join(sorted(n.value for n in missing))}, which this "
+                             f"workspace has no provider for (see its strategy's module)")
+
     def context(self, chosen: Variant) -> StrategyContext:
         """What ``chosen``'s constructor arguments read, built only for what it needs.
 
         Raises:
-            ValueError: it needs inputs this workspace cannot build yet.
+            ValueError: it needs inputs this workspace cannot build.
         """
-        missing = chosen.needs - PROVIDED
-        if missing:
-            raise ValueError(f"fusion variant {chosen.name} needs "
-                             f"{', '.join(sorted(n.value for n in missing))}, which are not "
-                             f"built yet (see its strategy's module)")
+        self.check_needs(chosen)
         # Only strategies reading intent vectors load the text encoder.
         table = self.intent_table if Need.INTENT_TABLE in chosen.needs else None
         return StrategyContext(self.intents, table, self.settings.gnn_steps)
@@ -300,16 +336,15 @@ class FusionWorkspace:
         metrics = {role: metrics_from_ranks(rank_samples(strategy, self.samples(name, role)))
                    for role in ("valid", "test")}
         return save_fusion_run(self.runs_root, self.dataset.name, name, strategy, kwargs,
-                               {**self.fingerprint, "variant": name}, report,
+                               self.run_fingerprint(chosen), report,
                                {**metrics, "n_users": len(self.user_graphs)},
                                intents=self.intents if Need.INTENT_TABLE in chosen.needs
                                else None)
 
     def fused(self, name: str, train_if_missing: bool = True) -> FusionRun:
         """The saved run of ``name`` matching this workspace, else a new one (or LookupError)."""
-        variant(name)
         found = find_fusion_run(self.runs_root, self.dataset.name, name,
-                                {**self.fingerprint, "variant": name})
+                                self.run_fingerprint(variant(name)))
         if found is not None:
             self.log(f"reusing fused run {found}")
             return load_fusion_run(found)

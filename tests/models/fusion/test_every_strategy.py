@@ -100,5 +100,42 @@ def test_a_missing_input_is_named_before_any_training(workspace: FusionWorkspace
         name = "lm-rerank"
         needs = frozenset({Need.SESSION, Need.LM_SCORES})
 
-    with pytest.raises(ValueError, match="lm-rerank needs LM scores, which are not built yet"):
+    with pytest.raises(ValueError, match="lm-rerank needs LM scores, which this workspace has no "
+                       "provider for"):
         workspace.context(NeedsLMScores())   # type: ignore[arg-type]
+
+
+def test_a_provided_input_reaches_the_tensorizer_and_the_fingerprint(
+        workspace: FusionWorkspace) -> None:
+    """A provider's per-user inputs land in ``UserGraph.extras`` of the variant that reads
+    them, and its identity joins that variant's run fingerprint only."""
+    from models.fusion.samples import Variant, fusion_samples
+
+    seen: list[object] = []
+
+    class Provider:
+        need = Need.LM_SCORES
+
+        def identity(self) -> str:
+            return "scores-v1"
+
+        def provide(self, users, points, item_table):   # noqa: ANN001, ANN202
+            return {u.user_id: {"user": u.user_id, "rows": item_table.shape[0]} for u in users}
+
+    class Reader(Variant):
+        @property
+        def needs(self) -> frozenset[Need]:
+            return super().needs | {Need.LM_SCORES}
+
+        def sample_inputs(self, user, step):   # noqa: ANN001, ANN202
+            seen.append(user.extras[Need.LM_SCORES])
+            return super().sample_inputs(user, step)
+
+    workspace.providers[Need.LM_SCORES] = Provider()
+    control = VARIANTS["seqgraph"]
+    reader = Reader("lm-reader", control.strategy, control.options, "reads LM scores")
+    samples = fusion_samples(workspace.points, reader, "test", workspace.extras(reader))
+    assert len(samples) == len(workspace.user_graphs)
+    assert [s["user"] for s in seen] == [u.user_id for u in workspace.user_graphs]   # type: ignore[index]
+    assert workspace.run_fingerprint(reader)["inputs"] == {"LM scores": "scores-v1"}
+    assert "inputs" not in workspace.run_fingerprint(control)
