@@ -252,15 +252,19 @@ class GraphBuilder:
                  ) -> dict[str, list[tuple[str, list[tuple[int, float]]]]]:
         """Per verified chain: ``[(intent text, [(catalogue index, weight), ...]), ...]``.
 
-        Candidates skip the window and everything else the user saw before it (``seen``).
+        Candidates skip what the user saw up to the chain's end: the history before
+        the window (``seen``) and the window up to that step. Later window items may
+        be candidates (the user went on to watch them); ``prefix_graph`` drops them
+        from every prefix that already holds them, so the whole graph's candidates
+        are unseen at its target and a training prefix's target can be one.
         """
         config = self.config
-        window = {item.index for item in items} | seen
         out: dict[str, list[tuple[str, list[tuple[int, float]]]]] = {}
         for chain in chains:
             if verdicts[chain.id].status != "verified":
                 continue
             end = items[chain.steps[-1]]
+            window = {item.index for item in items[: chain.steps[-1] + 1]} | seen
             with _timed(log, DIVERGE_STAGE):
                 texts = next_intents(asker, end, chain.intent, config.k_intents, config.text_limit)
             matches = []

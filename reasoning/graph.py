@@ -239,9 +239,15 @@ def prefix_graph(graph: nx.DiGraph, step: int) -> nx.DiGraph:
 
     Chain scores and statuses are those of the full window: verification runs
     once per window. Divergent nodes hang off the step of the chain end they
-    extend.
+    extend; candidates the user has watched by ``step`` are left out.
     """
-    keep = [n for n, attrs in graph.nodes(data=True) if attrs["step"] <= step]
+    # A candidate the user has watched by ``step`` is no recommendation there. The
+    # builder excludes only what was seen up to the chain end it extends, so that
+    # at earlier steps the items the user went on to watch can be candidates, as
+    # the test target can be at the last step.
+    seen = {int(i) for i in graph.graph["window"][: step + 1]}
+    keep = [n for n, attrs in graph.nodes(data=True) if attrs["step"] <= step
+            and not (attrs["kind"] == "candidate_item" and int(attrs["item_index"]) in seen)]
     sub = graph.subgraph(keep).copy()
     sub.remove_edges_from([(u, v) for u, v, attrs in sub.edges(data=True) if attrs["step"] > step])
     sub.graph["window"] = graph.graph["window"][: step + 1]

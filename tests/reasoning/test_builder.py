@@ -32,8 +32,16 @@ def _check_graph(graph: nx.DiGraph, dataset: Dataset, user: str) -> None:
         index = attrs["item_index"]
         assert 1 <= index <= len(catalogue), node
         assert attrs["item_id"] == catalogue[index].item_id and attrs["title"] == catalogue[index].title
-    candidates = [a["item_index"] for _, a in items if a["kind"] == "candidate_item"]
-    assert not set(candidates) & set(window)
+    # A candidate is new to the user at the chain end it extends (its step); a later
+    # window item may be one, but no prefix shows a candidate the user has watched.
+    earlier = {int(i) for i in history[: len(history) - 1 - len(window)]}
+    for _, attrs in items:
+        if attrs["kind"] == "candidate_item":
+            assert attrs["item_index"] not in earlier | set(window[: attrs["step"] + 1])
+    for step in range(len(window)):
+        shown = [a["item_index"] for _, a in prefix_graph(graph, step).nodes(data=True)
+                 if a["kind"] == "candidate_item"]
+        assert not set(shown) & set(window[: step + 1])
     # Chains cover the window: every step is in exactly one chain, in order.
     chains = graph.graph["chains"]
     steps = sorted(s for c in chains for s in c.steps)

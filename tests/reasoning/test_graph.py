@@ -89,3 +89,20 @@ def test_prefix_graph_is_a_step_filter() -> None:
         graph_from_json(graph_to_json(prefix_graph(graph, step)))
     assert graph_to_json(prefix_graph(graph, 3)) == graph_to_json(graph)
     assert graph.graph["chains"][0].steps == [0, 2, 3]   # the source graph is untouched
+
+
+def test_a_prefix_drops_candidates_the_user_has_watched_by_then() -> None:
+    """An extension from step 1 may propose window item 13 (watched at step 2): it is a
+    candidate, and the target, of the prefix at step 1, and gone from later prefixes."""
+    graph = small_graph()
+    graph.add_node("dc2.1", kind="intent", step=1, stage="diverge", intent="thrillers",
+                   chain="c2")
+    graph.add_edge("s1", "dc2.1", kind="diverge", step=1, stage="diverge", chain="c2",
+                   intent="thrillers")
+    graph.add_node("c13", kind="candidate_item", step=1, stage="diverge", item_index=13,
+                   item_id="i13", title="Movie 13", weight=0.5)
+    graph.add_edge("dc2.1", "c13", kind="diverge", step=1, stage="diverge", weight=0.5)
+    assert "c13" in prefix_graph(graph, 1) and prefix_graph(graph, 1).graph["target"] == 13
+    for step in (2, 3):
+        prefix = prefix_graph(graph, step)
+        assert "c13" not in prefix and "dc2.1" in prefix   # the intent stays, its item goes
