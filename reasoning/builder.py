@@ -63,8 +63,8 @@ class SessionWindow:
             history); recorded on the graph, never shown to the LLM.
         target_position: history position of the target (window end).
         viewer: the user's attributes as the prompts show them.
-        seen: catalogue indices of every item before ``target_position`` (the
-            window included): divergent candidates skip what the user has seen.
+        seen: catalogue indices of every item before the window: divergent
+            candidates skip these and the window up to the chain end they extend.
     """
 
     dataset: str
@@ -105,7 +105,7 @@ def session_window(dataset: Dataset, user: str, l_tru: int, position: int | None
     return SessionWindow(dataset=dataset.name, user=str(user), items=items, target=target,
                          target_position=position,
                          viewer=viewer_text(dataset.user_attributes.get(str(user), {})),
-                         seen=frozenset(int(i) for i in history[:position]))
+                         seen=frozenset(int(i) for i in history[:start]))
 
 
 class GraphBuilder:
@@ -253,7 +253,7 @@ class GraphBuilder:
         """Per verified chain: ``[(intent text, [(catalogue index, weight), ...]), ...]``.
 
         Candidates skip what the user saw up to the chain's end: the history before
-        the window (``seen``) and the window up to that step. Later window items may
+        the window (``seen``) and the window (``items``) up to that step. Later window items may
         be candidates (the user went on to watch them); ``prefix_graph`` drops them
         from every prefix that already holds them, so the whole graph's candidates
         are unseen at its target and a training prefix's target can be one.
