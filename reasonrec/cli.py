@@ -271,6 +271,8 @@ def _write_json(path: Path, payload: Any) -> None:
 
 from reasonrec import cli_fusion  # noqa: E402  (after the helpers it is handed)
 cli_fusion.register(app, bench_app, _studio, _emit, _write_json)
+from reasonrec.cli_lm_rank import register as _register_lm_rank  # noqa: E402
+_register_lm_rank(app)   # `fusion lm-scores`: needs the fusion group above
 
 
 from reasonrec.cli_reasoning import register as _register_reasoning  # noqa: E402 (needs the apps)

@@ -1,0 +1,190 @@
+"""Zero-shot LM ranking wiring: build the sample's LM scores, read them, explain them.
+
+* :func:`build_lm_scores` scores each sampled user's validation and test
+  points (the base model's top-N, one prefix plus N continuations each) on the
+  configured LLM into the data directory's store; finished points are skipped,
+  a backend failure stops the run (nothing is stored for the point in flight).
+* :func:`lm_score_provider` is the workspace's :class:`InputProvider` for
+  ``Need.LM_SCORES`` (the store, then the shipped bundle), keyed by the base
+  run, N, the configured GGUF and the prompt.
+* :func:`history_effects` explains one candidate's LM score by leave-one-out
+  over the history titles in the prompt (a few LLM calls, on demand).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from models.fusion.lm_rank.inputs import LMScoreProvider
+    from models.fusion.workspace import BaseChoice, FusionWorkspace
+    from reasoning.backend import LLMBackend
+    from reasoning.config import ReasoningConfig
+    from reasoning.lm_scores import LMScoreKey
+    from reasonrec.studio import Studio
+
+#: Candidates per point (the base model's top-N) and recent titles in the prompt.
+DEFAULT_TOP_N = 50
+DEFAULT_HISTORY = 10
+STORE_NAME = "lm_scores.sqlite"
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def store_path(config: ReasoningConfig) -> Path:
+    """The data directory's LM-score database (next to the KB)."""
+    return Path(config.kb_path).parent / STORE_NAME
+
+
+def bundle_path(dataset: str) -> Path:
+    """The shipped scores of the sample: ``assets/lm_scores/<dataset>.jsonl.gz``."""
+    return Path(str(resources.files("assets").joinpath("lm_scores", f"{dataset}.jsonl.gz")))
+
+
+def base_run_name(base: BaseChoice) -> str:
+    """The base run as the fused runs' fingerprints name it (``model/run-id``)."""
+    return f"{base.name}/{Path(base.run_dir).name}"
+
+
+def score_key(dataset: str, base: BaseChoice, model_identity: str, *,
+              top_n: int = DEFAULT_TOP_N, history: int = DEFAULT_HISTORY) -> LMScoreKey:
+    from reasoning.lm_scores import LMScoreKey, prompt_version
+
+    return LMScoreKey(dataset=dataset, base_run=base_run_name(base), top_n=top_n,
+                      model=model_identity, prompt=prompt_version(), history=history)
+
+
+def configured_model_identity(config: ReasoningConfig) -> str:
+    """The configured GGUF's ``sha256:...`` (hashes the file once; loads nothing)."""
+    from reasoning.llama_backend import model_identity_of, resolve_model_path
+
+    return model_identity_of(resolve_model_path(config))
+
+
+def lm_score_provider(studio: Studio, base: BaseChoice, *, top_n: int = DEFAULT_TOP_N,
+                      history: int = DEFAULT_HISTORY) -> LMScoreProvider:
+    """The workspace's LM-score provider for the configured model (nothing loaded yet).
+
+    The model's identity is computed only when a variant reading LM scores asks
+    for it (the GGUF is hashed once per process), so other variants pay nothing.
+    """
+    from models.fusion.lm_rank.inputs import LMScoreProvider
+    from reasonrec.fusion import reasoning_config
+
+    config = reasoning_config(studio)
+
+    def key() -> LMScoreKey:
+        return score_key(studio.dataset.name, base, configured_model_identity(config),
+                         top_n=top_n, history=history)
+
+    return LMScoreProvider(key, store_path(config), bundle_path(studio.dataset.name))
+
+
+@dataclass
+class LMScoreSummary:
+    """What a build did (``reasonrec fusion lm-scores --json``)."""
+
+    key: dict[str, Any]
+    store: str
+    users: int
+    points_scored: int = 0
+    points_skipped: int = 0
+    llm_calls: int = 0
+    tokens: int = 0
+    llm_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    per_user: dict[str, float] = field(default_factory=dict)
+
+    def finish(self, started: float) -> LMScoreSummary:
+        self.wall_seconds = time.perf_counter() - started
+        scored_users = self.points_scored / 2 if self.points_scored else 0
+        if scored_users:
+            self.per_user = {"llm_calls": self.llm_calls / scored_users,
+                             "tokens": self.tokens / scored_users,
+                             "seconds": self.llm_seconds / scored_users}
+        return self
+
+
+def build_lm_scores(studio: Studio, workspace: FusionWorkspace, backend: LLMBackend, *,
+                    top_n: int = DEFAULT_TOP_N, history: int = DEFAULT_HISTORY,
+                    log: Callable[[str], None] = _quiet) -> LMScoreSummary:
+    """Score every sampled user's validation and test points into the store (resumable).
+
+    Raises:
+        reasoning.backend.LLMError: the backend failed; every point finished
+            before it stays stored, and a rerun continues from there.
+    """
+    from models.fusion.lm_rank.inputs import SCORED_ROLES, top_candidates
+    from reasoning.lm_scores import LMScoreStore, score_point
+    from reasonrec.fusion import reasoning_config
+
+    started = time.perf_counter()
+    key = score_key(studio.dataset.name, workspace.base, backend.model_identity, top_n=top_n,
+                    history=history)
+    path = store_path(reasoning_config(studio))
+    store = LMScoreStore(path)
+    store.claim(key)
+    points = workspace.points
+    wanted = [i for i, p in enumerate(points.points) if p.role in SCORED_ROLES]
+    tops = top_candidates(points.e_base[wanted], workspace.item_table, top_n)
+    catalogue = studio.dataset.catalogue
+    summary = LMScoreSummary(key=asdict(key), store=str(path), users=len(workspace.users))
+    done: dict[str, set[int]] = {}
+    try:
+        for row, index in enumerate(wanted):
+            point = points.points[index]
+            user = point.user.user_id
+            if user not in done:
+                done[user] = store.done(key, user)
+                log(f"user {user} ({len(done)}/{len(workspace.users)})")
+            if point.step in done[user]:
+                summary.points_skipped += 1
+                continue
+            prompt_items = [catalogue[int(i)]
+                            for i in point.user.base_input(point.step)[-history:]]
+            scored = score_point(backend, user, point.step, prompt_items,
+                                 [catalogue[int(c)] for c in tops[row].tolist()])
+            store.put(key, scored)
+            summary.points_scored += 1
+            summary.llm_calls += scored.calls
+            summary.tokens += scored.tokens
+            summary.llm_seconds += scored.seconds
+    finally:
+        store.close()
+    return summary.finish(started)
+
+
+@dataclass(frozen=True)
+class HistoryEffect:
+    """How much one history title raises a candidate's LM score (leave-one-out)."""
+
+    item: int
+    title: str
+    effect: float   # score with the full prompt minus score without this title (per token)
+
+
+def history_effects(backend: LLMBackend, history: Sequence[Any], candidate: Any) -> tuple[
+        float, list[HistoryEffect]]:
+    """The candidate's per-token LM score and each history title's leave-one-out effect.
+
+    One scoring call for the full prompt and one per left-out title (each reads
+    its own prefix, then the candidate's few tokens); strongest effect first.
+    """
+    from reasoning.lm_scores import continuation, prompt_text
+
+    def score(items: Sequence[Any]) -> float:
+        result = backend.score_continuations(prompt_text(items), [continuation(candidate)])
+        return result.logprobs[0] / result.lengths[0]
+
+    full = score(history)
+    effects = [HistoryEffect(int(item.index), str(item.title),
+                             full - score([h for j, h in enumerate(history) if j != i]))
+               for i, item in enumerate(history)]
+    return full, sorted(effects, key=lambda e: -e.effect)
