@@ -203,6 +203,12 @@ class IntentLocalizer:
             self._vectors = _unit_rows(raw)
             self.cache_seconds = time.perf_counter() - started
 
+    def item_vectors(self) -> np.ndarray:
+        """``[n_items + 1, dim]`` unit text vectors by catalogue index (row 0, padding, zeros)."""
+        self.ensure_item_vectors()
+        assert self._vectors is not None
+        return np.vstack([np.zeros((1, self._vectors.shape[1]), dtype=np.float32), self._vectors])
+
     def _read_cache(self) -> np.ndarray | None:
         try:
             raw = np.load(self.cache_path, allow_pickle=False)

@@ -98,6 +98,9 @@ def register(app: typer.Typer, bench_app: typer.Typer, studio: Callable[..., Stu
     fusion_app = typer.Typer(help="Fused models: fit them, bundle their graphs.",
                              no_args_is_help=True)
     app.add_typer(fusion_app, name="fusion")
+    from reasonrec.cli_interests import register as register_interests
+
+    register_interests(fusion_app, studio, emit)
 
     @bench_app.command("fusion")
     def bench_fusion_command(

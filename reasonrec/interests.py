@@ -1,0 +1,132 @@
+"""LLM4SBR's stage-1 interests for the CLI, the bench and the app: build them, provide them.
+
+``reasonrec fusion interests`` builds them for the fusion sample on the
+configured LLM (:func:`build_interests`); :func:`interest_provider` hands the
+fusion workspace a ``models.fusion.llm4sbr.inputs.InterestProvider`` reading
+the store of the configured model, prompt and localizer, or the shipped
+bundle ``assets/interests/<dataset>.jsonl.gz`` when its key is the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from models.fusion.llm4sbr.inputs import InterestProvider
+    from models.fusion.samples import UserGraph
+    from models.fusion.settings import FusionSettings
+    from reasoning.config import ReasoningConfig
+    from reasoning.interest_store import InterestKey
+    from reasoning.interests import BuildSummary
+    from reasonrec.studio import Studio
+
+BUILD_COMMAND = "reasonrec fusion interests"
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def interests_root(config: ReasoningConfig) -> Path:
+    """``<data dir>/reasoning/interests``."""
+    return config.resolved_data_dir / "reasoning" / "interests"
+
+
+def shipped_bundle(dataset: str) -> Path | None:
+    """``assets/interests/<dataset>.jsonl.gz`` when it is shipped."""
+    path = Path(str(resources.files("assets").joinpath("interests", f"{dataset}.jsonl.gz")))
+    return path if path.is_file() else None
+
+
+def configured_key(studio: Studio, config: ReasoningConfig) -> InterestKey:
+    """The key interests built now would have, without loading the LLM's weights."""
+    from reasoning.backend import open_backend
+    from reasoning.interest_store import InterestKey
+    from reasoning.interests import PROMPT, R_ITEMS, SHORT_TERM_ITEMS
+    from reasoning.llama_backend import model_identity_of, resolve_model_path
+    from reasoning.localizer import open_localizer
+    from reasoning.prompts import load_prompt
+
+    model = (model_identity_of(resolve_model_path(config)) if config.backend == "llama"
+             else open_backend(config).model_identity)
+    return InterestKey(dataset=studio.dataset.name, model=model, prompt=load_prompt(PROMPT).version,
+                       localizer=open_localizer(studio.dataset, config).identity, r=R_ITEMS,
+                       short_items=SHORT_TERM_ITEMS)
+
+
+def sample_jobs(studio: Studio, settings: FusionSettings) -> list[tuple[str, list[int], list[int]]]:
+    """``(user, window, steps)`` of every sampled user: the graph window and the steps of
+    the fusion points (test, valid and ``train_steps`` training steps)."""
+    from models.fusion.samples import load_user_graphs, sample_users
+    from models.graph_data import IntentIndex
+    from reasoning.prompts import load_intents
+    from reasonrec.fusion import graph_source
+
+    graphs: list[UserGraph] = load_user_graphs(
+        studio.dataset, sample_users(studio.split, settings.users, settings.seed),
+        graph_source(studio, settings), IntentIndex(load_intents().labels))
+    return [(u.user_id, u.window, sorted(p.step for p in u.points(settings.train_steps)))
+            for u in graphs]
+
+
+def build_interests(studio: Studio, settings: FusionSettings, config: ReasoningConfig,
+                    limit: int | None = None, log: Callable[[str], None] = _quiet
+                    ) -> tuple[BuildSummary, InterestKey, Path]:
+    """Build the sample's interests (the first ``limit`` users only, when given) and store
+    them; finished users are skipped.
+
+    Raises:
+        reasoning.backend.LLMError: the LLM could not be loaded or failed mid-run
+            (the users finished before it are kept).
+    """
+    from reasoning.backend import open_backend
+    from reasoning.interest_store import InterestStore
+    from reasoning.interests import InterestBuilder
+    from reasoning.kb import KnowledgeBase
+    from reasoning.localizer import open_localizer
+
+    jobs = sample_jobs(studio, settings)[: limit]
+    kb = KnowledgeBase(config.kb_path) if config.kb_enabled else None
+    try:
+        builder = InterestBuilder(studio.dataset, open_backend(config), kb,
+                                  open_localizer(studio.dataset, config))
+        store = InterestStore(interests_root(config), builder.key)
+        log(f"interests for {len(jobs)} users ({sum(len(j[2]) for j in jobs)} points, two "
+            f"questions each) into {store.directory}")
+        summary = builder.build_all(jobs, store, log)
+    finally:
+        if kb is not None:
+            kb.flush_counters()
+            kb.close()
+    return summary, builder.key, store.directory
+
+
+def interest_provider(studio: Studio) -> InterestProvider:
+    """The fusion workspace's provider of LLM interests for the configured model."""
+    from models.fusion.llm4sbr.inputs import InterestProvider, InterestSource
+    from reasoning.interest_store import InterestStore, read_bundle
+    from reasoning.localizer import open_localizer
+
+    config = studio.config.reasoning_settings()
+    localizer = open_localizer(studio.dataset, config)
+
+    def open_source() -> InterestSource:
+        key = configured_key(studio, config)
+        store = InterestStore(interests_root(config), key)
+        bundle = shipped_bundle(studio.dataset.name)
+        shipped = read_bundle(bundle) if bundle is not None else None
+        records = shipped[1] if shipped is not None and shipped[0] == key else {}
+
+        def load(user: str) -> Any:
+            return store.load(user) or records.get(user)
+
+        localizer.ensure_item_vectors()
+        return InterestSource(identity=f"{key.digest()}", describe=str(asdict(key)), load=load,
+                              item_vectors=localizer.item_vectors(),
+                              command=f"`{BUILD_COMMAND}` (the LLM's two interests per window)")
+
+    return InterestProvider(open_source)
