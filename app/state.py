@@ -184,6 +184,51 @@ def get_fusion() -> FusionHandle:
     return FusionHandle(ws, run, ws.explainer(run))
 
 
+@dataclass
+class StrategyHandles:
+    """Every registered fused strategy with its trained run (or why it has none), and the
+    explainers of those with one, made on first use.
+
+    The configured variant reuses :func:`get_fusion`'s explainer; every explainer is called
+    under that handle's lock (one lock for all fused scoring: calls are short).
+    """
+
+    fusion: FusionHandle
+    runs: list[Any]                       # reasonrec.fusion.StrategyRun, registry order
+    explainers: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lock(self) -> threading.Lock:
+        return self.fusion.lock
+
+    def available(self) -> list[Any]:
+        return [r for r in self.runs if r.available]
+
+    def explainer(self, name: str) -> Any:
+        """The explainer of strategy ``name``'s run (KeyError: it has none)."""
+        with self.lock:
+            if name not in self.explainers:
+                trained = {r.name: r.run for r in self.available()}
+                if name not in trained:
+                    raise KeyError(f"strategy {name} has no trained run")
+                run = trained[name]
+                same = name == self.fusion.run.variant
+                self.explainers[name] = (self.fusion.explainer if same
+                                         else self.fusion.workspace.explainer(run))
+            return self.explainers[name]
+
+
+@st.cache_resource(show_spinner="Finding the trained strategies…")
+def get_strategies() -> StrategyHandles:
+    """The registered strategies and their runs for the configured base model and sample
+    (read once per process: a run trained later shows after a restart)."""
+    from reasonrec.fusion import strategy_runs
+
+    fusion = get_fusion()
+    with fusion.lock:
+        return StrategyHandles(fusion, strategy_runs(fusion.workspace))
+
+
 REASONING_OVERRIDES = "rr_reasoning_overrides"
 
 
@@ -316,5 +361,5 @@ def llm_problem(exc: BaseException, config: Any) -> str:
 
 def clear_shared() -> None:
     """Drop every shared resource (after a settings change, or between tests)."""
-    for holder in (get_studio, get_fusion, _builder_loads, _preload_started):
+    for holder in (get_studio, get_fusion, get_strategies, _builder_loads, _preload_started):
         holder.clear()

@@ -17,10 +17,12 @@ Everything heavy is imported on first call, so importing this module is cheap.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from models.fusion.fit import FusionRun
     from models.fusion.settings import FusionSettings
     from models.fusion.workspace import FusionWorkspace
     from models.graph_sources import GraphSource
@@ -142,8 +144,61 @@ def workspace(studio: Studio, settings: FusionSettings,
     base = choose_base(studio.runs_dir, dataset.name, split, settings, config.train,
                        config.models, log=log)
     from reasoning.localizer import open_localizer
+    from reasonrec.interests import interest_provider
+    from reasonrec.lm_scores import lm_score_provider
 
     return FusionWorkspace(dataset, split, base, source, settings, studio.runs_dir, log=log,
                            user_graphs=graphs, intent_encoder=encoder,
                            intent_cache_dir=cache_dir,
-                           interest_similarity=open_localizer(dataset, reasoning_config(studio)))
+                           interest_similarity=open_localizer(dataset, reasoning_config(studio)),
+                           providers=[lm_score_provider(studio, base),
+                                      interest_provider(studio)])
+
+
+@dataclass(frozen=True)
+class StrategyRun:
+    """A registered fused variant and its trained run in a workspace, or why it has none.
+
+    Attributes:
+        name: the variant's name (``models.fusion.registry.VARIANTS``).
+        description: the registry's description of it, in words.
+        run: its saved run matching the workspace (None: not available).
+        reason: why it is not available, in plain words (None when it is).
+        detail: the technical cause behind ``reason`` (for a "Details" view).
+    """
+
+    name: str
+    description: str
+    run: FusionRun | None
+    reason: str | None = None
+    detail: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.run is not None
+
+
+def strategy_runs(ws: FusionWorkspace) -> list[StrategyRun]:
+    """Every registered variant with its trained run for ``ws``'s base model, sample and
+    graphs; a variant without one says why (nothing is trained here)."""
+    from models.fusion.registry import VARIANTS
+    from models.fusion.samples import variant
+
+    found = []
+    for spec in VARIANTS:
+        def missing(reason: str, exc: Exception) -> StrategyRun:
+            return StrategyRun(spec.name, spec.description, None, reason, str(exc))
+
+        try:
+            ws.check_needs(variant(spec.name))
+        except ValueError as exc:   # e.g. LLM interests that no provider here builds
+            found.append(missing("the inputs it needs are not built on this machine yet", exc))
+            continue
+        try:
+            found.append(StrategyRun(spec.name, spec.description,
+                                     ws.fused(spec.name, train_if_missing=False)))
+        except LookupError as exc:
+            found.append(missing("not trained yet for this sample of users", exc))
+        except (ValueError, OSError) as exc:   # a run folder that cannot be loaded
+            found.append(missing("its saved model cannot be read", exc))
+    return found

@@ -21,9 +21,19 @@ BRANCH_LABELS = {"ori": "E_ori (chains)", "div": "E_div (divergent intents)"}
 
 
 def ranked_table(rows: Sequence[RankedItem], other: str) -> list[dict[str, Any]]:
-    """Table rows for a top-k list; ``other`` names the other model's rank column."""
-    return [{"rank": r.rank, "title": r.title, "item_id": r.item_id, "score": round(r.score, 4),
+    """Table rows for a top-k list; ``other`` names the other model's rank column. No film
+    ids: they are identifiers, listed by :func:`film_id_rows` in the Details expander."""
+    return [{"rank": r.rank, "title": r.title, "score": round(r.score, 4),
              other: r.other_rank, "shift": _arrow(r.rank_shift)} for r in rows]
+
+
+def film_id_rows(*lists: Sequence[RankedItem]) -> list[dict[str, Any]]:
+    """Each film of the given lists once, with its dataset id (for the Details expander)."""
+    seen: dict[int, dict[str, Any]] = {}
+    for rows in lists:
+        for r in rows:
+            seen.setdefault(r.index, {"title": r.title, "film id": r.item_id})
+    return list(seen.values())
 
 
 def _arrow(shift: int) -> str:

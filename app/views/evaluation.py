@@ -18,7 +18,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app.state import get_fusion, set_current_user, studio_or_stop
+from app.components.plain_names import bench_row_words, model_words
+from app.components.fusion_results import show_fusion_results
+from app.state import get_fusion, get_strategies, set_current_user, studio_or_stop
 from models.bench_reference import (ours_ndcg10, reference_bench_name, reference_ndcg10,
                                     reference_seeds)
 from models.runs import shipped_bench
@@ -69,7 +71,7 @@ def reference_table(reference: dict[str, Any]) -> None:
     """Our model against the reference implementation, per model (one bench file)."""
     # a static table: a third interactive grid on this page costs ~0.5 s per visit
     st.table(pd.DataFrame([{
-        "model": r["model"],
+        "model": model_words(r["model"]),
         "ours NDCG@10": round(ours_ndcg10(r), 4),
         "ours over": r.get("bar_judged_on", "latest run"),
         "reference NDCG@10": round(reference_ndcg10(r), 4),
@@ -96,9 +98,9 @@ def fusion_finding(bench: dict[str, Any]) -> str:
     d = diff["diff"]
     helps = ("it helps, measurably" if d["low"] > 0 else
              "the interval includes no change" if d["high"] >= 0 else "it hurts, measurably")
-    return (f"On {sample.get('users', '?')} sampled users, adding the reasoning graph (llmrg) "
-            f"changes test NDCG@10 by {d['mean']:+.4f} against the base model "
-            f"({sample.get('base_model', '?')}), 95% interval [{d['low']:+.4f}, "
+    return (f"On {sample.get('users', '?')} sampled users, adding the LLM's reasoning graph "
+            f"(LLMRG) changes test NDCG@10 by {d['mean']:+.4f} against the base model "
+            f"({model_words(sample.get('base_model'))}), 95% interval [{d['low']:+.4f}, "
             f"{d['high']:+.4f}]: {helps}.")
 
 
@@ -112,7 +114,7 @@ with models_tab:
     else:
         if len(bench.get("seeds", [])) > 1:
             # test NDCG@10 can move by 0.01 between seeds: the mean over seeds is what compares
-            rows = [{"model": s["model"], "seeds": len(s["seeds"]),
+            rows = [{"model": model_words(s["model"]), "seeds": len(s["seeds"]),
                      "s/epoch": round(s["seconds_per_epoch"], 2),
                      "total s": round(s["total_seconds"], 1),
                      "peak RSS MB": round(s["peak_rss_mb"]),
@@ -121,7 +123,7 @@ with models_tab:
             st.caption(f"Means over seeds {', '.join(map(str, bench['seeds']))}; "
                        "std is the spread from seed to seed.")
         else:
-            rows = [{"model": r["model"], "seed": r.get("seed"),
+            rows = [{"model": model_words(r["model"]), "seed": r.get("seed"),
                      "s/epoch": round(r["seconds_per_epoch"], 2),
                      "epochs": r["epochs"], "total s": round(r["total_seconds"], 1),
                      "peak RSS MB": round(r["peak_rss_mb"]),
@@ -150,39 +152,23 @@ with models_tab:
 
 with fusion_tab:
     bench = read_bench("fusion")
+    try:
+        strategy_runs = get_strategies().runs
+    except Exception as exc:   # no fused model here: the bench's rows still show
+        strategy_runs = []
+        DETAILS.append(("Fusion", f"trained strategies could not be listed: {exc}"))
     if bench is None:
-        st.info("No fusion results on this machine yet: run `reasonrec bench fusion --json`.")
+        st.info("No fusion bench results on this machine yet: run `reasonrec bench fusion "
+                "--json`. The rows below come from the strategies' training runs.")
+        show_fusion_results(None, strategy_runs, DETAILS)
     else:
         sample = bench.get("sample", {})
         st.write(fusion_finding(bench))
         st.caption(f"{sample.get('users', '?')} sampled users (seed {sample.get('seed', '?')}); "
-                   f"base model: {sample.get('base_model', '?')}.")
+                   f"base model: {model_words(sample.get('base_model'))}.")
         DETAILS.append(("Fusion", f"graphs from {sample.get('graph_source', '?')}; base run "
                                   f"{sample.get('base_run', '?')}."))
-        metric = st.selectbox("Metric", [f"{m}@{k}" for k in (5, 10, 20)
-                                         for m in ("HR", "NDCG", "MRR")], index=4,
-                              key="eval_fusion_metric")
-        table = []
-        for row in bench["rows"]:
-            value = row["metrics"][metric]
-            diff = (row.get("vs_base") or {}).get(metric)
-            table.append({"variant": row["name"], "description": row["description"],
-                          metric: round(value["mean"], 4),
-                          "95% CI": f"[{value['low']:.4f}, {value['high']:.4f}]",
-                          "vs base": "" if diff is None else
-                          f"{diff['diff']['mean']:+.4f} [{diff['diff']['low']:+.4f}, "
-                          f"{diff['diff']['high']:+.4f}]"})
-        st.dataframe(pd.DataFrame(table), hide_index=True, key="eval_fusion_table")
-        means = [r["metrics"][metric]["mean"] for r in bench["rows"]]
-        figure = go.Figure([go.Bar(
-            x=[r["name"] for r in bench["rows"]], y=means,
-            error_y={"type": "data", "symmetric": False,
-                     "array": [r["metrics"][metric]["high"] - m for r, m in zip(bench["rows"], means)],
-                     "arrayminus": [m - r["metrics"][metric]["low"]
-                                    for r, m in zip(bench["rows"], means)]})])
-        figure.update_layout(title=f"Test {metric} with 95% bootstrap intervals", height=320,
-                             margin={"t": 40, "b": 30})
-        st.plotly_chart(figure, key="eval_fusion_chart")
+        show_fusion_results(bench, strategy_runs, DETAILS)
         latency = bench.get("latency") or {}
         faithfulness = bench.get("faithfulness") or {}
         findings = []

@@ -22,11 +22,13 @@ import pandas as pd
 import streamlit as st
 
 from app.components.effect_charts import (branch_figure, branch_rows, deletion_figure,
-                                          rank_shift_figure, ranked_table, shift_rows)
+                                          film_id_rows, rank_shift_figure, ranked_table,
+                                          shift_rows)
 from app.components.effect_state import md, off_keys, restore, select_from_chart
 from app.components.explanation_view import (chain_name, path_id_rows, show_paths,
                                              show_summaries, show_true_item)
 from app.components.pickers import clamp_note, point_picker, user_picker
+from app.components.plain_names import model_words
 from app.report import CounterfactualState, ReportInput, export_input, report_html, report_json
 from app.state import FusionHandle, get_fusion, init_widget, studio_or_stop
 from models.explain_schema import Counterfactual, Explanation, ItemExplanation, TopK
@@ -42,19 +44,23 @@ LIVE_KEY = "effect_live"            # rows + counterfactual state shared with th
 def show_base_only(studio: Any, user: str, model: str | None, k: int) -> None:
     """The base top-k alone (users without a graph, or no fused model)."""
     name = model or _fallback_model(studio)
-    st.subheader(f"Base top-{k} ({md(name)})")
+    st.subheader(f"Base top-{k} ({md(model_words(name))})")
     try:
         result = studio.recommend(user, k, name)
     except Exception as exc:  # shown with what to do next, never a traceback
-        st.error(f"Could not recommend for user {md(user)} with {name}: {md(exc)}. "
-                 f"Train it with `reasonrec train --model {name}`.")
+        st.error(f"Could not recommend for user {md(user)} with the {model_words(name)}: "
+                 f"{md(exc)}. Train it with `reasonrec train --model {name}`.")
         return
     if not result["top_k"]:
         st.info(f"User {md(user)} has seen every item: nothing new to recommend.")
         return
-    st.dataframe(pd.DataFrame(result["top_k"])[["rank", "title", "year", "score", "item_id"]],
+    st.dataframe(pd.DataFrame(result["top_k"])[["rank", "title", "year", "score"]],
                  hide_index=True, key="effect_base_only")
     st.caption("Recommended after the user's whole history.")
+    with st.expander("Details"):
+        st.caption(f"Model: {md(name)}.")
+        st.dataframe(pd.DataFrame(result["top_k"])[["title", "item_id"]].rename(
+            columns={"item_id": "film id"}), hide_index=True, key="effect_base_only_ids")
 
 
 def _fallback_model(studio: Any) -> str:
@@ -195,6 +201,11 @@ def details_section(handle: FusionHandle, cache: dict[str, Any], origin: str,
                    f"({md(prov.fusion_variant)}): {md(prov.fusion_run)}. Window step "
                    f"{explanation.point.step} of {explanation.point.steps} "
                    f"({explanation.point.role} target).")
+        top: TopK = cache["top"]
+        st.caption(f"Films of both lists and their ids in the dataset (base model: "
+                   f"{md(handle.workspace.base.name)}).")
+        st.dataframe(pd.DataFrame(film_id_rows(top.base, top.fused)), hide_index=True,
+                     key="effect_film_ids")
         if item is None:
             return
         ie = explained(handle, cache, item)
@@ -399,7 +410,7 @@ def counterfactual_section(handle: FusionHandle, user: str, step: int, cache: di
     # ------------------------------------------------------- the lists and chart
     base_col, fused_col, chart_col = st.columns(3)
     with base_col, st.container(key="effect-base-list"):
-        st.subheader(f"Base top-{k} ({md(handle.workspace.base.name)})")
+        st.subheader(f"Base top-{k} ({md(model_words(handle.workspace.base.name))})")
         st.table(_table(ranked_table(top.base, "fused rank")))
     with fused_col, st.container(key="effect-fused-list"):
         if cf is not None:

@@ -96,7 +96,7 @@ def window_table(window: SessionWindow) -> pd.DataFrame:
     items = [*window.items, *([window.next_item] if window.next_item else [])]
     rows = [{"step": step, "title": item.title, "year": item.year,
              "genres": ", ".join(item.genres), "watched": when(item.timestamp),
-             "session": item.session, "item_id": item.item_id,
+             "session": item.session,
              "role": "window" if step <= len(window.items) else f"true next item ({NEVER_SEEN})"}
             for step, item in enumerate(items, start=1)]
     frame = pd.DataFrame(rows)
@@ -154,3 +154,7 @@ st.dataframe(window_table(window), hide_index=True, key="explorer-window")
 with st.expander("Details"):
     st.caption(f"Window length (`l_tru`): {l_tru} items. Sessions split at gaps over "
                f"{studio.config.data.session_gap_minutes:g} minutes. Dataset: {dataset.name}.")
+    shown = [*window.items, *([window.next_item] if window.next_item else [])]
+    st.dataframe(pd.DataFrame([{"film": i.position + 1, "title": i.title, "film id": i.item_id}
+                               for i in shown]),
+                 hide_index=True, key="explorer-window-ids")

@@ -126,7 +126,12 @@ def test_evaluation_tables_and_user_outcomes(ml100k_dir: Path, tmp_path: Path,
     assert any("the interval includes no change" in m.value for m in at.markdown)
     assert "It does not measurably help." not in [m.value for m in at.markdown]
     fusion = at.dataframe[0].value            # models and reasoning tabs: no bench file
-    assert list(fusion["variant"]) == ["base", "llmrg"] and fusion["95% CI"][0] == "[0.0400, 0.0800]"
+    # rows in words (the registry's description), never the variant names
+    assert list(fusion["strategy"])[:2] == ["Base model alone (SASRec self-attention sequence "
+                                            "model)", "Base + full LLMRG graph"]
+    assert fusion["95% interval"][0] == "[0.0400, 0.0800]"
+    # the small sample's trained run, which the bench has no row for, is listed from its run
+    assert set(fusion["measured by"][2:]) <= {"its training run (no interval yet)"}
     assert any("reasonrec bench models" in i.value for i in at.info)
 
     users = at.dataframe[1].value
@@ -172,15 +177,16 @@ def test_evaluation_falls_back_to_shipped_results(ml100k_dir: Path, tmp_path: Pa
                and "bench reference --device cuda" in c.value for c in at.caption)
     assert any("same comparison on one GPU (NVIDIA H200)" in m.value for m in at.markdown)
     gpu = [t.value for t in at.table if "reference NDCG@10" in t.value.columns][1]
-    assert gpu.loc["sasrec", "reference NDCG@10"] == 0.06
+    sasrec = "SASRec self-attention sequence model"   # a model in words, not its name
+    assert gpu.loc[sasrec, "reference NDCG@10"] == 0.06
     assert "meets bar" not in gpu.columns   # a developer target, not a finding
     tables = [d.value for d in at.dataframe]
     models = next(t for t in tables if "s/epoch" in t.columns)
-    assert list(models["model"]) == ["sasrec"] and models["NDCG@10"][0] == 0.05
+    assert list(models["model"]) == [sasrec] and models["NDCG@10"][0] == 0.05
     reference = next(t.value for t in at.table if "reference NDCG@10" in t.value.columns)
-    assert reference.loc["sasrec", "reference NDCG@10"] == 0.04
-    assert not reference.loc["sasrec", "reference converged"]
-    assert reference.loc["sasrec", "reference seeds"] == "2020"  # older rows: RecBole's seed
+    assert reference.loc[sasrec, "reference NDCG@10"] == 0.04
+    assert not reference.loc[sasrec, "reference converged"]
+    assert reference.loc[sasrec, "reference seeds"] == "2020"  # older rows: RecBole's seed
     assert any("reasonrec bench fusion" in i.value for i in at.info)   # nothing shipped for it
 
 
@@ -211,9 +217,10 @@ def test_evaluation_shows_the_mean_over_seeds(ml100k_dir: Path, tmp_path: Path,
          "reference_converged": True, "meets_bar": True}]}))
     at = open_page("views/evaluation.py", timeout=300)
     models = next(d.value for d in at.dataframe if "s/epoch" in d.value.columns)
-    assert list(models["model"]) == ["gru4rec"] and list(models["seeds"]) == [2]
+    gru4rec = "GRU4Rec recurrent sequence model"
+    assert list(models["model"]) == [gru4rec] and list(models["seeds"]) == [2]
     assert models["NDCG@10"][0] == 0.06 and models["NDCG@10 std"][0] == 0.0141
     assert any("Means over seeds 1, 2" in c.value for c in at.caption)
     reference = next(t.value for t in at.table if "reference NDCG@10" in t.value.columns)
-    assert reference.loc["gru4rec", "reference NDCG@10"] == 0.06  # the mean, not seed 2020's
-    assert reference.loc["gru4rec", "reference seeds"] == "2020, 1"
+    assert reference.loc[gru4rec, "reference NDCG@10"] == 0.06  # the mean, not seed 2020's
+    assert reference.loc[gru4rec, "reference seeds"] == "2020, 1"

@@ -97,7 +97,7 @@ def test_point_slider_moves_the_window(ml100k_app: Path, ml100k) -> None:
     assert not at.exception
     assert metrics(at)["Items in window"] == "4 of 10"
     table = window_frame(at)
-    assert list(table["item_id"]) == [ml100k.catalogue[int(i)].item_id for i in history[:5]]
+    assert list(table["title"]) == [ml100k.catalogue[int(i)].display_name for i in history[:5]]
 
     at.slider(key=f"explorer_point_{user}").set_value(len(history)).run()
     assert len(window_frame(at)) == 10

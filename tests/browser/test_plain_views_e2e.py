@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from models.fusion.registry import VARIANT_NAMES
+from models.recommenders import MODEL_NAMES
 from tests.app.hostile_data import write_config
 from tests.browser.conftest import StreamlitServer, start_streamlit, stop_streamlit
 from tests.browser.page_helpers import wait_idle
@@ -35,6 +37,13 @@ JARGON = {
     "developer target": re.compile(r"meets bar|aim is not met|aim not met|\bbar\b",
                                    re.IGNORECASE),
     "raw JSON": re.compile(r"\{\s*\""),
+    "id column": re.compile(r"\b(?:item_id|user_id|item_index)\b"),
+    # model and run names are identifiers: the default views say "SR-GNN session graph model"
+    # and the registry's descriptions (case matters: "LLMRG" in a sentence is a word)
+    "model or run name": re.compile(
+        r"\b(?:" + "|".join(sorted({n for n in MODEL_NAMES if n != "pop"} | set(VARIANT_NAMES),
+                                    key=len, reverse=True)) + r")\b"
+        r"|\bfusion-[a-z]|\b\d{8}-\d{6}-[0-9a-f]{4}\b|(?m:^pop$)"),
 }
 PAGES = [("Session explorer", ""), ("Reasoning", "reasoning"),
          ("Recommendations", "recommendations"), ("Evaluation", "evaluation"),
@@ -103,8 +112,16 @@ def open_link(page: Any, url: str) -> None:
     assert page.get_by_text("Page not found").count() == 0, url
 
 
+# Data frames draw on a canvas, so inner_text misses them: read their accessible grid (headers
+# and the cells drawn), for the frames a user can see (not in a closed expander or tab).
+FRAME_TEXT = """() => [...document.querySelectorAll("[data-testid='stDataFrame']")]
+  .filter(frame => frame.checkVisibility())
+  .flatMap(frame => [...frame.querySelectorAll("[role='columnheader'], [role='gridcell']")])
+  .map(cell => cell.textContent).join("\\n")"""
+
+
 def visible_text(page: Any) -> str:
-    return page.locator(MAIN).inner_text()
+    return page.locator(MAIN).inner_text() + "\n" + page.evaluate(FRAME_TEXT)
 
 
 def point_shown(page: Any) -> str:
