@@ -43,8 +43,8 @@ from models.explain_paths import (CandidatePath, candidate_paths, has_no_effect,
 from models.explain_removal import NOTHING, Edge, Removal
 from models.explain_scoring import CounterfactualScorer, ExplainPoint, top_order
 from models.explain_schema import (EXPLANATION_SCHEMA, BranchEffects, Counterfactual, DeletionCurve,
-                                   Effect, Explanation, Fidelity, ItemExplanation, ItemRef,
-                                   PointInfo, Provenance, RankedItem, TopK)
+                                   Effect, ExplainedInput, Explanation, Fidelity, ItemExplanation,
+                                   ItemRef, PointInfo, Provenance, RankedItem, TopK, WeightedItem)
 from models.explain_summary import summary
 from models.fusion.base import BASE, FusionStrategy
 from models.fusion.samples import UserGraph
@@ -176,6 +176,32 @@ class Explainer(CounterfactualScorer):
                 **self.item_ref(item).model_dump(), rank=rank,
                 score=float(point.fused_scores[item]),
                 zeroed={b: self._effect(point.fused_scores, s, item) for b, s in zeroed.items()}))
+        return rows
+
+    @torch.no_grad()
+    def explained_inputs(self, point: ExplainPoint) -> list[ExplainedInput]:
+        """The provided inputs the model read at the point (its variant's notes), each with
+        the top-k change and the held-out item's rank when its branch is zeroed."""
+        notes = self.variant.describe_inputs(point.user, point.step)
+        if not notes:
+            return []
+        inputs = self.strategy.collate([self.model_input(point, NOTHING).inputs])
+        before = top_order(point.fused_scores, self.k)
+        # A re-watched target is hidden by the seen-mask: rank it among all items then.
+        seen = bool(point.masked[point.target])
+        rows = []
+        for note in notes:
+            raw = self.strategy(point.e_base, inputs, zero=[note.branch])[0].float()
+            raw[0] = -torch.inf
+            after = raw.masked_fill(point.masked, -torch.inf)
+            after_top = top_order(after, self.k)
+            rows.append(ExplainedInput(
+                branch=note.branch, label=note.label, text=note.text,
+                items=[WeightedItem(**self.item_ref(i).model_dump(), weight=w)
+                       for i, w in note.items],
+                left=[self.item_ref(i) for i in before if i not in after_top],
+                entered=[self.item_ref(i) for i in after_top if i not in before],
+                target_rank_after=int(_ranks((raw if seen else after)[None], point.target)[0])))
         return rows
 
     def counterfactual(self, point: ExplainPoint, removal: Removal,
@@ -314,6 +340,7 @@ class Explainer(CounterfactualScorer):
                            user=str(user_id), k=self.k, exclude_seen=self.exclude_seen,
                            point=info, provenance=provenance,
                            top_k=self.top_k(point), branch_effects=self.branch_effects(point),
+                           inputs=self.explained_inputs(point),
                            items=explained, faithfulness=summarize(explained),
                            seconds=time.perf_counter() - started)
 

@@ -65,6 +65,29 @@ class BranchEffects(ItemRef):
     zeroed: dict[str, Effect]
 
 
+class WeightedItem(ItemRef):
+    """A catalogue item an input stands for, with its weight."""
+
+    weight: float
+
+
+class ExplainedInput(_Strict):
+    """A provided input the model read (an LLM-inferred interest), and what zeroing it does.
+
+    ``branch`` names the model branch that reads it; ``branch_effects`` gives each
+    top-k item's change with that branch zeroed, and ``left``/``entered`` the top-k
+    items that leave or enter then, ``target_rank_after`` where the held-out item goes.
+    """
+
+    branch: str
+    label: str
+    text: str
+    items: list[WeightedItem]
+    left: list[ItemRef]
+    entered: list[ItemRef]
+    target_rank_after: int = Field(ge=1)
+
+
 class PathKind(StrEnum):
     """What a path runs through (the values are the JSON's, kept from version 1)."""
 
@@ -306,6 +329,7 @@ class Explanation(_Strict):
     provenance: Provenance
     top_k: TopK
     branch_effects: list[BranchEffects]
+    inputs: list[ExplainedInput] = Field(default_factory=list)
     items: list[ItemExplanation]
     faithfulness: Faithfulness
     seconds: float

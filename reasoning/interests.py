@@ -84,6 +84,10 @@ def question_messages(titles: Sequence[str], horizon: Horizon) -> list[dict[str,
 _LEAD_IN = re.compile(r"^(?:.*?\b(?:is|are|would be|might be|could be|like|likes|enjoy|enjoys)"
                       r"\s*:?\s+)(?=[\"'A-Z0-9])")
 _NUMBERING = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s*")
+_FILM_WORD = re.compile(r"^(?:(?:[Tt]he\s+)?(?:film|movie)\s+|(?:Film|Movie|Title)\s*:\s*)"
+                        r"(?=[\"'A-Z0-9])")
+# An answer that restates the question names no movie.
+_ECHO = re.compile(r"\b(?:the viewer|interested in|long term|short term)\b", re.IGNORECASE)
 
 
 def parse_interest(answer: str) -> str:
@@ -96,8 +100,12 @@ def parse_interest(answer: str) -> str:
     line = next((ln.strip() for ln in answer.splitlines() if ln.strip()), "")
     line = _NUMBERING.sub("", line)
     line = _LEAD_IN.sub("", line, count=1)
+    line = _FILM_WORD.sub("", line, count=1)
+    if _ECHO.search(line):
+        return ""
     line = re.sub(r"\s*\([^)]*$", "", line)          # an unclosed "(201" at the token limit
-    line = line.strip().strip("\"'“”‘’*").strip().rstrip(".,;:!").strip()
+    line = re.sub(r"[\"“”*]", "", line)
+    line = line.strip().strip("'‘’").strip().rstrip(".,;:!").strip()
     if sum(c.isalpha() for c in line) < 2:
         return ""
     return line[:MAX_INTEREST_CHARS].strip()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from models.fusion.llm4sbr.inputs import InterestProvider
@@ -107,12 +107,18 @@ def build_interests(studio: Studio, settings: FusionSettings, config: ReasoningC
 
 def interest_provider(studio: Studio) -> InterestProvider:
     """The fusion workspace's provider of LLM interests for the configured model."""
-    from models.fusion.llm4sbr.inputs import InterestProvider, InterestSource
-    from reasoning.interest_store import InterestStore, read_bundle
+    from models.fusion.llm4sbr.inputs import (Interest, InterestProvider, InterestSource,
+                                              StoredInterests)
+    from reasoning.interest_store import InterestStore, LocalizedInterest, read_bundle
     from reasoning.localizer import open_localizer
 
     config = studio.config.reasoning_settings()
     localizer = open_localizer(studio.dataset, config)
+    catalogue = studio.dataset.catalogue
+
+    def plain(value: LocalizedInterest) -> Interest:
+        return Interest(text=value.interest, answer=value.answer,
+                        items=tuple((catalogue.by_id(i).index, w) for i, w in value.items))
 
     def open_source() -> InterestSource:
         key = configured_key(studio, config)
@@ -121,8 +127,13 @@ def interest_provider(studio: Studio) -> InterestProvider:
         shipped = read_bundle(bundle) if bundle is not None else None
         records = shipped[1] if shipped is not None and shipped[0] == key else {}
 
-        def load(user: str) -> Any:
-            return store.load(user) or records.get(user)
+        def load(user: str) -> StoredInterests | None:
+            found = store.load(user) or records.get(user)
+            if found is None:
+                return None
+            return StoredInterests(
+                window=tuple(catalogue.by_id(i).index for i in found.window),
+                points={p.step: (plain(p.long), plain(p.short)) for p in found.points})
 
         localizer.ensure_item_vectors()
         return InterestSource(identity=f"{key.digest()}", describe=str(asdict(key)), load=load,

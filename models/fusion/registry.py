@@ -29,6 +29,7 @@ class StrategyKind(str, Enum):
     LLMRG = "llmrg"
     SEQGRAPH = "seqgraph"
     LLM4SBR = "llm4sbr"
+    LM_RANK = "lm-rank"
 
 
 #: Each kind's spec as ``"module:Class"``, imported on first use.
@@ -37,6 +38,7 @@ REGISTRY: dict[str, str] = {
     StrategyKind.SEQGRAPH.value: "models.fusion.control:SequenceGraphSpec",
     # stage 2 only: no variant rows until its offline stage ships (see its module)
     StrategyKind.LLM4SBR.value: "models.fusion.llm4sbr:LLM4SBRSpec",
+    StrategyKind.LM_RANK.value: "models.fusion.lm_rank:LMRankSpec",
 }
 
 
@@ -67,6 +69,10 @@ VARIANTS: tuple[VariantSpec, ...] = (
                 "LLMRG without divergent extension"),
     VariantSpec("llmrg-no-verify", StrategyKind.LLMRG, {"verification": False},
                 "LLMRG without verification"),
+    VariantSpec("lm-rerank", StrategyKind.LM_RANK, {"mode": "rerank"},
+                "base top-50 reranked by base + zero-shot LM score (weight chosen on validation)"),
+    VariantSpec("lm-only", StrategyKind.LM_RANK, {"mode": "only"},
+                "base top-50 reranked by the zero-shot LM score alone"),
 )
 
 VARIANT_NAMES: tuple[str, ...] = tuple(v.name for v in VARIANTS)

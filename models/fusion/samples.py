@@ -36,8 +36,8 @@ from models.explain_removal import Removal
 from models.fusion import strategy_spec
 from models.fusion.registry import VARIANTS as REGISTERED_VARIANTS
 from models.fusion.registry import StrategyKind, VariantSpec
-from models.fusion.strategy import (ModelInput, Need, RemovableKind, StrategyContext,
-                                    StrategySpec)
+from models.fusion.strategy import (InputNote, ModelInput, Need, RemovableKind,
+                                    StrategyContext, StrategySpec)
 from models.fusion.train import FusionSample
 from models.graph_data import IntentIndex
 from models.graph_sources import GraphSource, source_label
@@ -96,6 +96,10 @@ class Variant:
                              removal: Removal) -> ModelInput:
         """The inputs at ``step`` of ``graph`` with ``removal`` applied."""
         return self.spec.counterfactual_input(graph, intents, step, removal, self.options)
+
+    def describe_inputs(self, user: UserGraph, step: int) -> list[InputNote]:
+        """The provided inputs the model reads at ``step`` (for explanations)."""
+        return self.spec.describe_inputs(user, step, self.options)
 
 
 def bind(row: VariantSpec) -> Variant:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -74,11 +74,31 @@ class StrategyContext:
         intent_table: their text-encoder vectors ``[len(intents), text_dim]``,
             or None (not needed, or a learned table in LLM-free tests).
         gnn_steps: gated propagation steps of graph encoders (``fusion.gnn_steps``).
+        provided: the sample's provided inputs by need, then user token (only the
+            needs the variant reads; e.g. LLM4SBR reads its interests' width).
     """
 
     intents: IntentIndex
     intent_table: Tensor | None
     gnn_steps: int
+    provided: Mapping[Need, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InputNote:
+    """A provided input a model read at a point, for its explanation (e.g. an LLM interest).
+
+    Attributes:
+        branch: the model branch that reads it: ``branch_effects`` measures zeroing it.
+        label: what it is, in words ("long-term interest").
+        text: its text (untrusted: LLM output).
+        items: ``(catalogue index, weight)`` of the items it stands for.
+    """
+
+    branch: str
+    label: str
+    text: str
+    items: tuple[tuple[int, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,6 +148,8 @@ class Counterfactuals(Protocol):
     def counterfactual_input(self, graph: nx.DiGraph, intents: IntentIndex, step: int,
                              removal: Removal) -> ModelInput: ...
 
+    def describe_inputs(self, user: UserGraph, step: int) -> list[InputNote]: ...
+
 
 class StrategySpec(ABC):
     """Declares one fusion strategy; subclasses are registered in ``models.fusion.registry``.
@@ -173,6 +195,11 @@ class StrategySpec(ABC):
     def counterfactual_input(self, graph: nx.DiGraph, intents: IntentIndex, step: int,
                              removal: Removal, options: Any) -> ModelInput:
         """The per-sample inputs at ``step`` of ``graph`` with ``removal`` applied."""
+
+    def describe_inputs(self, user: UserGraph, step: int, options: Any) -> list[InputNote]:
+        """Provided inputs the model reads at ``step``, for explanations (none by default:
+        a graph strategy's inputs are explained by its paths)."""
+        return []
 
 
 def removed_pair(graph: nx.DiGraph, intents: IntentIndex, step: int, removal: Removal,

@@ -314,7 +314,8 @@ class FusionWorkspace:
         self.check_needs(chosen)
         # Only strategies reading intent vectors load the text encoder.
         table = self.intent_table if Need.INTENT_TABLE in chosen.needs else None
-        return StrategyContext(self.intents, table, self.settings.gnn_steps)
+        provided = {need: self.provided(need) for need in chosen.needs - BUILT_IN}
+        return StrategyContext(self.intents, table, self.settings.gnn_steps, provided)
 
     def new_model(self, name: str) -> tuple[FusionStrategy, dict[str, Any]]:
         """Variant ``name``'s freshly initialized model (seeded, starting as the base

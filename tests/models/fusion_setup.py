@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from models.data import Dataset
+from models.fusion.inputs import InputProvider
 from models.fusion.samples import base_item_table
 from models.fusion.settings import FusionSettings
 from models.fusion.workspace import BaseChoice, FusionWorkspace
@@ -68,10 +69,40 @@ def small_workspace(dataset: Dataset, runs_root: Path, *, intent_encoder: TextEn
                                  "learning_rate": 0.01, "bootstrap": 50, "latency_users": 5,
                                  "faithfulness_users": 3, "random_orders": 3}
     values.update(settings)
+    fusion = FusionSettings(**values)
     return FusionWorkspace(dataset, split, small_base(split),
-                           GenreGraphSource(dataset, split.train), FusionSettings(**values),
+                           GenreGraphSource(dataset, split.train), fusion,
                            runs_root, intent_encoder=intent_encoder,
-                           intent_cache_dir=intent_cache_dir)
+                           intent_cache_dir=intent_cache_dir,
+                           providers=[window_interest_provider(dataset, fusion.window)])
+
+
+def window_interest_provider(dataset: Dataset, window: int) -> InputProvider:
+    """LLM-free stand-in interests for LLM4SBR, as the genre graphs stand in for LLM ones:
+    at each window step the long-term interest is the prefix's last 5 items (equal
+    weights), the short-term one its last item; item vectors from :class:`HashEncoder`."""
+    from models.fusion.llm4sbr.inputs import (Interest, InterestProvider, InterestSource,
+                                              StoredInterests)
+
+    items = dataset.catalogue.items
+    vectors = HashEncoder(dim=8).encode([item.describe() for item in items[1:]])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors = np.vstack([np.zeros((1, 8), dtype=np.float32), vectors])
+
+    def interest(chosen: list[int]) -> Interest:
+        return Interest(text=items[chosen[-1]].title, answer=items[chosen[-1]].title,
+                        items=tuple((i, 1.0 / len(chosen)) for i in chosen))
+
+    def load(user_id: str) -> StoredInterests:
+        history = dataset.histories[dataset.user_index(user_id)]
+        end = len(history) - 1
+        ids = [int(i) for i in history[max(0, end - window):end]]
+        return StoredInterests(tuple(ids), {step: (interest(ids[max(0, step - 4): step + 1]),
+                                                   interest(ids[step: step + 1]))
+                                            for step in range(len(ids))})
+
+    return InterestProvider(lambda: InterestSource("window-standin-v1", "stand-in", load,
+                                                   vectors, "the stand-in"))
 
 
 def random_llmrg(workspace: FusionWorkspace, seed: int = 0) -> torch.nn.Module:

@@ -1,5 +1,5 @@
 """LLM4SBR stage 2: losses against hand-computed values, gating shapes, identity start,
-interest zeroing, and the missing offline stage named (not faked)."""
+interest zeroing, typed options, and missing interests named (not faked)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from models.fusion import strategy_spec
-from models.fusion.llm4sbr import MISSING_STAGE_1, LLM4SBRSpec
+from models.fusion.inputs import MissingInputsError
+from models.fusion.llm4sbr import LLM4SBROptions, LLM4SBRSpec
 from models.fusion.llm4sbr.losses import align_uniform, alignment, uniformity
 from models.fusion.llm4sbr.model import LLM4SBRFusion
 from models.fusion.settings import FusionSettings
-from models.fusion.strategy import Need
+from models.fusion.strategy import Need, StrategyContext
 from models.fusion.train import FusionSample, train_epoch
 from tests.models.single_thread import one_torch_thread  # noqa: F401  (autouse fixture)
 
@@ -109,12 +110,15 @@ def test_training_moves_the_gates_and_projection_with_frozen_items() -> None:
     assert torch.equal(m.item_embedding.weight, items)
 
 
-def test_registered_but_its_offline_stage_is_named_as_missing() -> None:
+def test_registered_options_typed_and_missing_interests_named() -> None:
     spec = strategy_spec("llm4sbr")
     assert isinstance(spec, LLM4SBRSpec) and Need.LLM_INTERESTS in spec.needs
-    assert spec.parse_options({"align": False}) == {"align": False}
+    assert spec.parse_options({"align": False}) == LLM4SBROptions(align=False, tau=0.1)
     with pytest.raises(ValueError, match="unknown llm4sbr option"):
         spec.parse_options({"alignment": False})
-    with pytest.raises(ValueError, match="offline stage .* is not built yet"):
-        spec.model_kwargs(None, {})   # type: ignore[arg-type]
-    assert "not built yet" in MISSING_STAGE_1
+    with pytest.raises(ValueError, match="align must be true or false"):
+        spec.parse_options({"align": "no"})
+    with pytest.raises(ValueError, match="tau must be a number"):
+        spec.parse_options({"tau": -1})
+    with pytest.raises(MissingInputsError, match="reasonrec fusion interests"):
+        spec.model_kwargs(StrategyContext(None, None, 1), LLM4SBROptions())   # type: ignore[arg-type]
