@@ -106,3 +106,50 @@ def describe_span(seconds: float) -> str:
     if seconds < 48 * 3600:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.0f} days"
+
+
+@dataclass(frozen=True)
+class HistoryFilm:
+    """One film of a user's history: ``position`` is 0-based, so it is film ``position + 1``."""
+
+    position: int
+    title: str
+    year: int | None
+    session: int
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class HistorySession:
+    """A run of ratings with no gap longer than the session gap (``number`` is 1-based)."""
+
+    number: int
+    films: tuple[HistoryFilm, ...]
+
+    @property
+    def span_seconds(self) -> float:
+        return self.films[-1].timestamp - self.films[0].timestamp
+
+
+def history_sessions(dataset: Dataset, user: str, gap_seconds: float) -> list[HistorySession]:
+    """``user``'s whole history as sessions, oldest first (KeyError: unknown user)."""
+    history = dataset.history(user)
+    times = dataset.timestamps[dataset.user_index(user)]
+    sessions = []
+    for number, positions in enumerate(dataset.sessions(user, gap_seconds), start=1):
+        films = []
+        for position in positions:
+            item = dataset.catalogue[int(history[position])]
+            films.append(HistoryFilm(int(position), item.display_name, item.year, number,
+                                     float(times[position])))
+        sessions.append(HistorySession(number, tuple(films)))
+    return sessions
+
+
+def find_films(sessions: list[HistorySession], query: str) -> list[HistoryFilm]:
+    """The films whose title contains ``query`` (case and surrounding spaces ignored)."""
+    needle = query.strip().casefold()
+    if not needle:
+        return []
+    return [film for session in sessions for film in session.films
+            if needle in film.title.casefold()]

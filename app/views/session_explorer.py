@@ -12,17 +12,26 @@ from datetime import datetime, timezone
 import pandas as pd
 import streamlit as st
 
+from app.components.effect_state import md
+from app.components.explanation_view import ordinal
 from app.components.session_window import (
+    HistoryFilm,
+    HistorySession,
     SessionWindow,
     build_window,
     describe_span,
+    find_films,
+    history_sessions,
     users_who_watched,
 )
+from app.components.session_timeline import timeline_html
 from app.components.pickers import point_picker, user_picker
 from app.graph_html import NEVER_SEEN, OfflineHTMLError, session_graph_html
-from app.state import set_current_user, studio_or_stop, window_length
+from app.state import set_current_films, set_current_user, studio_or_stop, window_length
 
 GRAPH_HEIGHT = 460
+SEARCH_KEY = "explorer_film_search"
+HITS_LISTED = 5
 BY_ID = "By user id"
 BY_MOVIE = "By a movie they watched"
 
@@ -147,6 +156,57 @@ with graph_col:
         st.caption("Drag nodes or the canvas, scroll to zoom, hover a node for its details.")
 with stats_col:
     show_stats(window)
+
+def film_place(film: HistoryFilm, sessions: list[HistorySession], window: SessionWindow) -> str:
+    """Where a found film sits: "film 45 of 128, the 3rd of session 2 (in the window)"."""
+    session = sessions[film.session - 1]
+    nth = [f.position for f in session.films].index(film.position) + 1
+    where = (" It is in the current window." if film.position in window_positions(window) else
+             " It is the true next film at this point." if window.next_item is not None
+             and film.position == window.next_item.position else "")
+    return (f"**{md(film.title)}** is film {film.position + 1} of {window.history_length}, "
+            f"the {ordinal(nth)} of session {film.session} ({len(session.films)} films).{where}")
+
+
+def window_positions(window: SessionWindow) -> range:
+    first = window.items[0].position if window.items else window.point
+    return range(first, window.point)
+
+
+def show_sessions(user: str, window: SessionWindow) -> None:
+    """The whole history as sessions, with the window, the next film and a title search."""
+    gap = studio.config.data.session_gap_minutes
+    sessions = history_sessions(dataset, user, studio.session_gap_seconds)
+    st.subheader("History by session")
+    st.caption(f"A new session starts after {gap:g} minutes without a rating. User "
+               f"{md(user)}'s {window.history_length} films form {len(sessions)} "
+               f"session{'s' if len(sessions) != 1 else ''}; each film carries its number in the "
+               "history, the scale of the point above.")
+    query = st.text_input("Find a film in this history", key=SEARCH_KEY,
+                          placeholder="Type part of a title, e.g. Star Wars",
+                          help="Every film of this history whose title contains the text is "
+                               "highlighted below, with its session and its number.")
+    hits = find_films(sessions, query)
+    with st.container(key="explorer-search"):
+        if query.strip() and not hits:
+            st.info(f"No film in user {md(user)}'s history has “{md(query.strip())}” in its "
+                    "title.")
+        for film in hits[:HITS_LISTED]:
+            text, jump = st.columns([5, 1], vertical_alignment="center")
+            text.markdown(film_place(film, sessions, window))
+            jump.button("Window before it", key=f"explorer_jump_{film.position}",
+                        on_click=set_current_films, args=(user, max(1, film.position)),
+                        disabled=film.position == 0,
+                        help="Move the point so that this film is the true next one.")
+        if len(hits) > HITS_LISTED:
+            st.caption(f"…and {len(hits) - HITS_LISTED} more, highlighted below.")
+    with st.container(key="explorer-sessions"):
+        st.html(timeline_html(sessions, window_positions(window),
+                              window.next_item.position if window.next_item else None,
+                              [film.position for film in hits]))
+
+
+show_sessions(user, window)
 
 st.subheader("Window items")
 st.dataframe(window_table(window), hide_index=True, key="explorer-window")
