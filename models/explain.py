@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -48,7 +49,7 @@ from models.explain_schema import (EXPLANATION_SCHEMA, BranchEffects, Counterfac
 from models.explain_summary import summary
 from models.fusion.base import BASE, FusionStrategy
 from models.fusion.samples import UserGraph
-from models.fusion.strategy import Counterfactuals, RemovableKind
+from models.fusion.strategy import Counterfactuals, Need, RemovableKind
 from models.graph_data import IntentIndex, reasoning_elements
 from models.graph_sources import GraphSource, graph_backend, source_label
 from models.metrics import target_ranks
@@ -88,13 +89,16 @@ class Explainer(CounterfactualScorer):
         interest_similarity: the localizer (``reasoning.localizer.IntentLocalizer``,
             its ``encoder_scores``) for interest-to-item facts; None: interests
             reach an item only where the graph builder matched them to it.
+        extras: the inputs providers built for the workspace's sample, by user
+            token (``FusionWorkspace.extras``): LM scores, LLM interests.
     """
 
     def __init__(self, dataset: Dataset, base: Recommender, strategy: FusionStrategy,
                  chosen: Counterfactuals, intents: IntentIndex, source: GraphSource, max_len: int, *,
                  k: int = 10, exclude_seen: bool = True, seed: int = 0, random_orders: int = 10,
                  max_paths: int = 8, provenance: Mapping[str, str] | None = None,
-                 interest_similarity: InterestSimilarity | None = None) -> None:
+                 interest_similarity: InterestSimilarity | None = None,
+                 extras: Mapping[str, Mapping[Need, Any]] | None = None) -> None:
         if strategy.name != chosen.strategy:
             raise ValueError(f"the fused model is a {strategy.name} model, but variant "
                              f"{chosen.name} is trained as {chosen.strategy.value}")
@@ -115,6 +119,7 @@ class Explainer(CounterfactualScorer):
         self.provenance = dict(provenance or {})
         self.provenance.setdefault("graph_source", source_label(source))
         self.interest_similarity = interest_similarity
+        self.extras = dict(extras or {})
         self._co_watch: CoWatchIndex | None = None
 
     # --------------------------------------------------------------- the views

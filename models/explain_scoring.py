@@ -13,8 +13,9 @@ point.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -25,7 +26,7 @@ from models.data import Dataset
 from models.explain_removal import NOTHING, REASONING_EDGES, Removal
 from models.fusion.base import FusionStrategy
 from models.fusion.samples import UserGraph, base_vectors, place_graph
-from models.fusion.strategy import Counterfactuals, ModelInput
+from models.fusion.strategy import Counterfactuals, ModelInput, Need
 from models.graph_data import IntentIndex, reasoning_elements
 from models.graph_sources import GraphSource, source_label
 from models.protocol import pad_sequences
@@ -93,6 +94,8 @@ class CounterfactualScorer:
     source: GraphSource
     max_len: int
     exclude_seen: bool
+    #: provided inputs by user token (``FusionWorkspace.extras``), for strategies reading them
+    extras: Mapping[str, Mapping[Need, Any]]
 
     # ------------------------------------------------------------------ points
     def user_graph(self, user_id: str) -> UserGraph:
@@ -103,7 +106,10 @@ class CounterfactualScorer:
             raise LookupError(f"no reasoning graph for user {user_id} in "
                               f"{source_label(self.source)}; build it with `reasonrec "
                               f"build-graphs` (or use --graphs genre)")
-        return place_graph(self.dataset, str(user_id), graph, self.intents)
+        placed = place_graph(self.dataset, str(user_id), graph, self.intents)
+        # Provided inputs (LM scores, LLM interests) of the workspace's sample, if any.
+        return (replace(placed, extras=self.extras.get(str(user_id), {})) if self.extras
+                else placed)
 
     @torch.no_grad()
     def point(self, user: str | UserGraph, step: int | None = None) -> ExplainPoint:
@@ -174,6 +180,11 @@ class CounterfactualScorer:
 
     def model_input(self, point: ExplainPoint, removal: Removal) -> ModelInput:
         """The model's inputs at the point with ``removal`` applied (its variant says how)."""
+        if not self.variant.removable:
+            # Nothing it reads can be removed: every removal leaves the point's own inputs
+            # (which may be provided ones, e.g. stored LM scores, that no graph holds).
+            return ModelInput(tuple(point.user.window[: point.step + 1]),
+                              self.variant.sample_inputs(point.user, point.step))
         return self.variant.counterfactual_input(point.user.graph, self.intents, point.step,
                                                  removal)
 

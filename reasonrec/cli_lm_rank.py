@@ -71,7 +71,8 @@ def register(app: typer.Typer) -> None:
         ws = workspace(st, st.config.fusion, _log)
         try:
             backend = open_backend(config)
-            summary = build_lm_scores(st, ws, backend, top_n=top_n, history=history, log=_log)
+            summary = build_lm_scores(ws, backend, store_path(config), top_n=top_n,
+                                      history=history, log=_log)
         except KeyboardInterrupt:
             _log("interrupted (every scored point is saved); run the same command again to "
                  "continue")

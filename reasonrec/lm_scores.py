@@ -112,10 +112,10 @@ class LMScoreSummary:
         return self
 
 
-def build_lm_scores(studio: Studio, workspace: FusionWorkspace, backend: LLMBackend, *,
+def build_lm_scores(workspace: FusionWorkspace, backend: LLMBackend, store: Path, *,
                     top_n: int = DEFAULT_TOP_N, history: int = DEFAULT_HISTORY,
                     log: Callable[[str], None] = _quiet) -> LMScoreSummary:
-    """Score every sampled user's validation and test points into the store (resumable).
+    """Score every sampled user's validation and test points into ``store`` (resumable).
 
     Raises:
         reasoning.backend.LLMError: the backend failed; every point finished
@@ -123,18 +123,17 @@ def build_lm_scores(studio: Studio, workspace: FusionWorkspace, backend: LLMBack
     """
     from models.fusion.lm_rank.inputs import SCORED_ROLES, top_candidates
     from reasoning.lm_scores import LMScoreStore, score_point
-    from reasonrec.fusion import reasoning_config
 
     started = time.perf_counter()
-    key = score_key(studio.dataset.name, workspace.base, backend.model_identity, top_n=top_n,
+    key = score_key(workspace.dataset.name, workspace.base, backend.model_identity, top_n=top_n,
                     history=history)
-    path = store_path(reasoning_config(studio))
-    store = LMScoreStore(path)
-    store.claim(key)
+    path = Path(store)
+    db = LMScoreStore(path)
+    db.claim(key)
     points = workspace.points
     wanted = [i for i, p in enumerate(points.points) if p.role in SCORED_ROLES]
     tops = top_candidates(points.e_base[wanted], workspace.item_table, top_n)
-    catalogue = studio.dataset.catalogue
+    catalogue = workspace.dataset.catalogue
     summary = LMScoreSummary(key=asdict(key), store=str(path), users=len(workspace.users))
     done: dict[str, set[int]] = {}
     try:
@@ -142,7 +141,7 @@ def build_lm_scores(studio: Studio, workspace: FusionWorkspace, backend: LLMBack
             point = points.points[index]
             user = point.user.user_id
             if user not in done:
-                done[user] = store.done(key, user)
+                done[user] = db.done(key, user)
                 log(f"user {user} ({len(done)}/{len(workspace.users)})")
             if point.step in done[user]:
                 summary.points_skipped += 1
@@ -151,13 +150,13 @@ def build_lm_scores(studio: Studio, workspace: FusionWorkspace, backend: LLMBack
                             for i in point.user.base_input(point.step)[-history:]]
             scored = score_point(backend, user, point.step, prompt_items,
                                  [catalogue[int(c)] for c in tops[row].tolist()])
-            store.put(key, scored)
+            db.put(key, scored)
             summary.points_scored += 1
             summary.llm_calls += scored.calls
             summary.tokens += scored.tokens
             summary.llm_seconds += scored.seconds
     finally:
-        store.close()
+        db.close()
     return summary.finish(started)
 
 

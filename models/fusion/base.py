@@ -102,6 +102,20 @@ class FusionStrategy(nn.Module, ABC):
         """
         return self.loss(self(e_base, inputs), targets)
 
+    def validation_choices(self) -> Sequence[str]:
+        """Labels of settings chosen on validation instead of learned (none by default).
+
+        A strategy with choices (an interpolation weight, say) is not trained by
+        gradient: ``fit_fusion`` applies each in turn (:meth:`apply_choice`),
+        scores it on validation like an epoch and keeps the best, the starting
+        point (epoch 0) included.
+        """
+        return ()
+
+    def apply_choice(self, index: int) -> None:
+        """Switch to ``validation_choices()[index]``."""
+        raise NotImplementedError(f"{self.name} has no validation choices")
+
     def freeze(self, settings: FusionSettings) -> None:
         """Switch off gradients of what ``settings`` keeps fixed (before the optimizer exists)."""
 

@@ -104,6 +104,9 @@ def fit_fusion(strategy: FusionStrategy, train: Sequence[FusionSample],
         raise ValueError(f"fusion needs training and validation samples, got {len(train)} "
                          f"and {len(valid)}")
     start = time.perf_counter()
+    if strategy.validation_choices() or not any(p.requires_grad for p in strategy.parameters()):
+        # Nothing to learn by gradient: the start and any choices, picked on validation.
+        return _choose_on_validation(strategy, valid, settings, start, log)
     strategy.freeze(settings)
     params = [p for p in strategy.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=settings.learning_rate,
@@ -126,6 +129,28 @@ def fit_fusion(strategy: FusionStrategy, train: Sequence[FusionSample],
                 f"{stopper.report.best_epoch})")
         if stop:
             break
+    report = stopper.restore()
+    strategy.eval()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _choose_on_validation(strategy: FusionStrategy, valid: Sequence[FusionSample],
+                          settings: FusionSettings, start: float,
+                          log: Callable[[str], None] | None) -> FitReport:
+    """Walk the strategy's validation choices as epochs; keep the best (ties: the earlier)."""
+    stopper = EarlyStopping(strategy, settings.patience,
+                            start=metrics_from_ranks(rank_samples(strategy, valid)))
+    for epoch, label in enumerate(strategy.validation_choices(), start=1):
+        epoch_start = time.perf_counter()
+        strategy.apply_choice(epoch - 1)
+        valid_metrics = metrics_from_ranks(rank_samples(strategy, valid))
+        # Every choice is scored: patience is for noisy training, not a fixed grid.
+        stopper.step(epoch, 0.0, valid_metrics, time.perf_counter() - epoch_start)
+        if log is not None:
+            log(f"{strategy.name} choice {epoch} ({label}): valid NDCG@10 "
+                f"{valid_metrics['NDCG@10']:.4f} (best {stopper.best_score:.4f} @ "
+                f"{stopper.report.best_epoch})")
     report = stopper.restore()
     strategy.eval()
     report.seconds = time.perf_counter() - start

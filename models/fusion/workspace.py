@@ -380,6 +380,7 @@ class FusionWorkspace:
                          intents, self.source, self.split.max_len, k=k or s.k,
                          exclude_seen=exclude_seen, seed=s.seed, random_orders=s.random_orders,
                          max_paths=s.max_paths, interest_similarity=self.interest_similarity,
+                         extras=self.extras(variant(run.variant)),
                          provenance={"base_model": self.base.name,
                                      "base_run": str(self.base.run_dir),
                                      "fusion_run": str(run.directory),

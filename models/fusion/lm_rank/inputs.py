@@ -73,6 +73,7 @@ class LMScoreProvider:
         self.store_path = Path(store_path)
         self.bundle_path = Path(bundle_path) if bundle_path is not None else None
         self.normalization = normalization
+        self._cost: dict[str, float] | None = None
 
     @property
     def key(self) -> LMScoreKey:
@@ -124,4 +125,18 @@ class LMScoreProvider:
                 f"{len(names)} of {len(users)} sampled users have no LM scores for base run "
                 f"{self.key.base_run}, top-{self.key.top_n}, this model and prompt (e.g. "
                 f"{', '.join(names[:5])}); build them with `{BUILD_COMMAND}`")
+        self._cost = _mean_cost([stored[(u.user_id, s)] for u in users
+                                 for s in by_user[u.user_id]], len(users))
         return {user: UserLMScores(steps) for user, steps in by_user.items()}
+
+    def cost(self) -> dict[str, float]:
+        """LLM calls, tokens and seconds per sampled user of the scores :meth:`provide` read."""
+        if self._cost is None:
+            raise RuntimeError("cost() is known once provide() has read the scores")
+        return dict(self._cost)
+
+
+def _mean_cost(points: Sequence[PointScores], users: int) -> dict[str, float]:
+    return {"llm_calls": sum(p.calls for p in points) / users,
+            "tokens": sum(p.tokens for p in points) / users,
+            "llm_seconds": sum(p.seconds for p in points) / users}
