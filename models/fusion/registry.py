@@ -36,7 +36,6 @@ class StrategyKind(str, Enum):
 REGISTRY: dict[str, str] = {
     StrategyKind.LLMRG.value: "models.fusion.llmrg:LLMRGSpec",
     StrategyKind.SEQGRAPH.value: "models.fusion.control:SequenceGraphSpec",
-    # stage 2 only: no variant rows until its offline stage ships (see its module)
     StrategyKind.LLM4SBR.value: "models.fusion.llm4sbr:LLM4SBRSpec",
     StrategyKind.LM_RANK.value: "models.fusion.lm_rank:LMRankSpec",
 }
@@ -69,6 +68,10 @@ VARIANTS: tuple[VariantSpec, ...] = (
                 "LLMRG without divergent extension"),
     VariantSpec("llmrg-no-verify", StrategyKind.LLMRG, {"verification": False},
                 "LLMRG without verification"),
+    VariantSpec("llm4sbr", StrategyKind.LLM4SBR, {},
+                "base + LLM4SBR (LLM long/short-term interests, aligned and gated)"),
+    VariantSpec("llm4sbr-no-align", StrategyKind.LLM4SBR, {"align": False},
+                "LLM4SBR without alignment"),
     VariantSpec("lm-rerank", StrategyKind.LM_RANK, {"mode": "rerank"},
                 "base top-50 reranked by base + zero-shot LM score (weight chosen on validation)"),
     VariantSpec("lm-only", StrategyKind.LM_RANK, {"mode": "only"},
