@@ -38,6 +38,8 @@ class InterestKey:
     localizer: str
     r: int
     short_items: int
+    #: how answers are parsed into titles (``reasoning.interests.PARSER_VERSION``)
+    parser: str
 
     def digest(self) -> str:
         text = json.dumps(asdict(self), sort_keys=True)

@@ -49,6 +49,8 @@ SHORT_TERM_ITEMS = 3
 #: r, catalogue items per interest (the paper's r = 5).
 R_ITEMS = 5
 MAX_INTEREST_CHARS = 80
+#: Bump when :func:`parse_interest` changes: stored titles and items depend on it.
+PARSER_VERSION = "parse-v2"
 
 
 class Horizon(str, Enum):
@@ -150,7 +152,7 @@ class InterestBuilder:
     def key(self) -> InterestKey:
         return InterestKey(dataset=self.dataset.name, model=self.backend.model_identity,
                            prompt=self.prompt.version, localizer=self.localizer.identity,
-                           r=self.r, short_items=SHORT_TERM_ITEMS)
+                           r=self.r, short_items=SHORT_TERM_ITEMS, parser=PARSER_VERSION)
 
     def ask(self, titles: Sequence[str], horizon: Horizon, cost: InterestCost) -> str:
         """The LLM's answer to one question, from the KB when it was asked before.

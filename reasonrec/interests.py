@@ -46,7 +46,7 @@ def configured_key(studio: Studio, config: ReasoningConfig) -> InterestKey:
     """The key interests built now would have, without loading the LLM's weights."""
     from reasoning.backend import open_backend
     from reasoning.interest_store import InterestKey
-    from reasoning.interests import PROMPT, R_ITEMS, SHORT_TERM_ITEMS
+    from reasoning.interests import PARSER_VERSION, PROMPT, R_ITEMS, SHORT_TERM_ITEMS
     from reasoning.llama_backend import model_identity_of, resolve_model_path
     from reasoning.localizer import open_localizer
     from reasoning.prompts import load_prompt
@@ -55,7 +55,7 @@ def configured_key(studio: Studio, config: ReasoningConfig) -> InterestKey:
              else open_backend(config).model_identity)
     return InterestKey(dataset=studio.dataset.name, model=model, prompt=load_prompt(PROMPT).version,
                        localizer=open_localizer(studio.dataset, config).identity, r=R_ITEMS,
-                       short_items=SHORT_TERM_ITEMS)
+                       short_items=SHORT_TERM_ITEMS, parser=PARSER_VERSION)
 
 
 def sample_jobs(studio: Studio, settings: FusionSettings) -> list[tuple[str, list[int], list[int]]]:
@@ -141,3 +141,25 @@ def interest_provider(studio: Studio) -> InterestProvider:
                               command=f"`{BUILD_COMMAND}` (the LLM's two interests per window)")
 
     return InterestProvider(open_source)
+
+
+def bundle_interests(studio: Studio, settings: FusionSettings, config: ReasoningConfig,
+                     out: Path) -> Path:
+    """Write the sample's stored interests (this model, prompt and localizer) to ``out``, a
+    bundle like ``assets/interests/<dataset>.jsonl.gz``.
+
+    Raises:
+        LookupError: some sampled users have none yet (names the command).
+    """
+    from reasoning.interest_store import InterestStore, write_bundle
+
+    key = configured_key(studio, config)
+    store = InterestStore(interests_root(config), key)
+    records, missing = [], []
+    for user, _, _ in sample_jobs(studio, settings):
+        found = store.load(user)
+        (records.append(found) if found is not None else missing.append(user))
+    if missing:
+        raise LookupError(f"{len(missing)} sampled users have no interests in {store.directory} "
+                          f"(e.g. {', '.join(missing[:5])}); run `{BUILD_COMMAND}` first")
+    return write_bundle(out, key, records)
