@@ -74,7 +74,8 @@ def small_workspace(dataset: Dataset, runs_root: Path, *, intent_encoder: TextEn
                            GenreGraphSource(dataset, split.train), fusion,
                            runs_root, intent_encoder=intent_encoder,
                            intent_cache_dir=intent_cache_dir,
-                           providers=[window_interest_provider(dataset, fusion.window)])
+                           providers=[window_interest_provider(dataset, fusion.window),
+                                      popularity_lm_provider(split)])
 
 
 def window_interest_provider(dataset: Dataset, window: int) -> InputProvider:
@@ -103,6 +104,41 @@ def window_interest_provider(dataset: Dataset, window: int) -> InputProvider:
 
     return InterestProvider(lambda: InterestSource("window-standin-v1", "stand-in", load,
                                                    vectors, "the stand-in"))
+
+
+class PopularityLMScores:
+    """LLM-free stand-in LM scores for LM ranking, as the genre graphs stand in for LLM ones:
+    each valid/test point's base top-10 scored by the log of its training count.
+    (The real scores: ``reasonrec fusion lm-scores``; tests/models/fusion/lm_rank.)"""
+
+    from models.fusion.strategy import Need
+
+    need = Need.LM_SCORES
+
+    def __init__(self, split: LeaveOneOut, top_n: int = 10) -> None:
+        counts = np.zeros(split.n_items + 1)
+        for history in split.train:
+            np.add.at(counts, history, 1.0)
+        self.log_counts = np.log1p(counts)
+        self.top_n = top_n
+
+    def identity(self) -> str:
+        return f"popularity-standin-v1-top{self.top_n}"
+
+    def provide(self, users, points, item_table):   # noqa: ANN001, ANN201
+        from models.fusion.lm_rank.inputs import SCORED_ROLES, UserLMScores, top_candidates
+
+        by_user: dict[str, dict] = {u.user_id: {} for u in users}
+        for index, point in enumerate(points.points):
+            if point.role in SCORED_ROLES:
+                top = top_candidates(points.e_base[index:index + 1], item_table, self.top_n)[0]
+                by_user[point.user.user_id][point.step] = (
+                    tuple(top.tolist()), tuple(float(self.log_counts[i]) for i in top.tolist()))
+        return {user: UserLMScores(steps) for user, steps in by_user.items()}
+
+
+def popularity_lm_provider(split: LeaveOneOut) -> InputProvider:
+    return PopularityLMScores(split)
 
 
 def random_llmrg(workspace: FusionWorkspace, seed: int = 0) -> torch.nn.Module:
