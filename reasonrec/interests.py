@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from models.fusion.llm4sbr.inputs import InterestProvider
+    from models.data import Dataset
+    from models.fusion.llm4sbr.inputs import InterestProvider, InterestSource
     from models.fusion.samples import UserGraph
     from models.fusion.settings import FusionSettings
     from reasoning.config import ReasoningConfig
-    from reasoning.interest_store import InterestKey
+    from reasoning.interest_store import InterestKey, LocalizedInterest, UserInterests
     from reasoning.interests import BuildSummary
+    from reasoning.localizer import IntentLocalizer
     from reasonrec.studio import Studio
 
 BUILD_COMMAND = "reasonrec fusion interests"
@@ -105,20 +107,42 @@ def build_interests(studio: Studio, settings: FusionSettings, config: ReasoningC
     return summary, builder.key, store.directory
 
 
-def interest_provider(studio: Studio) -> InterestProvider:
-    """The fusion workspace's provider of LLM interests for the configured model."""
-    from models.fusion.llm4sbr.inputs import (Interest, InterestProvider, InterestSource,
-                                              StoredInterests)
-    from reasoning.interest_store import InterestStore, LocalizedInterest, read_bundle
-    from reasoning.localizer import open_localizer
+def interest_source(dataset: Dataset, localizer: IntentLocalizer, key: InterestKey,
+                    load_record: Callable[[str], UserInterests | None]) -> InterestSource:
+    """The models layer's view of stored interests: catalogue indices, the encoder's item
+    vectors (``e_item`` of ``h = Σ w · e_item``) and each user's build cost."""
+    from models.fusion.llm4sbr.inputs import Interest, InterestSource, StoredInterests
 
-    config = studio.config.reasoning_settings()
-    localizer = open_localizer(studio.dataset, config)
-    catalogue = studio.dataset.catalogue
+    catalogue = dataset.catalogue
 
     def plain(value: LocalizedInterest) -> Interest:
         return Interest(text=value.interest, answer=value.answer,
                         items=tuple((catalogue.by_id(i).index, w) for i, w in value.items))
+
+    def load(user: str) -> StoredInterests | None:
+        found = load_record(user)
+        if found is None:
+            return None
+        cost = found.cost
+        return StoredInterests(
+            window=tuple(catalogue.by_id(i).index for i in found.window),
+            points={p.step: (plain(p.long), plain(p.short)) for p in found.points},
+            cost={"llm_calls": cost.llm_calls, "tokens": cost.tokens_in + cost.tokens_out,
+                  "llm_seconds": cost.seconds})
+
+    return InterestSource(identity=key.digest(), describe=str(asdict(key)), load=load,
+                          item_vectors=localizer.item_vectors(),
+                          command=f"`{BUILD_COMMAND}` (the LLM's two interests per window)")
+
+
+def interest_provider(studio: Studio) -> InterestProvider:
+    """The fusion workspace's provider of LLM interests for the configured model: the data
+    dir's store for this key, else the shipped bundle when it was built under the same key."""
+    from models.fusion.llm4sbr.inputs import InterestProvider
+    from reasoning.interest_store import InterestStore, read_bundle
+    from reasoning.localizer import open_localizer
+
+    config = studio.config.reasoning_settings()
 
     def open_source() -> InterestSource:
         key = configured_key(studio, config)
@@ -126,19 +150,8 @@ def interest_provider(studio: Studio) -> InterestProvider:
         bundle = shipped_bundle(studio.dataset.name)
         shipped = read_bundle(bundle) if bundle is not None else None
         records = shipped[1] if shipped is not None and shipped[0] == key else {}
-
-        def load(user: str) -> StoredInterests | None:
-            found = store.load(user) or records.get(user)
-            if found is None:
-                return None
-            return StoredInterests(
-                window=tuple(catalogue.by_id(i).index for i in found.window),
-                points={p.step: (plain(p.long), plain(p.short)) for p in found.points})
-
-        localizer.ensure_item_vectors()
-        return InterestSource(identity=f"{key.digest()}", describe=str(asdict(key)), load=load,
-                              item_vectors=localizer.item_vectors(),
-                              command=f"`{BUILD_COMMAND}` (the LLM's two interests per window)")
+        return interest_source(studio.dataset, open_localizer(studio.dataset, config), key,
+                               lambda user: store.load(user) or records.get(user))
 
     return InterestProvider(open_source)
 

@@ -18,7 +18,7 @@ the encoder's item vectors.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -54,10 +54,13 @@ class StoredInterests:
     Attributes:
         window: the window they were built for (catalogue indices).
         points: window step -> ``(long-term, short-term)``.
+        cost: what building them cost: ``llm_calls``, ``tokens`` (prompt + generated)
+            and ``llm_seconds`` (KB hits cost nothing: the cost as built).
     """
 
     window: tuple[int, ...]
     points: Mapping[int, tuple[Interest, Interest]]
+    cost: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ class InterestProvider:
     def __init__(self, open_source: Callable[[], InterestSource]) -> None:
         self._open = open_source
         self._source: InterestSource | None = None
+        self._cost: dict[str, float] | None = None
 
     @property
     def source(self) -> InterestSource:
@@ -147,15 +151,27 @@ class InterestProvider:
         for point in points.points:
             steps.setdefault(point.user.user_id, []).append(point.step)
         found, missing = {}, []
+        total = {"llm_calls": 0.0, "tokens": 0.0, "llm_seconds": 0.0}
         for user in users:
             value = self.for_user(user, steps.get(user.user_id, []))
             if value is None:
                 missing.append(user.user_id)
-            else:
-                found[user.user_id] = value
+                continue
+            found[user.user_id] = value
+            cost = self.source.load(user.user_id).cost   # type: ignore[union-attr]
+            for key in total:
+                total[key] += float(cost.get(key, 0.0))
         if missing:
             raise MissingInputsError(
                 f"{len(missing)} of {len(users)} sampled users have no LLM4SBR interests for "
                 f"this model, prompt and encoder (e.g. {', '.join(missing[:5])}); build them "
                 f"with {self.source.command}")
+        self._cost = {key: value / max(1, len(users)) for key, value in total.items()}
         return found
+
+    def cost(self) -> dict[str, float]:
+        """LLM calls, tokens and seconds per sampled user of the interests :meth:`provide`
+        read (the fusion bench's cost column)."""
+        if self._cost is None:
+            raise RuntimeError("cost() is known once provide() has read the interests")
+        return dict(self._cost)

@@ -36,7 +36,8 @@ def user(user_id: str, window: list[int]) -> UserGraph:
 
 def stored(window: list[int], steps: range) -> StoredInterests:
     long, short = Interest("Alien", "Alien (1979)", ((1, 1.0),)), Interest("", "??", ())
-    return StoredInterests(tuple(window), {s: (long, short) for s in steps})
+    return StoredInterests(tuple(window), {s: (long, short) for s in steps},
+                           {"llm_calls": 4.0, "tokens": 800.0, "llm_seconds": 2.0})
 
 
 def provider(records: dict[str, StoredInterests]) -> InterestProvider:
@@ -51,8 +52,11 @@ def points(users: list[UserGraph]) -> PointSet:
 
 def test_provider_gives_vectors_per_step_and_names_what_is_missing() -> None:
     a, b = user("a", [1, 2, 3]), user("b", [2, 3, 1])
-    found = provider({"a": stored([1, 2, 3], range(3)), "b": stored([2, 3, 1], range(3))}
-                     ).provide([a, b], points([a, b]), torch.zeros(5, 3))
+    both = provider({"a": stored([1, 2, 3], range(3)), "b": stored([2, 3, 1], range(3))})
+    with pytest.raises(RuntimeError, match="once provide"):
+        both.cost()
+    found = both.provide([a, b], points([a, b]), torch.zeros(5, 3))
+    assert both.cost() == {"llm_calls": 4.0, "tokens": 800.0, "llm_seconds": 2.0}
     assert set(found) == {"a", "b"} and set(found["a"]) == {0, 1, 2}
     assert torch.equal(found["a"][2].long_vector, torch.tensor([2.0, 0, 0, 0]))
     assert torch.equal(found["a"][2].short_vector, torch.zeros(TEXT_DIM))   # no title: zero
