@@ -75,6 +75,12 @@ def _explanation_text(payload: dict[str, Any]) -> str:
     for base, fused in zip(payload["top_k"]["base"], payload["top_k"]["fused"]):
         lines.append(f"{base['rank']:>2}. {base['title'][:36]:<36} {fused['rank']:>2}. "
                      f"{fused['title'][:36]:<36} {fused['rank_shift']:+d}")
+    for shown in payload.get("inputs", []):   # e.g. LLM4SBR's two LLM interests
+        items = ", ".join(f"{i['title']} ({i['weight']:.2f})" for i in shown["items"])
+        left = ", ".join(i["title"] for i in shown["left"]) or "none"
+        lines.append(f"{shown['label']}: {shown['text'] or '(no title in the answer)'} -> "
+                     f"{items or 'no items'}; zeroed: next item at rank "
+                     f"{shown['target_rank_after']}, leaving the top {payload['k']}: {left}")
     for item in payload["items"]:
         best = item["paths"][0] if item["paths"] else None
         why = (f"strongest path {best['id']}: dscore {best['effect']['delta_score']:+.3f}, "
