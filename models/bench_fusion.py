@@ -18,6 +18,10 @@ a 95% bootstrap interval, and each fused row's paired difference to the base
   orders (among users with an item whose rank reacts to its paths; users
   without one are counted apart), and mean fidelity+ / fidelity-.
 
+Every row also carries its LLM cost per user and training seconds, its share
+of popular items in the test top-10 (:mod:`models.bench_fusion_extras`), and
+its paired differences to the control and to LLMRG when those rows ran.
+
 Torch runs on one thread: on the shared 2-core machines a second thread only
 adds spin-waiting.
 """
@@ -36,6 +40,8 @@ import torch
 
 from models.explain import Explainer, explanation_order_faster, user_outcome
 from models.explain_schema import Explanation
+from models.bench_fusion_extras import (POPULAR_SHARE, llm_cost, popular_items,
+                                        popularity_share)
 from models.fusion.samples import BASE_ROW, VARIANTS
 from models.fusion.settings import MIN_BENCH_USERS
 from models.fusion.workspace import FusionWorkspace
@@ -216,12 +222,15 @@ def bench_fusion(workspace: FusionWorkspace, *, variants: Sequence[str] = tuple(
     started = time.perf_counter()
     try:
         base_values = per_user_metrics(workspace.base_ranks("test"))
+        popular = popular_items(workspace)
         rows: list[dict[str, Any]] = [{
             "name": BASE_ROW, "description": f"best base ({workspace.base.name})",
             "metrics": {m: _interval(bootstrap_mean(v, resamples=settings.bootstrap,
                                                     seed=settings.seed))
                         for m, v in base_values.items()},
-            "vs_base": None, "fit": None, "run_dir": str(workspace.base.run_dir)}]
+            "vs_base": None, "fit": None, "run_dir": str(workspace.base.run_dir),
+            "cost": {**llm_cost(workspace, None), "training_seconds": None},
+            "popular_top10_share": popularity_share(workspace, None, popular)}]
         tables: dict[str, dict[str, PairedDifference]] = {}
         values: dict[str, dict[str, np.ndarray]] = {}
         runs = {}
@@ -238,9 +247,18 @@ def bench_fusion(workspace: FusionWorkspace, *, variants: Sequence[str] = tuple(
                                  "epochs_run": len(run.report.epochs),
                                  "seconds": run.report.seconds,
                                  "best_valid_ndcg10": run.report.best_valid.get("NDCG@10")},
-                         "run_dir": str(run.directory)})
+                         "run_dir": str(run.directory),
+                         "cost": {**llm_cost(workspace, VARIANTS[name]),
+                                  "training_seconds": run.report.seconds},
+                         "popular_top10_share": popularity_share(workspace, run, popular)})
             log(f"{name}: test NDCG@10 {tables[name]['NDCG@10'].b.mean:.4f} "
                 f"(base {tables[name]['NDCG@10'].a.mean:.4f})")
+        for row in rows[1:]:   # every fused row against the control and LLMRG too
+            for other, field in (("seqgraph", "vs_control"), ("llmrg", "vs_llmrg")):
+                if other in values and other != row["name"]:
+                    row[field] = {m: _difference(d) for m, d in paired_table(
+                        values[other], values[row["name"]], resamples=settings.bootstrap,
+                        seed=settings.seed).items()}
         over_control = None
         if "llmrg" in values and "seqgraph" in values:
             over_control = paired_bootstrap(values["seqgraph"]["NDCG@10"],
@@ -265,6 +283,13 @@ def bench_fusion(workspace: FusionWorkspace, *, variants: Sequence[str] = tuple(
             result["faithfulness"] = faithfulness(
                 explainer, list(rng.choice(ids, min(settings.faithfulness_users, len(ids)),
                                            replace=False)))
+        result["popularity_bias"] = {
+            "popular_items": len(popular), "share_of_catalogue": POPULAR_SHARE,
+            "meaning": "share of each row's test top-10 items among the catalogue's most "
+                       "popular 5% by training interactions (rows: popular_top10_share)",
+            "position_bias": "not measured: LM ranking scores each candidate alone after the "
+                             "same prompt, so no candidate list (and no list order) is shown "
+                             "to the LLM"}
         result["machine"] = {"cpu_count": os.cpu_count(), "torch_threads": 1,
                              "platform": platform.platform(),
                              "python": platform.python_version(), "torch": torch.__version__}

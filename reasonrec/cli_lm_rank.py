@@ -55,6 +55,9 @@ def register(app: typer.Typer) -> None:
             bundle: Optional[Path] = typer.Option(
                 None, "--bundle", help="Also write the sample's scores to this .jsonl.gz "
                                        "(e.g. assets/lm_scores/ml-100k.jsonl.gz)."),
+            shard: str = typer.Option("0/1", "--shard",
+                                      help="K/N: score only every N-th sampled user from the "
+                                           "K-th (0-based), to run N processes side by side."),
             as_json: bool = typer.Option(False, "--json")) -> None:
         """Score the base model's top-N by the LLM's likelihood of each title (LM ranking)."""
         from reasoning.backend import LLMError, open_backend
@@ -65,6 +68,10 @@ def register(app: typer.Typer) -> None:
 
         if bundle is not None and not str(bundle).endswith(".jsonl.gz"):
             raise ValueError(f"--bundle {bundle}: the bundle must be a .jsonl.gz file")
+        try:
+            part, parts = (int(v) for v in shard.split("/"))
+        except ValueError:
+            raise ValueError(f"--shard {shard!r}: expected K/N, e.g. 1/2") from None
         st = cli._studio(ctx, {"fusion": dict(users=users)})
         overrides = {"model_path": model, "n_threads": threads}
         config = reasoning_config(ctx, **overrides)
@@ -72,7 +79,7 @@ def register(app: typer.Typer) -> None:
         try:
             backend = open_backend(config)
             summary = build_lm_scores(ws, backend, store_path(config), top_n=top_n,
-                                      history=history, log=_log)
+                                      history=history, shard=(part, parts), log=_log)
         except KeyboardInterrupt:
             _log("interrupted (every scored point is saved); run the same command again to "
                  "continue")

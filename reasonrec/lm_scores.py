@@ -114,8 +114,12 @@ class LMScoreSummary:
 
 def build_lm_scores(workspace: FusionWorkspace, backend: LLMBackend, store: Path, *,
                     top_n: int = DEFAULT_TOP_N, history: int = DEFAULT_HISTORY,
+                    shard: tuple[int, int] = (0, 1),
                     log: Callable[[str], None] = _quiet) -> LMScoreSummary:
     """Score every sampled user's validation and test points into ``store`` (resumable).
+
+    ``shard = (k, n)`` scores only the users at sample positions ``k, k + n, ...``:
+    processes with different shards (one LLM thread each) share the work and the store.
 
     Raises:
         reasoning.backend.LLMError: the backend failed; every point finished
@@ -131,10 +135,15 @@ def build_lm_scores(workspace: FusionWorkspace, backend: LLMBackend, store: Path
     db = LMScoreStore(path)
     db.claim(key)
     points = workspace.points
-    wanted = [i for i, p in enumerate(points.points) if p.role in SCORED_ROLES]
+    part, parts = shard
+    if not 0 <= part < parts:
+        raise ValueError(f"shard {part}/{parts}: the part must be 0..{parts - 1}")
+    mine = {u.user_id for n, u in enumerate(workspace.user_graphs) if n % parts == part}
+    wanted = [i for i, p in enumerate(points.points)
+              if p.role in SCORED_ROLES and p.user.user_id in mine]
     tops = top_candidates(points.e_base[wanted], workspace.item_table, top_n)
     catalogue = workspace.dataset.catalogue
-    summary = LMScoreSummary(key=asdict(key), store=str(path), users=len(workspace.users))
+    summary = LMScoreSummary(key=asdict(key), store=str(path), users=len(mine))
     done: dict[str, set[int]] = {}
     try:
         for row, index in enumerate(wanted):
@@ -142,7 +151,7 @@ def build_lm_scores(workspace: FusionWorkspace, backend: LLMBackend, store: Path
             user = point.user.user_id
             if user not in done:
                 done[user] = db.done(key, user)
-                log(f"user {user} ({len(done)}/{len(workspace.users)})")
+                log(f"user {user} ({len(done)}/{len(mine)})")
             if point.step in done[user]:
                 summary.points_skipped += 1
                 continue
