@@ -66,6 +66,19 @@ def build_graph(st: Studio, user: str) -> None:
         raise ValueError(f"could not build user {user}'s reasoning graph: {exc}") from None
 
 
+def _lm_history_effects(st: Studio, user: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """LM ranking's evidence, on demand (LLM calls): which prompt titles raise each item."""
+    from reasoning.backend import LLMError
+    from reasonrec.lm_scores import explain_history
+
+    try:
+        return explain_history(st, user, payload["point"]["history_length"],
+                               [i["index"] for i in payload["items"]])
+    except LLMError as exc:
+        raise ValueError(f"could not ask the LLM which recent films raise each item: "
+                         f"{exc}") from None
+
+
 def _explanation_text(payload: dict[str, Any]) -> str:
     point = payload["point"]
     lines = [f"user {payload['user']} at step {point['step']} of {point['steps']} "
@@ -81,6 +94,11 @@ def _explanation_text(payload: dict[str, Any]) -> str:
         lines.append(f"{shown['label']}: {shown['text'] or '(no title in the answer)'} -> "
                      f"{items or 'no items'}; zeroed: next item at rank "
                      f"{shown['target_rank_after']}, leaving the top {payload['k']}: {left}")
+    for found in payload.get("lm_history_effects", []):   # LM ranking's leave-one-out
+        raised = ", ".join(f"{e['title'][:30]} ({e['effect']:+.3f})"
+                           for e in found["effects"][:3] if e["effect"] > 0) or "none"
+        lines.append(f"  {found['title'][:40]}: LM score {found['score']:.3f}; raised most by "
+                     f"{raised}")
     for item in payload["items"]:
         best = item["paths"][0] if item["paths"] else None
         why = (f"strongest path {best['id']}: dscore {best['effect']['delta_score']:+.3f}, "
@@ -171,6 +189,11 @@ def register(app: typer.Typer, bench_app: typer.Typer, studio: Callable[..., Stu
         explainer = ws.explainer(ws.fused(settings.variant), k=k, exclude_seen=not include_seen)
         explanation = explainer.explain(user, step, items)
         payload = explanation.model_dump(mode="json", by_alias=True)
+        from models.fusion.samples import variant as fusion_variant
+        from models.fusion.strategy import Need
+
+        if Need.LM_SCORES in fusion_variant(settings.variant).needs:
+            payload["lm_history_effects"] = _lm_history_effects(st, user, payload)
         emit(payload, as_json, _explanation_text(payload))
 
     @fusion_app.command("fit")

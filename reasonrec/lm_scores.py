@@ -175,24 +175,64 @@ class HistoryEffect:
 
     item: int
     title: str
-    effect: float   # score with the full prompt minus score without this title (per token)
+    effect: float   # per-token score with the full prompt minus without this title
 
 
-def history_effects(backend: LLMBackend, history: Sequence[Any], candidate: Any) -> tuple[
-        float, list[HistoryEffect]]:
-    """The candidate's per-token LM score and each history title's leave-one-out effect.
+@dataclass(frozen=True)
+class CandidateEvidence:
+    """A candidate's per-token LM score and each history title's effect, strongest first."""
 
-    One scoring call for the full prompt and one per left-out title (each reads
-    its own prefix, then the candidate's few tokens); strongest effect first.
+    item: int
+    title: str
+    score: float
+    effects: list[HistoryEffect]
+
+
+def history_effects(backend: LLMBackend, history: Sequence[Any],
+                    candidates: Sequence[Any]) -> list[CandidateEvidence]:
+    """Leave-one-out over the prompt's history titles for each candidate.
+
+    One scoring call for the full prompt and one per left-out title, each
+    scoring every candidate after that prompt (cached prefix): len(history) + 1
+    LLM calls for any number of candidates.
     """
-    from reasoning.lm_scores import continuation, prompt_text
+    from reasoning.lm_scores import continuation, normalize, prompt_text
 
-    def score(items: Sequence[Any]) -> float:
-        result = backend.score_continuations(prompt_text(items), [continuation(candidate)])
-        return result.logprobs[0] / result.lengths[0]
+    texts = [continuation(c) for c in candidates]
 
-    full = score(history)
-    effects = [HistoryEffect(int(item.index), str(item.title),
-                             full - score([h for j, h in enumerate(history) if j != i]))
-               for i, item in enumerate(history)]
-    return full, sorted(effects, key=lambda e: -e.effect)
+    def scores(items: Sequence[Any]) -> list[float]:
+        result = backend.score_continuations(prompt_text(items), texts)
+        return normalize(result.logprobs, result.lengths)
+
+    full = scores(history)
+    without = [scores([h for j, h in enumerate(history) if j != i]) for i in range(len(history))]
+    out = []
+    for c, candidate in enumerate(candidates):
+        effects = [HistoryEffect(int(h.index), str(h.title), full[c] - without[i][c])
+                   for i, h in enumerate(history)]
+        out.append(CandidateEvidence(int(candidate.index), str(candidate.title), full[c],
+                                     sorted(effects, key=lambda e: -e.effect)))
+    return out
+
+
+def explain_history(studio: Studio, user_id: str, history_length: int, items: Sequence[int],
+                    history: int = DEFAULT_HISTORY) -> list[dict[str, Any]]:
+    """``reasonrec explain``'s on-demand evidence for LM ranking: for each of ``items``
+    (catalogue indices), which recent titles in the prompt raise its LM score most.
+
+    Args:
+        history_length: the point's input history length (``PointInfo.history_length``):
+            the prompt lists the last ``history`` of those items, as the stored scores do.
+
+    Raises:
+        reasoning.backend.LLMError: the LLM could not be loaded or failed.
+    """
+    from reasoning.backend import open_backend
+    from reasonrec.fusion import reasoning_config
+
+    dataset = studio.dataset
+    seen = dataset.histories[dataset.user_index(user_id)][:history_length]
+    prompt_items = [dataset.catalogue[int(i)] for i in seen[-history:]]
+    backend = open_backend(reasoning_config(studio))
+    evidence = history_effects(backend, prompt_items, [dataset.catalogue[int(i)] for i in items])
+    return [asdict(e) for e in evidence]

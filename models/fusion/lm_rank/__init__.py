@@ -29,9 +29,10 @@ import networkx as nx
 
 from models.explain_removal import Removal
 from models.fusion.lm_rank.inputs import BUILD_COMMAND, UserLMScores
-from models.fusion.lm_rank.model import CANDIDATES, SCORED, SCORES, LMRankFusion, weight_grid
+from models.fusion.lm_rank.model import (CANDIDATES, LM, SCORED, SCORES, LMRankFusion,
+                                         weight_grid)
 from models.fusion.registry import StrategyKind
-from models.fusion.strategy import ModelInput, Need, StrategyContext, StrategySpec
+from models.fusion.strategy import InputNote, ModelInput, Need, StrategyContext, StrategySpec
 from models.graph_data import IntentIndex
 
 if TYPE_CHECKING:
@@ -100,6 +101,17 @@ class LMRankSpec(StrategySpec):
             return {CANDIDATES: [0] * size, SCORES: [0.0] * size, SCORED: False}
         candidates, lm = scores.by_step[step]
         return {CANDIDATES: list(candidates), SCORES: list(lm), SCORED: True}
+
+    def describe_inputs(self, user: UserGraph, step: int,
+                        options: LMRankOptions) -> list[InputNote]:
+        """The LM's favourite candidates at the point (per-token log-likelihood as weight)."""
+        inputs = self.sample_inputs(user, step, options)
+        if not inputs[SCORED]:
+            return []
+        ranked = sorted(zip(inputs[CANDIDATES], inputs[SCORES]), key=lambda t: -t[1])
+        return [InputNote(branch=LM, label="language model's likelihood after the recent films",
+                          text=f"the base model's top {len(ranked)} films, scored by the LLM",
+                          items=tuple((int(i), float(w)) for i, w in ranked[:5]))]
 
     def model_kwargs(self, context: StrategyContext, options: LMRankOptions) -> dict[str, Any]:
         return {"weights": list(options.weights())}

@@ -99,11 +99,13 @@ def test_leave_one_out_explains_the_stored_score(scored: tuple[FusionWorkspace, 
     point = stored[(user.user_id, step)]
     catalogue = workspace.dataset.catalogue
     history = [catalogue[int(i)] for i in user.base_input(step)[-10:]]
-    full, effects = history_effects(backend, history, catalogue[point.candidates[0]])
-    assert full == pytest.approx(point.scores()[0], abs=1e-4)   # the stored per-token score
-    assert len(effects) == len(history)
-    assert [e.effect for e in effects] == sorted((e.effect for e in effects), reverse=True)
-    assert any(abs(e.effect) > 1e-6 for e in effects)
+    evidence = history_effects(backend, history, [catalogue[i] for i in point.candidates[:2]])
+    assert [e.item for e in evidence] == list(point.candidates[:2])
+    for found, stored_score in zip(evidence, point.scores()[:2]):
+        assert found.score == pytest.approx(stored_score, abs=1e-4)   # the stored score
+        effects = [e.effect for e in found.effects]
+        assert len(effects) == len(history) and effects == sorted(effects, reverse=True)
+        assert any(abs(e) > 1e-6 for e in effects)
 
 
 def test_scores_of_another_base_are_not_reused(scored: tuple[FusionWorkspace, Path]) -> None:
