@@ -121,7 +121,7 @@ def bench_models_command(ctx: typer.Context,
                          out: Optional[Path] = typer.Option(None, "--out", help="JSON file to write."),
                          as_json: bool = typer.Option(False, "--json")) -> None:
     """Train each model; report seconds/epoch, epochs, total time, peak RSS and test metrics."""
-    from models.bench import bench_models
+    from reasonrec.bench_models import bench_models
 
     studio = _studio(ctx)
     names = [m.strip() for m in models.split(",") if m.strip()]
@@ -186,7 +186,7 @@ def bench_reference_command(ctx: typer.Context,
     """
     import torch
 
-    from models.bench_reference import (bench_reference, ours_ndcg10, reference_bench_name,
+    from reasonrec.bench_reference import (bench_reference, ours_ndcg10, reference_bench_name,
                                         reference_ndcg10)
     from models.recommenders.base import resolve_device
     from models.reference.presets import ReferencePreset

@@ -21,7 +21,7 @@ import streamlit as st
 from app.components.plain_names import bench_row_words, model_words
 from app.components.fusion_results import show_fusion_results
 from app.state import get_fusion, get_strategies, set_current_user, studio_or_stop
-from models.bench_reference import (ours_ndcg10, reference_bench_name, reference_ndcg10,
+from reasonrec.bench_reference import (ours_ndcg10, reference_bench_name, reference_ndcg10,
                                     reference_seeds)
 from models.runs import shipped_bench
 from reasonrec.top_k_outcomes import ORDER, label, top_k_outcome

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.bench import peak_rss_mb
+from models.memory import peak_rss_mb
 from models.evaluation import rank_targets
 from models.metrics import metrics_from_ranks
 from models.protocol import LeaveOneOut, Split

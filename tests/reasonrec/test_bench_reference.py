@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.bench_reference import (bench_reference, checkpoint_path, reference_bench_name,
+from reasonrec.bench_reference import (bench_reference, checkpoint_path, reference_bench_name,
                                     reference_ndcg10, seeds_at_defaults)
 from models.protocol import EvalSet, LeaveOneOut
 from models.recommenders import create

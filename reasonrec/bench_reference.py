@@ -16,7 +16,7 @@ starts over); a finished one is only re-tested (its threads and peak RSS are the
 training's, saved per epoch; checkpoints older than that report the re-test's
 RSS). With several seeds the bar is judged mean against mean: one reference seed
 moves test NDCG@10 as much as one of ours does. Usage of the child (internal):
-``python -m models.bench_reference MODEL`` with a JSON request on stdin.
+``python -m reasonrec.bench_reference MODEL`` with a JSON request on stdin.
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from models.bench import child_config_json, peak_gpu_mb, peak_rss_mb
+from models.memory import peak_gpu_mb, peak_rss_mb
 from models.recommenders.base import resolve_device
 from models.reference.presets import ReferencePreset, reference_config
+from reasonrec.bench_models import child_config_json
 
 if TYPE_CHECKING:
     from reasonrec.config import StudioConfig
@@ -250,7 +251,7 @@ def _ndcg10_over_seeds(seeds: list[int], values: list[float]) -> dict[str, Any]:
 
 def _run_child(name: str, request: str) -> dict[str, Any]:
     """Run :func:`_child` in a fresh process; its per-epoch log goes to our stderr."""
-    result = subprocess.run([sys.executable, "-m", "models.bench_reference", name],
+    result = subprocess.run([sys.executable, "-m", "reasonrec.bench_reference", name],
                             input=request, stdout=subprocess.PIPE, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"reference benchmark of {name} failed (exit {result.returncode}); "

@@ -1,4 +1,4 @@
-"""``models.bench``: each model measured in its own process, with a saved run."""
+"""``reasonrec.bench_models``: each model measured in its own process, with a saved run."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models.bench import bench_models, child_config_json, summarize_seeds
+from reasonrec.bench_models import bench_models, child_config_json, summarize_seeds
 from models.runs import latest_run
 from reasonrec.config import StudioConfig, load_config
 

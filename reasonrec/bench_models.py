@@ -5,7 +5,7 @@ the largest of the models trained before it in the same process). The child
 trains through :class:`reasonrec.studio.Studio`, which saves the run like
 ``reasonrec train`` does, and prints one JSON line with its measurements.
 
-Usage of the child (internal): ``python -m models.bench MODEL`` with the
+Usage of the child (internal): ``python -m reasonrec.bench_models MODEL`` with the
 studio config as JSON on stdin.
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from models.memory import peak_gpu_mb, peak_rss_mb
 from models.recommenders import MODEL_NAMES, model_class
 from models.recommenders.base import resolve_device
 
@@ -102,22 +102,9 @@ def child_config_json(config: StudioConfig) -> str:
         update={"progress": False})}).model_dump_json(exclude_unset=True)
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory in MB (a bench child measures only itself)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # ru_maxrss is in KiB on Linux and bytes on macOS.
-    return rss / 2**20 if sys.platform == "darwin" else rss / 1024
-
-
-def peak_gpu_mb() -> float | None:
-    """Peak CUDA memory this process allocated through torch, in MB (``None`` without CUDA)."""
-    if not torch.cuda.is_available() or not torch.cuda.is_initialized():
-        return None
-    return torch.cuda.max_memory_allocated() / 2**20
-
-
 def _run_child(name: str, config_json: str) -> dict[str, Any]:
-    result = subprocess.run([sys.executable, "-m", "models.bench", name], input=config_json,
+    result = subprocess.run([sys.executable, "-m", "reasonrec.bench_models", name],
+                            input=config_json,
                             capture_output=True, text=True)
     if result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-15:])
