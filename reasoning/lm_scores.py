@@ -27,6 +27,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
 PROMPT = "lm_rank"
 # Trailing articles ml-100k (and MovieLens generally) moves behind the title.
+_YEAR = re.compile(r"\s*\((?:19|20)\d\d\)\s*$")
 _ARTICLES = ("The", "A", "An", "Les", "La", "Le", "Il", "Das", "Die", "El")
 
 
@@ -66,15 +68,19 @@ def normalize(logprobs: Sequence[float], lengths: Sequence[int],
 
 
 def natural_title(item: Item) -> str:
-    """``Fifth Element, The`` -> ``The Fifth Element (1997)``: titles as people write them."""
-    title = item.title.strip()
+    """``Fifth Element, The`` -> ``The Fifth Element``: titles as people write them.
+
+    Without the year: SmolLM2's tokenizer spells a year as six tokens
+    (`` (``, four digits, ``)``), which would double each candidate's
+    continuation (the cost of LM ranking) and dilute its per-token score with
+    digits the history says little about.
+    """
+    title = _YEAR.sub("", item.title).strip()
     for article in _ARTICLES:
         suffix = f", {article}"
         if title.endswith(suffix):
             title = f"{article} {title[: -len(suffix)]}"
             break
-    if item.year is not None and f"({item.year})" not in title:
-        title += f" ({item.year})"
     return title
 
 
