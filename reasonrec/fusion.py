@@ -22,7 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from models.explain import Explainer
+    from models.explain_schema import RankedItem
     from models.fusion.fit import FusionRun
+    from models.fusion.samples import UserGraph
     from models.fusion.settings import FusionSettings
     from models.fusion.workspace import FusionWorkspace
     from models.graph_sources import GraphSource
@@ -202,3 +205,45 @@ def strategy_runs(ws: FusionWorkspace) -> list[StrategyRun]:
         except (ValueError, OSError) as exc:   # a run folder that cannot be loaded
             found.append(missing("its saved model cannot be read", exc))
     return found
+
+
+@dataclass(frozen=True)
+class StrategyTopK:
+    """One strategy's top-k at a point, and where it ranks the film watched next.
+
+    Attributes:
+        fused: the strategy's top-k (each row's ``base_rank`` is the base model's rank).
+        base: the base model's top-k at the same point.
+        target_index: the film the user watched next (its catalogue index).
+        target_title: its title.
+        target_rank: its rank under this strategy (among all films when it was seen before).
+        target_base_rank: its rank under the base model, counted the same way.
+    """
+
+    fused: list[RankedItem]
+    base: list[RankedItem]
+    target_index: int
+    target_title: str
+    target_rank: int
+    target_base_rank: int
+
+
+def strategy_top_k(explainer: Explainer, user_graph: UserGraph, step: int) -> StrategyTopK:
+    """``explainer``'s strategy ranked at window ``step`` of ``user_graph`` (placed with that
+    explainer's intents): the lists only, no explanation (milliseconds).
+
+    Raises:
+        ValueError: a step outside the graph's window.
+    """
+    from models.explain_faithfulness import rank_rows
+
+    point = explainer.point(user_graph, step)
+    top = explainer.top_k(point)
+    target = point.target   # every step of a graph's window predicts a film of the history
+    # A re-watched film is hidden by the seen-mask: rank it among all films then (as explain).
+    seen = bool(point.masked[target])
+    fused, base = ((point.fused_raw, point.base_raw) if seen
+                   else (point.fused_scores, point.base_scores))
+    return StrategyTopK(top.fused, top.base, target, explainer.item_ref(target).title,
+                        int(rank_rows(fused[None], target)[0]),
+                        int(rank_rows(base[None], target)[0]))

@@ -25,12 +25,14 @@ from app.components.effect_charts import (branch_figure, branch_rows, deletion_f
                                           film_id_rows, rank_shift_figure, ranked_table,
                                           shift_rows)
 from app.components.effect_state import md, off_keys, restore, select_from_chart
-from app.components.explanation_view import (chain_name, path_id_rows, show_paths,
+from app.components.explanation_view import (path_id_rows, show_paths,
                                              show_summaries, show_true_item)
 from app.components.pickers import clamp_note, point_picker, user_picker
 from app.components.plain_names import model_words
+from app.components.strategy_compare import strategy_comparison
+from app.components.switch_labels import chain_labels, node_labels, window_items
 from app.report import CounterfactualState, ReportInput, export_input, report_html, report_json
-from app.state import FusionHandle, get_fusion, init_widget, studio_or_stop
+from app.state import FusionHandle, get_fusion, get_strategies, init_widget, studio_or_stop
 from models.explain_schema import Counterfactual, Explanation, ItemExplanation, TopK
 from models.runs import latest_run
 
@@ -110,41 +112,6 @@ def scored_point(handle: FusionHandle, user_graph: Any, origin: str, step: int) 
               "items": {item.index: item for item in explanation.items}}
     st.session_state[CACHE_KEY] = cached
     return cached
-
-
-def chain_labels(prefix: Any, chains: list[str]) -> dict[str, str]:
-    """Chain id -> "Chain 1: intent" (plus "did not pass the check" when rejected)."""
-    labels = {}
-    records = {getattr(c, "id", None): c for c in prefix.graph.get("chains", [])}
-    for chain in chains:
-        record = records.get(chain)
-        edge = next((a for _, _, a in prefix.edges(data=True) if a.get("chain") == chain
-                     and a.get("kind") == "chain"), {})
-        intent = getattr(record, "intent", None) or edge.get("intent") or "no stated intent"
-        status = getattr(record, "status", None) or edge.get("status")
-        # short: multiselect pills cut long labels
-        labels[chain] = (f"{chain_name(chain, chains).capitalize()}: {intent}"
-                         + (" (did not pass the check)" if status == "rejected" else ""))
-    return labels
-
-
-def node_labels(prefix: Any, nodes: list[str], chains: list[str]) -> dict[str, str]:
-    """Interest or suggested-film node id -> "Interest: romance (chain 1)" / "Suggested: Title"."""
-    out = {}
-    for n in nodes:
-        a = prefix.nodes[n]
-        out[n] = (f"Interest: {a.get('intent')} ({chain_name(a.get('chain'), chains)})"
-                  if a["kind"] == "intent" else f"Suggested: {a.get('title')}")
-    return out
-
-
-def window_items(prefix: Any, offset: int) -> dict[str, str]:
-    """Session item id -> "film 23: title" (its place in the whole history)."""
-    out: dict[str, str] = {}
-    for _, a in sorted(((n, a) for n, a in prefix.nodes(data=True)
-                        if a["kind"] == "session_item"), key=lambda t: t[1]["step"]):
-        out.setdefault(str(a["item_id"]), f"film {offset + a['step'] + 1}: {a.get('title')}")
-    return out
 
 
 def follow_selected_node(user: str, prefix: Any, titles: dict[int, str], item_key: str) -> None:
@@ -350,6 +317,13 @@ def page() -> None:
             except ValueError as exc:
                 st.error(f"Cannot explain this item: {md(exc)}. Pick another one.")
                 item = None
+    try:
+        handles = get_strategies()
+    except Exception as exc:   # the page above stands; say what is missing, no traceback
+        st.warning(f"The strategies could not be compared: {md(exc)}.")
+    else:
+        strategy_comparison(handles, dataset, user, st.session_state.get(GRAPH_KEY.format(
+            user=user)), step, chosen.films)
     export_section(handle, user_graph, step, cache, live)
     details_section(handle, cache, origin, None if item is None else int(item))
 

@@ -27,6 +27,7 @@ from tests.browser.page_helpers import wait_idle
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
 USER = "22"
+CONTROL = "seqgraph"   # the second strategy the comparison shows (trained by the fixture)
 JARGON = {
     "graph node id": re.compile(r"\bd?c\d+\.\d+\b"),
     "path id": re.compile(r"\bc\d+>"),
@@ -53,11 +54,12 @@ MAIN = "[data-testid='stMain']"
 
 @pytest.fixture(scope="module")
 def case(ml100k_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The config, and from the library: user 22's explanation three films before the end."""
+    """The config, and from the library: user 22's explanation three films before the end, and
+    the sequence-graph control trained here (seconds) so that two strategies have a run."""
     import torch
 
     from reasonrec.config import load_config
-    from reasonrec.fusion import workspace
+    from reasonrec.fusion import strategy_top_k, workspace
     from reasonrec.studio import Studio
 
     threads = torch.get_num_threads()
@@ -72,10 +74,13 @@ def case(ml100k_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
         user_graph = explainer.user_graph(USER)
         step = user_graph.steps - 3
         explanation = explainer.explain(explainer.point(user_graph, step))
+        control = ws.explainer(ws.fused(CONTROL))
+        lists = {settings.variant: strategy_top_k(explainer, user_graph, step),
+                 CONTROL: strategy_top_k(control, control.user_graph(USER), step)}
     finally:
         torch.set_num_threads(threads)
     return {"config": config, "workdir": workdir, "films": user_graph.offset + step + 1,
-            "explanation": explanation}
+            "explanation": explanation, "configured": settings.variant, "lists": lists}
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +204,54 @@ def test_no_page_shows_jargon_and_each_keeps_the_link(
             assert f"step={films}" in page.url, (title, page.url)
             assert point_shown(page) == f"after {films} films", title
     assert not problems, problems
+
+
+def compare_rows(page: Any, column: str) -> list[list[str]]:
+    return [row.locator("td").all_inner_texts()
+            for row in page.locator(f".st-key-compare-{column} tbody tr").all()]
+
+
+def test_strategies_side_by_side_base_a_and_b(
+        case: dict[str, Any], server: StreamlitServer, page: Any, artifacts: Path) -> None:
+    """#19: the picker offers every strategy with a trained run, in words, lists the others as
+    not available with a plain reason, and shows base, A and B as the library ranks them."""
+    from app.components.explanation_view import ordinal as nth
+    from app.components.plain_names import strategy_words
+    from app.components.strategy_compare import NEXT_MARK
+    from tests.browser.page_helpers import choose
+
+    films, lists, configured = case["films"], case["lists"], case["configured"]
+    open_link(page, f"{server.url}/recommendations?user={USER}&step={films}")
+    section = page.locator(".st-key-strategy-compare")
+    page.locator(".st-key-compare-b table").wait_for()
+    settled(page)
+    assert page.locator("[data-testid='stException']").count() == 0
+    picker = {letter: page.get_by_role("combobox", name=f"Strategy {letter}", exact=True)
+              for letter in "AB"}
+    assert picker["A"].input_value() == strategy_words(configured)
+    assert picker["B"].input_value() == strategy_words(CONTROL)
+
+    def expected(name: str, which: str = "fused") -> list[list[str]]:
+        top = lists[name]
+        return [[str(r.rank), r.title + (NEXT_MARK if r.index == top.target_index else "")]
+                + ([str(r.base_rank)] if which == "fused" else [])
+                for r in getattr(top, which)]
+
+    assert compare_rows(page, "base") == expected(configured, "base")
+    assert compare_rows(page, "a") == expected(configured)
+    assert compare_rows(page, "b") == expected(CONTROL)
+    assert f"ranks {nth(lists[CONTROL].target_rank)}" in page.locator(
+        ".st-key-compare-b").inner_text()
+    text = section.inner_text()
+    untrained = [v for v in VARIANT_NAMES if v not in (configured, CONTROL)]
+    assert "Not available, not trained yet for this sample of users:" in text
+    assert all(strategy_words(v) in text for v in untrained), text
+    section.scroll_into_view_if_needed()
+    section.screenshot(path=str(artifacts / "strategy-compare.png"))
+
+    # the picker reruns the comparison alone: A becomes the control, the same list as B
+    choose(page, "Strategy A", strategy_words(CONTROL))
+    page.wait_for_function("() => document.querySelector('.st-key-compare-a').innerText"
+                           f".includes({strategy_words(CONTROL)!r})")
+    settled(page)
+    assert compare_rows(page, "a") == expected(CONTROL)
