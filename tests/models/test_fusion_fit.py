@@ -293,3 +293,11 @@ def test_bench_refuses_a_small_sample_and_reports_rows(workspace: FusionWorkspac
     assert result["faithfulness"]["users"] == 3
     assert 0 <= result["faithfulness"]["fidelity_plus"] <= 1
     assert set(VARIANTS) >= {r["name"] for r in result["rows"][1:]}
+    # The candidate signal, per role; when LLMRG stays at the base, the verdict says why.
+    assert [s["role"] for s in result["candidate_signal"]] == ["train", "valid", "test"]
+    test_signal = result["candidate_signal"][2]
+    assert test_signal["points"] == 24
+    kept_base = result["rows"][2]["fit"]["best_epoch"] == 0
+    assert ("Validation kept the starting point" in result["verdict"]) == kept_base
+    if kept_base:
+        assert f"{test_signal['target_in_candidates']:.1%}" in result["verdict"]
