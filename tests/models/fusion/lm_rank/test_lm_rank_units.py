@@ -134,3 +134,28 @@ def test_a_failed_build_keeps_finished_points_and_a_rerun_continues(
         db.close()
     summary = build_lm_scores(workspace, FailingAfter(10), store, top_n=5)
     assert (summary.points_scored, summary.points_skipped) == (2, 4)
+
+
+def test_the_bench_rows_carry_cost_popularity_and_pairs(ml100k: Dataset, tmp_path: Path) -> None:
+    from models.bench_fusion import bench_fusion
+    from models.bench_fusion_extras import POPULAR_SHARE, popular_items
+
+    workspace = small_workspace(ml100k, tmp_path / "runs", users=12, epochs=1)
+    result = bench_fusion(workspace, variants=["seqgraph", "lm-only"], min_users=1)
+    rows = {r["name"]: r for r in result["rows"]}
+    for name in ("base", "seqgraph"):   # no LLM
+        assert rows[name]["cost"]["tokens_per_user"] == 0 == rows[name]["cost"]["llm_calls_per_user"]
+    assert rows["lm-only"]["cost"]["training_seconds"] >= 0
+    assert "vs_control" in rows["lm-only"] and "vs_control" not in rows["seqgraph"]
+    # the popular set is the top 5% by training interactions, the base's share by hand
+    popular = popular_items(workspace)
+    assert len(popular) == round(POPULAR_SHARE * ml100k.n_items)
+    counts = np.bincount(np.concatenate(workspace.split.train), minlength=ml100k.n_items + 1)
+    assert min(counts[i] for i in popular) >= np.sort(counts[1:])[::-1][len(popular) - 1]
+    test = workspace.points.indices("test")
+    scores = workspace.points.e_base[test] @ workspace.item_table.T
+    scores[:, 0] = -torch.inf
+    top = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :10]
+    assert rows["base"]["popular_top10_share"] == pytest.approx(
+        np.mean([int(i) in popular for i in top.flatten()]))
+    assert "no candidate list" in result["popularity_bias"]["position_bias"]
