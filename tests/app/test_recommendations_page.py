@@ -322,3 +322,45 @@ def test_a_corrupt_graph_file_is_an_error_with_what_to_do(
         assert len(frame(at, "year")) == explainer().k   # the base list still shows
     finally:
         broken.unlink()
+
+
+def test_strategy_comparison_shows_each_trained_strategy_and_names_the_others(
+        graph_users: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """#19: the pickers offer the registry's variants that have a run, in words; their lists
+    are the library's; every other variant is named as not available; a strategy that fails
+    to rank is a warning in its own column, never a traceback."""
+    import reasonrec.fusion
+    from app.components.plain_names import strategy_words
+    from app.components.strategy_compare import NEXT_MARK, STRATEGY_A, STRATEGY_B
+    from app.state import get_strategies
+    from models.fusion.registry import VARIANT_NAMES
+
+    user = graph_users[0]
+    at = open_page(user)
+    handles = get_strategies()
+    trained = [r.name for r in handles.available()]
+    assert trained and handles.fusion.run.variant in trained
+    picker = at.selectbox(key=STRATEGY_A)
+    assert picker.value == handles.fusion.run.variant
+    assert list(picker.options) == [strategy_words(n) for n in trained]
+    ex = explainer()
+    graph = ex.user_graph(user)
+    top = reasonrec.fusion.strategy_top_k(ex, graph, graph.steps - 1)
+    lists = [t.value for t in at.table if "base model's rank" in t.value.columns]
+    assert lists and list(lists[0]["title"]) == [
+        r.title + (NEXT_MARK if r.index == top.target_index else "") for r in top.fused]
+    assert list(lists[0]["base model's rank"]) == [r.base_rank for r in top.fused]
+    captions = "\n".join(c.value for c in at.caption)
+    assert f"ranks {ordinal(top.target_rank)}" in captions
+    for name in set(VARIANT_NAMES) - set(trained):
+        assert md(strategy_words(name)) in captions, name   # markdown-escaped text
+
+    def fails(*_: object) -> None:
+        raise ValueError("the strategy's inputs are missing")
+
+    monkeypatch.setattr(reasonrec.fusion, "strategy_top_k", fails)
+    at.selectbox(key=STRATEGY_B).set_value(trained[0]).run()
+    assert not at.exception
+    assert any("could not rank" in w.value and "inputs are missing" in w.value
+               for w in at.warning)
+    assert frame(at, "fused rank") is not None   # the page above still stands
