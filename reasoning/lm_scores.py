@@ -228,8 +228,14 @@ class LMScoreStore:
 
 
 def write_bundle(path: Path, key: LMScoreKey, points: Sequence[PointScores]) -> Path:
-    """Write ``points`` as a gzipped JSON-lines bundle: the key first, then one point a line."""
-    lines = [json.dumps({"key": asdict(key)})] + [json.dumps(p.to_json()) for p in points]
+    """Write ``points`` as a gzipped JSON-lines bundle: the key first, then one point a line.
+
+    Log-probabilities are rounded to 1e-4 nats (per token, 1e-5 or finer): full
+    float precision would triple the shipped file for differences no ranking sees.
+    """
+    rows = [{**p.to_json(), "logprobs": [round(v, 4) for v in p.logprobs],
+             "seconds": round(p.seconds, 3)} for p in points]
+    lines = [json.dumps({"key": asdict(key)})] + [json.dumps(r) for r in rows]
     write_atomic(Path(path), gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), mtime=0))
     return Path(path)
 
