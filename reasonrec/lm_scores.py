@@ -102,9 +102,9 @@ class LMScoreSummary:
     wall_seconds: float = 0.0
     per_user: dict[str, float] = field(default_factory=dict)
 
-    def finish(self, started: float) -> LMScoreSummary:
+    def finish(self, started: float, scored_users: int) -> LMScoreSummary:
+        """Close the summary; ``per_user`` averages over the users this run scored."""
         self.wall_seconds = time.perf_counter() - started
-        scored_users = self.points_scored / 2 if self.points_scored else 0
         if scored_users:
             self.per_user = {"llm_calls": self.llm_calls / scored_users,
                              "tokens": self.tokens / scored_users,
@@ -145,6 +145,7 @@ def build_lm_scores(workspace: FusionWorkspace, backend: LLMBackend, store: Path
     catalogue = workspace.dataset.catalogue
     summary = LMScoreSummary(key=asdict(key), store=str(path), users=len(mine))
     done: dict[str, set[int]] = {}
+    scored_users: set[str] = set()
     try:
         for row, index in enumerate(wanted):
             point = points.points[index]
@@ -160,13 +161,14 @@ def build_lm_scores(workspace: FusionWorkspace, backend: LLMBackend, store: Path
             scored = score_point(backend, user, point.step, prompt_items,
                                  [catalogue[int(c)] for c in tops[row].tolist()])
             db.put(key, scored)
+            scored_users.add(user)
             summary.points_scored += 1
             summary.llm_calls += scored.calls
             summary.tokens += scored.tokens
             summary.llm_seconds += scored.seconds
     finally:
         db.close()
-    return summary.finish(started)
+    return summary.finish(started, len(scored_users))
 
 
 @dataclass(frozen=True)

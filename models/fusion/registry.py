@@ -73,9 +73,10 @@ VARIANTS: tuple[VariantSpec, ...] = (
     VariantSpec("llm4sbr-no-align", StrategyKind.LLM4SBR, {"align": False},
                 "LLM4SBR without alignment"),
     VariantSpec("lm-rerank", StrategyKind.LM_RANK, {"mode": "rerank"},
-                "base top-50 reranked by base + zero-shot LM score (weight chosen on validation)"),
+                "the base model's top 50 reordered by its scores mixed with the language "
+                "model's (the mix chosen on validation)"),
     VariantSpec("lm-only", StrategyKind.LM_RANK, {"mode": "only"},
-                "base top-50 reranked by the zero-shot LM score alone"),
+                "the base model's top 50 reordered by the language model alone"),
 )
 
 VARIANT_NAMES: tuple[str, ...] = tuple(v.name for v in VARIANTS)
