@@ -34,8 +34,9 @@ def register(fusion_app: typer.Typer, studio: Callable[..., Any],
             model: Optional[Path] = MODEL_OPTION, backend: Optional[str] = BACKEND_OPTION,
             url: Optional[List[str]] = URL_OPTION, threads: Optional[int] = THREADS_OPTION,
             bundle: Optional[Path] = typer.Option(
-                None, "--bundle", help="Then write the sample's interests to this .jsonl.gz "
-                                       "(e.g. assets/interests/ml-100k.jsonl.gz)."),
+                None, "--bundle", help="Then write the sample's interests built so far to this "
+                                       ".jsonl.gz (e.g. assets/interests/ml-100k.jsonl.gz); "
+                                       "building the rest resumes from it."),
             as_json: bool = typer.Option(False, "--json")) -> None:
         """LLM4SBR stage 1: the LLM's long- and short-term interest at every point of the
         fusion sample, localized to catalogue items; resumable."""
@@ -51,15 +52,16 @@ def register(fusion_app: typer.Typer, studio: Callable[..., Any],
             raise ReasoningUserError(f"the LLM failed, nothing was stored for the user in "
                                      f"progress (rerun to continue): {exc}") from None
         payload = {"summary": summary.__dict__, "key": key.__dict__, "store": str(directory)}
-        if bundle is not None and limit is None:
-            payload["bundle"] = str(bundle_interests(st, st.config.fusion, config, bundle))
-        elif bundle is not None:
-            raise ValueError("--bundle writes the whole sample; drop --limit")
+        if bundle is not None:
+            path, written, missing = bundle_interests(st, st.config.fusion, config, bundle)
+            payload["bundle"] = {"path": str(path), "users": written, "missing": missing}
         built = max(summary.users_built, 1)
         human = (f"{summary.users_built} users built, {summary.users_skipped} already done, "
                  f"{summary.points} points in {summary.seconds:.0f} s; {summary.llm_calls} LLM "
                  f"calls, {summary.kb_hits} KB hits, "
                  f"{(summary.tokens_in + summary.tokens_out) / built:.0f} tokens per user; "
                  f"{summary.unusable_answers} answers without a title\n{directory}"
-                 + (f"\nbundle: {payload['bundle']}" if "bundle" in payload else ""))
+                 + (f"\nbundle: {payload['bundle']['path']} ({payload['bundle']['users']} "
+                    f"users, {payload['bundle']['missing']} missing)" if "bundle" in payload
+                    else ""))
         emit(payload, as_json, human)

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from models.fusion.samples import UserGraph
     from models.fusion.settings import FusionSettings
     from reasoning.config import ReasoningConfig
-    from reasoning.interest_store import InterestKey, LocalizedInterest, UserInterests
+    from reasoning.interest_store import (InterestKey, InterestStore, LocalizedInterest,
+                                          UserInterests)
     from reasoning.interests import BuildSummary
     from reasoning.localizer import IntentLocalizer
     from reasonrec.studio import Studio
@@ -97,6 +98,9 @@ def build_interests(studio: Studio, settings: FusionSettings, config: ReasoningC
         builder = InterestBuilder(studio.dataset, open_backend(config), kb,
                                   open_localizer(studio.dataset, config))
         store = InterestStore(interests_root(config), builder.key)
+        seeded = seed_from_bundle(store, studio.dataset.name)
+        if seeded:
+            log(f"{seeded} users' interests taken from the shipped bundle (same key)")
         log(f"interests for {len(jobs)} users ({sum(len(j[2]) for j in jobs)} points, two "
             f"questions each) into {store.directory}")
         summary = builder.build_all(jobs, store, log)
@@ -105,6 +109,23 @@ def build_interests(studio: Studio, settings: FusionSettings, config: ReasoningC
             kb.flush_counters()
             kb.close()
     return summary, builder.key, store.directory
+
+
+def seed_from_bundle(store: InterestStore, dataset: str) -> int:
+    """Copy the shipped bundle's users into ``store`` when it was built under the same key
+    (a partial bundle then resumes like a partial store); how many were copied."""
+    from reasoning.interest_store import read_bundle
+
+    bundle = shipped_bundle(dataset)
+    if bundle is None:
+        return 0
+    key, records = read_bundle(bundle)
+    if key != store.key:
+        return 0
+    missing = [r for user, r in records.items() if store.load(user) is None]
+    for record in missing:
+        store.save(record)
+    return len(missing)
 
 
 def interest_source(dataset: Dataset, localizer: IntentLocalizer, key: InterestKey,
@@ -157,22 +178,20 @@ def interest_provider(studio: Studio) -> InterestProvider:
 
 
 def bundle_interests(studio: Studio, settings: FusionSettings, config: ReasoningConfig,
-                     out: Path) -> Path:
+                     out: Path) -> tuple[Path, int, int]:
     """Write the sample's stored interests (this model, prompt and localizer) to ``out``, a
-    bundle like ``assets/interests/<dataset>.jsonl.gz``.
-
-    Raises:
-        LookupError: some sampled users have none yet (names the command).
-    """
+    bundle like ``assets/interests/<dataset>.jsonl.gz``: ``(path, users written, users
+    missing)``. A partial bundle is allowed: building the rest resumes from it."""
     from reasoning.interest_store import InterestStore, write_bundle
 
     key = configured_key(studio, config)
     store = InterestStore(interests_root(config), key)
-    records, missing = [], []
+    seed_from_bundle(store, studio.dataset.name)
+    records, missing = [], 0
     for user, _, _ in sample_jobs(studio, settings):
         found = store.load(user)
-        (records.append(found) if found is not None else missing.append(user))
-    if missing:
-        raise LookupError(f"{len(missing)} sampled users have no interests in {store.directory} "
-                          f"(e.g. {', '.join(missing[:5])}); run `{BUILD_COMMAND}` first")
-    return write_bundle(out, key, records)
+        if found is None:
+            missing += 1
+        else:
+            records.append(found)
+    return write_bundle(out, key, records), len(records), missing
