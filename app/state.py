@@ -20,15 +20,13 @@ from typing import Any
 
 import streamlit as st
 
+from app.keys import CURRENT_POINT, CURRENT_USER, REASONING_OVERRIDES, URL_SEEN
 from reasonrec.config import load_config
 from reasonrec.studio import Studio
 
-CURRENT_USER = "rr_current_user"
-# The point in the history, on one scale for every page: the number of films the user had
-# watched (the models saw them; the next one is the film to predict). Kept with its user, so
-# a point chosen for one user never lands on another's history.
-CURRENT_POINT = "rr_current_point"      # {"user": str, "films": int}
-URL_SEEN = "rr_url_seen"                # the (user, step) this session last read or wrote
+# The point in the history (CURRENT_POINT), on one scale for every page: the number of films
+# the user had watched (the models saw them; the next one is the film to predict). Kept with
+# its user, so a point chosen for one user never lands on another's history.
 
 
 @st.cache_resource(show_spinner="Loading the dataset…")
@@ -228,8 +226,6 @@ def get_strategies() -> StrategyHandles:
     with fusion.lock:
         return StrategyHandles(fusion, strategy_runs(fusion.workspace))
 
-
-REASONING_OVERRIDES = "rr_reasoning_overrides"
 
 
 def reasoning_overrides() -> dict[str, Any]:

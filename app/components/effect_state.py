@@ -21,11 +21,6 @@ def md(text: Any) -> str:
     return _MD_SPECIAL.sub(r"\\\1", str(text))
 
 
-def off_keys(user: str, step: int) -> dict[str, str]:
-    """Widget keys of the counterfactual switches, per user and point."""
-    return {kind: f"effect_off_{kind}_{user}_{step}" for kind in ("chains", "nodes", "items")}
-
-
 def restore(keys: dict[str, str]) -> None:
     """"Restore original": switch everything back on (a callback, so it runs before the widgets)."""
     for key in keys.values():

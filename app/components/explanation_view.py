@@ -16,11 +16,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from app import keys
 from app.components.effect_state import md
 from models.explain_schema import (Effect, EvidenceFact, EvidenceKind, ExplanationPath,
                                    ItemExplanation, PathFlag, PathKind, PointInfo)
 
-SHOW_HIDDEN_KEY = "effect_show_hidden_paths"
 SHOW_HIDDEN_LABEL = "Show paths with no measured effect"
 FLAG_WORDS = {PathFlag.NO_EVIDENCE: "no fact from the data links it to this film",
               PathFlag.NO_EFFECT: "removing it changes neither the score nor the rank",
@@ -116,7 +116,7 @@ def show_paths(ie: ItemExplanation, chains: Sequence[str], k: int) -> None:
         st.markdown(f"**What leads to it** ({len(shown)} reasoning "
                     f"path{'s' if len(shown) != 1 else ''}, strongest measured effect first)")
         for number, path in enumerate(shown, start=1):
-            show_path(path, number, chains, k, f"effect_path_{ie.index}_{number}")
+            show_path(path, number, chains, k, keys.effect_path(ie.index, number))
     elif not ie.reached:
         st.info(f"No reasoning path reaches {md(ie.title)}: it comes from the base model"
                 + (f" (removing all reasoning moves it "
@@ -127,12 +127,12 @@ def show_paths(ie: ItemExplanation, chains: Sequence[str], k: int) -> None:
     else:
         st.caption("Reasoning paths reach this film, but removing any of them does not "
                    "lower it.")
-    if hidden and st.toggle(SHOW_HIDDEN_LABEL, key=SHOW_HIDDEN_KEY,
+    if hidden and st.toggle(SHOW_HIDDEN_LABEL, key=keys.EFFECT_SHOW_HIDDEN,
                             help=f"{len(hidden)} more path(s): paths that do not reach the film, "
                                  "change nothing when removed, would raise it when removed, "
                                  "or whose chain did not pass the check."):
         for number, path in enumerate(hidden, start=len(shown) + 1):
-            show_path(path, number, chains, k, f"effect_path_{ie.index}_{number}")
+            show_path(path, number, chains, k, keys.effect_path(ie.index, number))
 
 
 def show_summaries(items: Sequence[ItemExplanation]) -> None:

@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.components.plain_names import bench_row_words, strategy_words
+from app.keys import EVAL_FUSION_METRIC
 
 FROM_BENCH = "bench, 95% bootstrap interval"
 FROM_RUN = "its training run (no interval yet)"
@@ -81,7 +82,7 @@ def show_fusion_results(bench: dict[str, Any] | None, runs: Sequence[Any],
     expander)."""
     metric = st.selectbox("Metric", [f"{m}@{k}" for k in (5, 10, 20)
                                      for m in ("HR", "NDCG", "MRR")], index=4,
-                          key="eval_fusion_metric")
+                          key=EVAL_FUSION_METRIC)
     rows = result_rows(bench, runs, metric)
     if not rows:
         st.info("No strategy has results yet: run `reasonrec bench fusion --json`.")

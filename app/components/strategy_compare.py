@@ -17,9 +17,9 @@ import streamlit as st
 from app.components.effect_state import md
 from app.components.explanation_view import ordinal
 from app.components.plain_names import model_words, strategy_words
+from app.keys import STRATEGY_A, STRATEGY_B
 from app.state import StrategyHandles, init_widget
 
-STRATEGY_A, STRATEGY_B = "effect_strategy_a", "effect_strategy_b"
 NEXT_MARK = " ◀ watched next"
 
 

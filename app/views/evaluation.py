@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.components.plain_names import bench_row_words, model_words
+from app import keys
 from app.components.fusion_results import show_fusion_results
 from app.state import get_fusion, get_strategies, set_current_user, studio_or_stop
 from reasonrec.bench_reference import (ours_ndcg10, reference_bench_name, reference_ndcg10,
@@ -27,7 +28,6 @@ from models.runs import shipped_bench
 from reasonrec.top_k_outcomes import ORDER, label, top_k_outcome
 
 METRICS_AT_10 = ("HR@10", "NDCG@10", "MRR@10")
-OUTCOMES_KEY = "rr_eval_outcomes"   # (fused run directory, per-user rows)
 GPU_REFERENCE = reference_bench_name("cuda")
 BENCH_COMMANDS = {GPU_REFERENCE: "reference --device cuda"}  # bench file -> command
 
@@ -215,12 +215,12 @@ with users_tab:
         handle = get_fusion()
         # Scoring the sample takes a while; filters rerun the page, so keep the rows
         # for this fused run in the session.
-        cached = st.session_state.get(OUTCOMES_KEY)
+        cached = st.session_state.get(keys.EVAL_OUTCOMES)
         if cached is None or cached[0] != str(handle.run.directory):
             with handle.lock:
                 from models.fusion.error_analysis import user_outcomes
                 cached = (str(handle.run.directory), user_outcomes(handle.workspace, handle.run))
-            st.session_state[OUTCOMES_KEY] = cached
+            st.session_state[keys.EVAL_OUTCOMES] = cached
         rows = cached[1]
     except Exception as exc:   # no graphs for the sample, a broken run: say what to do
         st.error(f"Could not load the fused model: {exc}. Build the sample's graphs with "
@@ -240,14 +240,14 @@ with users_tab:
              f"or outside the top {k} both times, for {len(frame) - entered - left_ - moved}.")
     genres = sorted({g for gs in frame["target_genres"] for g in gs})
     c1, c2, c3, c4 = st.columns(4)
-    outcome = c1.selectbox("Outcome", ["all", *order], key="eval_outcome")
-    genre = c2.selectbox("Genre of the next film", ["all", *genres], key="eval_genre")
+    outcome = c1.selectbox("Outcome", ["all", *order], key=keys.EVAL_OUTCOME)
+    genre = c2.selectbox("Genre of the next film", ["all", *genres], key=keys.EVAL_GENRE)
     lengths = c3.slider("History length", int(frame["history_length"].min()),
                         int(frame["history_length"].max()),
                         (int(frame["history_length"].min()), int(frame["history_length"].max())),
-                        key="eval_length")
+                        key=keys.EVAL_LENGTH)
     pass_rate = c4.slider("Share of chains passing the check", 0.0, 1.0, (0.0, 1.0), step=0.05,
-                          key="eval_pass_rate")
+                          key=keys.EVAL_PASS_RATE)
     shown = frame[frame["history_length"].between(*lengths)]
     if outcome != "all":
         shown = shown[shown["top-10 outcome"] == outcome]
@@ -266,7 +266,7 @@ with users_tab:
     selection = st.dataframe(
         view[["user", "top-10 outcome", "base rank", "rank with reasoning", "next film",
               "genres", "films watched", "chains", "chains passing the check"]],
-        hide_index=True, on_select="rerun", selection_mode="single-row", key="eval_users")
+        hide_index=True, on_select="rerun", selection_mode="single-row", key=keys.EVAL_USERS)
     picked = selection.selection.rows if selection else []
     if picked:
         user = str(view.iloc[picked[0]]["user"])

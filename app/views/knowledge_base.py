@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from app import keys
 from app.state import reasoning_config, studio_or_stop
 
 PAGE_SIZE = 50
@@ -83,10 +84,10 @@ try:
 
     st.subheader("Stored answers")
     left, middle, right = st.columns([1, 2, 1])
-    kind = left.selectbox("Kind", ["all", *sorted(stats["kinds"])], key="kb_kind")
-    search = middle.text_input("Search questions and answers", key="kb_search",
+    kind = left.selectbox("Kind", ["all", *sorted(stats["kinds"])], key=keys.KB_KIND)
+    search = middle.text_input("Search questions and answers", key=keys.KB_SEARCH,
                                placeholder="a title, an intent, a reason…")
-    page = right.number_input("Page", min_value=1, value=1, step=1, key="kb_page")
+    page = right.number_input("Page", min_value=1, value=1, step=1, key=keys.KB_PAGE)
     rows = kb.entries(None if kind == "all" else kind, search.strip(), PAGE_SIZE,
                       (int(page) - 1) * PAGE_SIZE)
     if rows:
@@ -104,10 +105,10 @@ try:
     export_col, clear_col = st.columns(2)
     export_col.download_button("Export all entries (JSON lines)", kb.export_jsonl(),
                                file_name="reasonrec-kb.jsonl", mime="application/x-ndjson",
-                               key="kb_export", disabled=not stats["entries"])
+                               key=keys.KB_EXPORT, disabled=not stats["entries"])
     with clear_col:
-        confirm = st.checkbox("I understand every answer will be asked again", key="kb_confirm")
-        if st.button("Clear the knowledge base", key="kb_clear", disabled=not confirm,
+        confirm = st.checkbox("I understand every answer will be asked again", key=keys.KB_CONFIRM)
+        if st.button("Clear the knowledge base", key=keys.KB_CLEAR, disabled=not confirm,
                      type="primary"):
             removed = kb.clear()
             st.success(f"Removed {removed:,} entries and the counters.")

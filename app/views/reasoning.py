@@ -35,6 +35,8 @@ from app.components.reasoning_view import (
 from app.components.explanation_view import chain_name
 from app.components.pickers import clamp_note, point_picker, user_picker
 from app.graph_html import OfflineHTMLError
+from reasoning.backend_info import BackendInfo
+from app import keys
 from app.state import (
     builder_load,
     llm_problem,
@@ -44,14 +46,9 @@ from app.state import (
 )
 
 GRAPH_HEIGHT = 480
-# A graph built on this page: the recommendations page reads this key (keep the name)
-# and says "built on the Reasoning page"; a graph only loaded from the store or the
-# graph source stays under LOADED_KEY, since that page reads those sources itself.
-GRAPH_KEY = "rr_graph_{user}"
-LOADED_KEY = "rr_reasoning_loaded_{user}"
-SOURCE_KEY = "rr_graph_source_{user}"
-SELECTED = "rr_selected_node"             # {"user", "node"}: the node selected in the app
-HTML_CACHE = "rr_reasoning_html"
+# A graph built on this page goes under keys.built_graph: the Recommendations page reads it
+# and says "built on the Reasoning page"; a graph only loaded from the store or the graph
+# source stays under keys.loaded_graph, since that page reads those sources itself.
 
 
 def catalogue_lookup(index: int) -> Any:
@@ -207,8 +204,8 @@ def show_build_facts(graph: nx.DiGraph, source: str) -> None:
                    help=f"{log.tokens_out} tokens generated in {log.llm_seconds:.1f} s of LLM time "
                         f"({log.tokens_in} prompt tokens)")
     cols[3].metric("Build time", f"{log.wall_seconds:.1f} s")
-    backend = dict(log.backend)
-    cols[4].metric("Backend", str(backend.get("backend") or "unknown"))
+    backend = BackendInfo.from_dict(log.backend)
+    cols[4].metric("Backend", backend.kind.value)
     st.caption(f"GPU offload: {offload_state(backend)}.")
 
 
@@ -246,12 +243,12 @@ def chain_table(graph: nx.DiGraph, offset: int) -> pd.DataFrame:
 
 def select_node(user: str, node: str) -> None:
     """A click in the graph (a component callback: runs before the page is drawn)."""
-    st.session_state[f"reasoning_node_{user}"] = node
+    st.session_state[keys.reasoning_node(user)] = node
 
 
 def show_selection(graph: nx.DiGraph, options: list[str], user: str, clicked: str | None) -> None:
     """The selected node (a click in the graph or this box) and its details."""
-    key = f"reasoning_node_{user}"
+    key = keys.reasoning_node(user)
     if clicked is not None and clicked in options:
         st.session_state[key] = clicked   # before the box is drawn: allowed
     if st.session_state.get(key) not in options:
@@ -260,11 +257,11 @@ def show_selection(graph: nx.DiGraph, options: list[str], user: str, clicked: st
                         format_func=lambda n: node_label(graph, n),
                         placeholder="Click a node in the graph…")
     if node is None:
-        st.session_state.pop(SELECTED, None)
+        st.session_state.pop(keys.SELECTED_NODE, None)
         st.caption("Click a node in the graph (or pick one here) to see its reason, score, "
                    "step and source stage.")
         return
-    st.session_state[SELECTED] = {"user": user, "node": node}
+    st.session_state[keys.SELECTED_NODE] = {"user": user, "node": node}
     try:
         rows = node_details(graph, node, catalogue_lookup)
     except KeyError:
@@ -287,7 +284,7 @@ except ValueError as exc:
 
 controls, _ = st.columns([2, 1])
 with controls:
-    user = user_picker(studio, "reasoning_user", "User id")
+    user = user_picker(studio, keys.REASONING_USER, "User id")
 
 from reasoning.builder import EmptySessionError, session_window  # noqa: E402
 from reasoning.graph import GraphFormatError, prefix_graph  # noqa: E402
@@ -306,8 +303,8 @@ st.caption(f"User **{user}**: the reasoning covers films {first}–{session.targ
            f"last {len(session.items)} before film {session.target_position + 1}, which the test "
            "holds out and the LLM never sees.")
 
-graph_key, source_key = GRAPH_KEY.format(user=user), SOURCE_KEY.format(user=user)
-build_clicked = st.button("Build reasoning graph", key="reasoning_build", type="primary",
+graph_key, source_key = keys.built_graph(user), keys.graph_origin(user)
+build_clicked = st.button("Build reasoning graph", key=keys.REASONING_BUILD, type="primary",
                           help="Runs the chain, verify and diverge stages on the local LLM (KB "
                                "answers are reused). Replaces the stored graph of this user.")
 # Always drawn, so the elements below keep their place in the page whether or not a
@@ -321,9 +318,9 @@ if build_clicked:
         st.session_state[graph_key] = built
         st.session_state[source_key] = ("a build just now" + (f", saved to {path}" if path else
                                                               ", not saved"))
-        st.session_state.pop(HTML_CACHE, None)
+        st.session_state.pop(keys.REASONING_HTML, None)
 
-loaded_key = LOADED_KEY.format(user=user)
+loaded_key = keys.loaded_graph(user)
 graph: nx.DiGraph | None = st.session_state.get(graph_key)
 if graph is None:
     graph = st.session_state.get(loaded_key)
@@ -363,7 +360,7 @@ offset = session.target_position - length
 opts = st.columns([2, 1, 1])
 with opts[0]:
     chosen = point_picker(user, offset + 1, offset + length, offset + length,
-                          f"reasoning_step_{user}",
+                          keys.reasoning_point(user),
                           help="Show the graph as it stood at this point: what the LLM had "
                                "reasoned from the films watched so far.")
     step = chosen.films - offset
@@ -371,23 +368,23 @@ note = clamp_note(chosen, offset + 1, offset + length, "the reasoning graph")
 if note:
     st.caption(note)
 with opts[1]:
-    show_rejected = st.toggle("Show rejected chains", value=False, key="reasoning_show_rejected",
+    show_rejected = st.toggle("Show rejected chains", value=False, key=keys.REASONING_SHOW_REJECTED,
                               help="Chains that did not pass the LLM's check are hidden by "
                                    "default; shown, they are dashed.")
 with opts[2]:
-    show_target = st.toggle("Show the true next item", value=True, key="reasoning_show_target",
+    show_target = st.toggle("Show the true next item", value=True, key=keys.REASONING_SHOW_TARGET,
                             help="Drawn for error analysis only: never seen by the models.")
 
 view = graph if step >= length else prefix_graph(graph, step - 1)
 cache_key = (user, id(graph), step, show_rejected, show_target)
-cached = st.session_state.get(HTML_CACHE)
+cached = st.session_state.get(keys.REASONING_HTML)
 try:
     if cached is not None and cached[0] == cache_key:
         document = cached[1]
     else:
         document = reasoning_graph_html(view, show_rejected=show_rejected, height_px=GRAPH_HEIGHT,
                                         lookup=catalogue_lookup, show_target=show_target)
-        st.session_state[HTML_CACHE] = (cache_key, document)
+        st.session_state[keys.REASONING_HTML] = (cache_key, document)
 except OfflineHTMLError as exc:
     st.error(f"The graph was not shown because it would load remote resources ({exc}). Report "
              "this as a bug; the tables below still list the reasoning.")
@@ -401,8 +398,8 @@ clicked = None
 with graph_col:
     if document is not None:
         with st.container(key="reasoning-graph"):
-            clicked = graph_select(document, key=f"reasoning_graph_{user}",
-                                   selected=st.session_state.get(f"reasoning_node_{user}"),
+            clicked = graph_select(document, key=keys.reasoning_graph(user),
+                                   selected=st.session_state.get(keys.reasoning_node(user)),
                                    height=GRAPH_HEIGHT + 40, title="Reasoning graph",
                                    on_click=lambda node: select_node(user, node))
         st.caption("Click a node to select it; drag nodes or the canvas, scroll to zoom, hover "

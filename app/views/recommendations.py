@@ -3,7 +3,7 @@
 A view only: every number comes from the shared explainer (``app.state.get_fusion``,
 ``models.explain``), called under the handle's lock because its torch modules
 are shared by every browser session. The user's reasoning graph is the one the
-Reasoning page just built (``st.session_state["rr_graph_<user>"]``) or the
+Reasoning page just built (``app.keys.built_graph``) or the
 configured graph source's.
 
 Titles, intents and the LLM's reasons are untrusted: they reach the page only
@@ -24,7 +24,8 @@ import streamlit as st
 from app.components.effect_charts import (branch_figure, branch_rows, deletion_figure,
                                           film_id_rows, rank_shift_figure, ranked_table,
                                           shift_rows)
-from app.components.effect_state import md, off_keys, restore, select_from_chart
+from app import keys
+from app.components.effect_state import md, restore, select_from_chart
 from app.components.explanation_view import (path_id_rows, show_paths,
                                              show_summaries, show_true_item)
 from app.components.pickers import clamp_note, point_picker, user_picker
@@ -36,11 +37,6 @@ from app.state import FusionHandle, get_fusion, get_strategies, init_widget, stu
 from models.explain_schema import Counterfactual, Explanation, ItemExplanation, TopK
 from models.runs import latest_run
 
-GRAPH_KEY = "rr_graph_{user}"       # set by the Reasoning page
-CACHE_KEY = "effect_cache"          # this session's scored point (fast counterfactual toggles)
-SELECTED_NODE = "rr_selected_node"  # {"user", "node"}: the node clicked on the Reasoning page
-FOLLOWED_KEY = "effect_followed_node"
-LIVE_KEY = "effect_live"            # rows + counterfactual state shared with the fragment
 
 
 def show_base_only(studio: Any, user: str, model: str | None, k: int) -> None:
@@ -84,7 +80,7 @@ def load_user_graph(handle: FusionHandle, dataset: Any, user: str) -> tuple[Any,
     """The placed graph and where it came from (LookupError: the user has none)."""
     from models.fusion.samples import place_graph
 
-    built = st.session_state.get(GRAPH_KEY.format(user=user))
+    built = st.session_state.get(keys.built_graph(user))
     if built is not None:
         placed = place_graph(dataset, user, built, handle.explainer.intents)
         new = handle.explainer.intents.unknown(built)
@@ -100,7 +96,7 @@ def scored_point(handle: FusionHandle, user_graph: Any, origin: str, step: int) 
     """This session's scored point (reused across reruns so toggles rescore only what changed)."""
     key = (user_graph.user_id, step, origin, id(user_graph.graph) if origin.startswith("built")
            else "source")
-    cached = st.session_state.get(CACHE_KEY)
+    cached = st.session_state.get(keys.EFFECT_CACHE)
     if cached is not None and cached["key"] == key and cached["handle"] is handle:
         return cached
     with handle.lock, st.spinner("Explaining the recommendations…"):
@@ -110,19 +106,19 @@ def scored_point(handle: FusionHandle, user_graph: Any, origin: str, step: int) 
               "explanation": explanation,
               "branches": {b.index: b for b in explanation.branch_effects},
               "items": {item.index: item for item in explanation.items}}
-    st.session_state[CACHE_KEY] = cached
+    st.session_state[keys.EFFECT_CACHE] = cached
     return cached
 
 
 def follow_selected_node(user: str, prefix: Any, titles: dict[int, str], item_key: str) -> None:
     """A candidate item clicked on the Reasoning page opens its explanation here (once)."""
-    selected = st.session_state.get(SELECTED_NODE)
+    selected = st.session_state.get(keys.SELECTED_NODE)
     if not isinstance(selected, dict) or str(selected.get("user")) != str(user):
         return
     node = selected.get("node")
-    if node == st.session_state.get(FOLLOWED_KEY) or node not in prefix:
+    if node == st.session_state.get(keys.EFFECT_FOLLOWED) or node not in prefix:
         return
-    st.session_state[FOLLOWED_KEY] = node
+    st.session_state[keys.EFFECT_FOLLOWED] = node
     index = prefix.nodes[node].get("item_index")
     if prefix.nodes[node].get("kind") == "candidate_item" and index in titles:
         st.session_state[item_key] = index
@@ -226,11 +222,12 @@ def export_section(handle: FusionHandle, user_graph: Any, step: int, cache: dict
     left, right = st.columns(2)
     stem = f"reasonrec-user-{re.sub(r'[^A-Za-z0-9_-]', '_', user_graph.user_id)}-step-{step}"
     left.download_button("Download HTML report", data=lambda: report_html(build()),
-                         file_name=f"{stem}.html", mime="text/html", key="effect_report_html",
+                         file_name=f"{stem}.html", mime="text/html",
+                         key=keys.EFFECT_REPORT_HTML,
                          on_click="ignore")
     right.download_button("Download JSON", data=lambda: report_json(build()),
                           file_name=f"{stem}.json", mime="application/json",
-                          key="effect_report_json", on_click="ignore")
+                          key=keys.EFFECT_REPORT_JSON, on_click="ignore")
 
 
 def page() -> None:
@@ -238,7 +235,7 @@ def page() -> None:
     st.header("Recommendations")
     dataset = studio.dataset
     user_col, step_col = st.columns([1, 3])
-    user = user_picker(studio, "user", where=user_col)
+    user = user_picker(studio, keys.EFFECT_USER, where=user_col)
 
     try:
         handle = get_fusion()
@@ -272,7 +269,7 @@ def page() -> None:
     # held-out film, so this page offers the points inside that window.
     offset = user_graph.offset
     low, high = offset + 1, offset + user_graph.steps
-    chosen = point_picker(user, low, high, high, f"effect_step_{user}", where=step_col,
+    chosen = point_picker(user, low, high, high, keys.effect_point(user), where=step_col,
                           help="The models see the films up to this point and rank the next "
                                "one. The last point predicts the film held out for the test.")
     note = clamp_note(chosen, low, high, "the reasoning graph")
@@ -292,8 +289,8 @@ def page() -> None:
 
     # Shared with the fragment below, by reference: its reruns update the rows and the
     # counterfactual state that the explanation picker and the export read.
-    live: dict[str, Any] = st.session_state.setdefault(LIVE_KEY, {})
-    item_key = f"effect_item_{user}"
+    live: dict[str, Any] = st.session_state.setdefault(keys.EFFECT_LIVE, {})
+    item_key = keys.effect_item(user)
     live["full_run"] = True
     try:
         counterfactual_section(handle, user, step, cache, live, item_key)
@@ -322,8 +319,8 @@ def page() -> None:
     except Exception as exc:   # the page above stands; say what is missing, no traceback
         st.warning(f"The strategies could not be compared: {md(exc)}.")
     else:
-        strategy_comparison(handles, dataset, user, st.session_state.get(GRAPH_KEY.format(
-            user=user)), step, chosen.films)
+        strategy_comparison(handles, dataset, user,
+                            st.session_state.get(keys.built_graph(user)), step, chosen.films)
     export_section(handle, user_graph, step, cache, live)
     details_section(handle, cache, origin, None if item is None else int(item))
 
@@ -341,24 +338,24 @@ def counterfactual_section(handle: FusionHandle, user: str, step: int, cache: di
     point, top = cache["point"], cache["top"]
     prefix = point.prefix
     chains, nodes = reasoning_elements(prefix)
-    keys = off_keys(user, step)
-    for key in keys.values():
+    switches = keys.effect_off(user, step)
+    for key in switches.values():
         init_widget(key, [])
     with st.container(border=True, key="effect-switches"):
         st.markdown("**What if?** Switch parts of the reasoning off and see the fused list "
                     "change.")
         c1, c2, c3 = st.columns(3)
         chain_names = chain_labels(prefix, chains)
-        off_chains = c1.multiselect("Chains off", chains, key=keys["chains"],
+        off_chains = c1.multiselect("Chains off", chains, key=switches["chains"],
                                     format_func=lambda c: chain_names.get(c, c))
         node_names = node_labels(prefix, nodes, chains)
-        off_nodes = c2.multiselect("Interests / suggested films off", nodes, key=keys["nodes"],
+        off_nodes = c2.multiselect("Interests / suggested films off", nodes, key=switches["nodes"],
                                    format_func=lambda n: node_names.get(n, n))
         items = window_items(prefix, point.user.offset)
-        off_items = c3.multiselect("Watched films off", list(items), key=keys["items"],
+        off_items = c3.multiselect("Watched films off", list(items), key=switches["items"],
                                    format_func=lambda i: items.get(i, i))
-        st.button("Restore original", key="effect_restore", on_click=restore, args=(keys,),
-                  disabled=not (off_chains or off_nodes or off_items))
+        st.button("Restore original", key=keys.EFFECT_RESTORE, on_click=restore,
+                  args=(switches,), disabled=not (off_chains or off_nodes or off_items))
     state = CounterfactualState(list(off_chains), list(off_nodes), list(off_items))
     cf: Counterfactual | None = None
     if state.active:
@@ -393,7 +390,7 @@ def counterfactual_section(handle: FusionHandle, user: str, step: int, cache: di
         else:
             st.subheader(f"Fused top-{k} (with reasoning)")
             st.table(_table(ranked_table(top.fused, "base rank")))
-    chart_key = f"effect_chart_{user}"
+    chart_key = keys.effect_chart(user)
     with chart_col, st.container(key="effect-rank-chart"):
         st.plotly_chart(rank_shift_figure(rows, k, selected=st.session_state.get(item_key),
                                           counterfactual=cf is not None),

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 import pandas as pd
 import streamlit as st
 
+from app import keys
 from app.components.effect_state import md
 from app.components.explanation_view import ordinal
 from app.components.session_window import (
@@ -30,7 +31,6 @@ from app.graph_html import NEVER_SEEN, OfflineHTMLError, session_graph_html
 from app.state import set_current_films, set_current_user, studio_or_stop, window_length
 
 GRAPH_HEIGHT = 460
-SEARCH_KEY = "explorer_film_search"
 HITS_LISTED = 5
 BY_ID = "By user id"
 BY_MOVIE = "By a movie they watched"
@@ -47,13 +47,13 @@ except ValueError as exc:
 
 def pick_user() -> str | None:
     """The user to explore: by id, or among the users who watched a chosen movie."""
-    mode = st.radio("Find a user", [BY_ID, BY_MOVIE], horizontal=True, key="explorer_find_by")
+    mode = st.radio("Find a user", [BY_ID, BY_MOVIE], horizontal=True, key=keys.EXPLORER_FIND_BY)
     if mode == BY_ID:
-        return user_picker(studio, "explorer_user", "User id")
+        return user_picker(studio, keys.EXPLORER_USER, "User id")
     catalogue = dataset.catalogue
     movie = st.selectbox("Movie", range(1, len(catalogue) + 1), index=None,
                          format_func=lambda i: catalogue[i].display_name,
-                         key="explorer_movie", placeholder="Type part of a title…",
+                         key=keys.EXPLORER_MOVIE, placeholder="Type part of a title…",
                          help="Type to search the catalogue titles.")
     if movie is None:
         st.info("Pick a movie to list the users who watched it.")
@@ -63,7 +63,7 @@ def pick_user() -> str | None:
         st.warning("Nobody in this dataset watched that movie; pick another one.")
         return None
     return st.selectbox(f"Users who watched it ({len(watchers)})", watchers,
-                        key="explorer_movie_user")
+                        key=keys.EXPLORER_MOVIE_USER)
 
 
 def pick_point(user: str) -> int:
@@ -75,7 +75,7 @@ def pick_point(user: str) -> int:
         return n
     with st.container(key="explorer-point"):
         return point_picker(
-            user, 1, n, n - 1, f"explorer_point_{user}",
+            user, 1, n, n - 1, keys.explorer_point(user),
             help=f"The window is the last {l_tru} films before this point; the film after it "
                  "is the true next one. The default is the point before the last film, the "
                  "one the test holds out. At the end of the history there is no next film.").films
@@ -182,7 +182,7 @@ def show_sessions(user: str, window: SessionWindow) -> None:
                f"{md(user)}'s {window.history_length} films form {len(sessions)} "
                f"session{'s' if len(sessions) != 1 else ''}; each film carries its number in the "
                "history, the scale of the point above.")
-    query = st.text_input("Find a film in this history", key=SEARCH_KEY,
+    query = st.text_input("Find a film in this history", key=keys.EXPLORER_SEARCH,
                           placeholder="Type part of a title, e.g. Star Wars",
                           help="Every film of this history whose title contains the text is "
                                "highlighted below, with its session and its number.")
@@ -194,7 +194,7 @@ def show_sessions(user: str, window: SessionWindow) -> None:
         for film in hits[:HITS_LISTED]:
             text, jump = st.columns([5, 1], vertical_alignment="center")
             text.markdown(film_place(film, sessions, window))
-            jump.button("Window before it", key=f"explorer_jump_{film.position}",
+            jump.button("Window before it", key=keys.explorer_jump(film.position),
                         on_click=set_current_films, args=(user, max(1, film.position)),
                         disabled=film.position == 0,
                         help="Move the point so that this film is the true next one.")

@@ -11,8 +11,10 @@ from typing import Any
 
 import streamlit as st
 
-from app.state import (REASONING_OVERRIDES, builder_load, get_studio, init_widget, llm_problem,
-                       reasoning_config, reasoning_overrides, studio_or_stop)
+from app import keys
+from app.keys import REASONING_OVERRIDES
+from app.state import (builder_load, get_studio, init_widget, llm_problem, reasoning_config,
+                       reasoning_overrides, studio_or_stop)
 
 AUTO_LAYERS = "all when the build can offload"
 # The form's words for each [reasoning] field (the field names stay in error messages,
@@ -25,12 +27,12 @@ LABELS = {"backend": "Backend", "model_path": "Model file", "http_url": "Server 
 
 def form_values(config: Any) -> dict[str, Any]:
     """The form's widget values (by widget key) that show ``config``."""
-    return {"settings_backend": config.backend, "settings_model": config.model_path,
-            "settings_url": config.http_url,
-            "settings_layers": "" if config.n_gpu_layers is None else str(config.n_gpu_layers),
-            "settings_temperature": float(config.temperature), "settings_tau": float(config.tau),
-            "settings_l_tru": int(config.l_tru), "settings_k": int(config.k_intents),
-            "settings_r": int(config.r_items)}
+    return {keys.SETTINGS_BACKEND: config.backend, keys.SETTINGS_MODEL: config.model_path,
+            keys.SETTINGS_URL: config.http_url,
+            keys.SETTINGS_LAYERS: "" if config.n_gpu_layers is None else str(config.n_gpu_layers),
+            keys.SETTINGS_TEMPERATURE: float(config.temperature),
+            keys.SETTINGS_TAU: float(config.tau), keys.SETTINGS_L_TRU: int(config.l_tru),
+            keys.SETTINGS_K: int(config.k_intents), keys.SETTINGS_R: int(config.r_items)}
 
 
 def reset_settings() -> None:
@@ -39,7 +41,7 @@ def reset_settings() -> None:
     the browser keeps showing a deleted widget's last value, and Apply would re-apply it."""
     st.session_state.pop(REASONING_OVERRIDES, None)
     st.session_state.update(form_values(reasoning_config(get_studio(), {})))
-    st.session_state["settings_was_reset"] = True
+    st.session_state[keys.SETTINGS_WAS_RESET] = True
 
 
 st.header("Settings")
@@ -50,9 +52,9 @@ except ValueError as exc:   # a bad override or config value: show it, fall back
     st.error(f"This session's settings are not valid any more ({exc}); the config file's are "
              "shown instead. Change them below and press Apply.")
     reset_settings()
-    st.session_state.pop("settings_was_reset", None)
+    st.session_state.pop(keys.SETTINGS_WAS_RESET, None)
     current = reasoning_config(studio, {})
-if st.session_state.pop("settings_was_reset", False):
+if st.session_state.pop(keys.SETTINGS_WAS_RESET, False):
     st.success("Back to the config file's settings.")
 
 # The widgets take their values from session state only (seeded here, set by Reset).
@@ -61,26 +63,26 @@ for widget_key, widget_value in form_values(current).items():
 
 with st.form("settings_form"):
     st.subheader("LLM")
-    backend = st.radio("Backend", ["llama", "http"], horizontal=True, key="settings_backend",
+    backend = st.radio("Backend", ["llama", "http"], horizontal=True, key=keys.SETTINGS_BACKEND,
                        format_func={"llama": "in-process llama.cpp",
                                     "http": "OpenAI-compatible HTTP server"}.get)
-    model_path = st.text_input("Model (GGUF path)", key="settings_model",
+    model_path = st.text_input("Model (GGUF path)", key=keys.SETTINGS_MODEL,
                                placeholder="empty: the packaged SmolLM2-135M-Instruct Q4_1")
-    http_url = st.text_input("Server URL (HTTP backend)", key="settings_url")
+    http_url = st.text_input("Server URL (HTTP backend)", key=keys.SETTINGS_URL)
     layers_text = st.text_input("GPU layers", placeholder=AUTO_LAYERS,
-                                key="settings_layers",
+                                key=keys.SETTINGS_LAYERS,
                                 help="-1 or empty: all layers when llama.cpp was built with CUDA; "
                                      "0: CPU only.")
-    temperature = st.number_input("Temperature", step=0.1, key="settings_temperature",
+    temperature = st.number_input("Temperature", step=0.1, key=keys.SETTINGS_TEMPERATURE,
                                   help="0 gives repeatable graphs (and KB reuse).")
     st.subheader("Reasoning graph")
     cols = st.columns(4)
-    tau = cols[0].number_input(LABELS["tau"], step=0.05, key="settings_tau",
+    tau = cols[0].number_input(LABELS["tau"], step=0.05, key=keys.SETTINGS_TAU,
                                help="Chains the LLM's check scores lower are rejected.")
-    l_tru = cols[1].number_input(LABELS["l_tru"], step=1, key="settings_l_tru",
+    l_tru = cols[1].number_input(LABELS["l_tru"], step=1, key=keys.SETTINGS_L_TRU,
                                  help="How many of the latest films the reasoning reads.")
-    k_intents = cols[2].number_input(LABELS["k_intents"], step=1, key="settings_k")
-    r_items = cols[3].number_input(LABELS["r_items"], step=1, key="settings_r")
+    k_intents = cols[2].number_input(LABELS["k_intents"], step=1, key=keys.SETTINGS_K)
+    r_items = cols[3].number_input(LABELS["r_items"], step=1, key=keys.SETTINGS_R)
     applied = st.form_submit_button("Apply", type="primary")
 
 
@@ -120,7 +122,7 @@ if reasoning_overrides():
     st.caption("Changed for this session: " + "; ".join(
         f"{LABELS.get(k, k)}: {v}" for k, v in reasoning_overrides().items()))
 # Always offered: a value typed but not applied (a bad path) is reset too.
-st.button("Reset to the config file", key="settings_reset", on_click=reset_settings,
+st.button("Reset to the config file", key=keys.SETTINGS_RESET, on_click=reset_settings,
           help="Drops this session's settings and the values typed in the form.")
 
 st.subheader("Device and offload")
@@ -134,7 +136,7 @@ except ImportError:
 import torch  # noqa: E402  (only for the device line)
 st.write("torch device: " + (f"CUDA ({torch.cuda.get_device_name(0)})"
                              if torch.cuda.is_available() else "CPU"))
-if st.button("Load the LLM and check the offload", key="settings_check"):
+if st.button("Load the LLM and check the offload", key=keys.SETTINGS_CHECK):
     try:
         with st.spinner("Loading the LLM (and the text encoder)…"):
             load = builder_load()
@@ -145,13 +147,15 @@ if st.button("Load the LLM and check the offload", key="settings_check"):
     except Exception as exc:   # no model file, server down, bad value: say what to do
         st.error("Could not open the LLM. " + llm_problem(exc, reasoning_config(studio)))
     else:
-        if info.get("backend") == "llama":
-            st.write(f"Model `{info['model_path']}`: {info['n_gpu_layers_offloaded']} of "
-                     f"{info.get('n_gpu_layers_offloadable', info['n_layers'])} layers (llama.cpp "
-                     f"counts the output layer) offloaded to the GPU, {info['n_threads']} CPU "
-                     f"threads, loaded in {info['load_seconds']:.1f} s.")
-            if info.get("offload_warning"):
-                st.warning(info["offload_warning"])
+        if info.llama is not None:
+            offload = info.llama.offload
+            st.write(f"Model `{info.model}`: {offload.offloaded} of "
+                     f"{offload.offloadable or info.llama.n_layers} layers (llama.cpp "
+                     f"counts the output layer) offloaded to the GPU, {info.n_threads} CPU "
+                     f"threads, loaded in {info.load_seconds or 0.0:.1f} s.")
+            if offload.warning:
+                st.warning(offload.warning)
         else:
-            st.write(f"HTTP backend: the server at {info.get('url')} serves the model "
-                     f"`{info.get('model')}`; it decides the GPU offload itself.")
+            url = info.http.url if info.http is not None else ""
+            st.write(f"HTTP backend: the server at {url} serves the model "
+                     f"`{info.model}`; it decides the GPU offload itself.")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app import keys
 from reasoning.kb import KnowledgeBase
 from reasonrec.top_k_outcomes import ORDER, label, top_k_outcome
 from tests.app.conftest import APP, UseConfig
@@ -45,7 +46,7 @@ def test_settings_validate_and_apply_per_session(ml100k_dir: Path, use_config: U
     at.button[0].click().run()                 # the form's Apply
     assert not at.exception
     assert "reasoning.tau" in at.error[0].value and "Not applied" in at.error[0].value
-    assert "rr_reasoning_overrides" not in at.session_state
+    assert keys.REASONING_OVERRIDES not in at.session_state
 
     at.text_input(key="settings_model").set_value("/no/such/model.gguf")
     at.number_input(key="settings_tau").set_value(0.6)
@@ -56,7 +57,7 @@ def test_settings_validate_and_apply_per_session(ml100k_dir: Path, use_config: U
     at.number_input(key="settings_l_tru").set_value(6)
     at.button[0].click().run()
     assert not at.error and at.success[0].value == "Applied to this session."
-    assert at.session_state["rr_reasoning_overrides"] == {"tau": 0.6, "l_tru": 6}
+    assert at.session_state[keys.REASONING_OVERRIDES] == {"tau": 0.6, "l_tru": 6}
     # Other pages read the session's settings: the explorer's window is now 6 items.
     at.switch_page("views/session_explorer.py").run()
     assert not at.exception
@@ -64,7 +65,7 @@ def test_settings_validate_and_apply_per_session(ml100k_dir: Path, use_config: U
 
     at.switch_page("views/settings.py").run()
     at.button(key="settings_reset").click().run()
-    assert "rr_reasoning_overrides" not in at.session_state
+    assert keys.REASONING_OVERRIDES not in at.session_state
 
 
 def test_knowledge_base_browse_search_export_and_clear(ml100k_dir: Path, tmp_path: Path,

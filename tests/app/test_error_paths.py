@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app import keys
 from app.components.builder_load import BuilderLoads
 from models.data import load_dataset
 from reasonrec.bench_app import free_port
@@ -28,7 +29,7 @@ USER = "13"
 def open_page(page: str, user: str | None = None, timeout: float = 180) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=timeout)
     if user is not None:
-        at.session_state["rr_current_user"] = user
+        at.session_state[keys.CURRENT_USER] = user
     at.run()
     at.switch_page(page).run()
     assert not at.exception, at.exception
@@ -54,8 +55,8 @@ def http_down_overrides() -> dict[str, str]:
 
 def test_http_server_down_is_an_error_and_the_status_ends_failed(ml100k_app: Path) -> None:
     at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state["rr_current_user"] = USER
-    at.session_state["rr_reasoning_overrides"] = overrides = http_down_overrides()
+    at.session_state[keys.CURRENT_USER] = USER
+    at.session_state[keys.REASONING_OVERRIDES] = overrides = http_down_overrides()
     at.run()
     at.switch_page(REASONING).run()
     at.button(key="reasoning_build").click().run()
@@ -66,7 +67,7 @@ def test_http_server_down_is_an_error_and_the_status_ends_failed(ml100k_app: Pat
     no_cli_advice(message)
     (status,) = at.status
     assert status.proto.state == status.proto.ERROR and "could not be loaded" in status.label
-    assert f"rr_graph_{USER}" not in at.session_state
+    assert keys.built_graph(USER) not in at.session_state
 
     # The Settings page's check says the same, without a traceback.
     at.switch_page(SETTINGS).run()
@@ -105,13 +106,13 @@ def test_missing_gguf_names_the_settings_page(ml100k_dir: Path, use_config: UseC
 def test_unknown_user_falls_back_with_a_message(ml100k_dir: Path, ml100k_app: Path,
                                                page: str) -> None:
     at = AppTest.from_file(APP, default_timeout=180)
-    at.session_state["rr_current_user"] = "no-such-user"   # a stale session, another dataset
+    at.session_state[keys.CURRENT_USER] = "no-such-user"   # a stale session, another dataset
     at.switch_page(page).run()
     assert not at.exception, at.exception
     (warning,) = [w.value for w in at.warning if "not in this dataset" in w.value]
     first = load_dataset(ml100k_dir).user_ids[0]   # file order: 196
     assert "no\\-such\\-user" in warning and f"showing user {first} instead" in warning
-    assert at.session_state["rr_current_user"] == first
+    assert at.session_state[keys.CURRENT_USER] == first
     at.run()   # the fallback is said once
     assert not [w for w in at.warning if "not in this dataset" in w.value]
 
@@ -129,18 +130,18 @@ def test_reset_after_a_bad_setting_resets_the_form(ml100k_app: Path) -> None:
     at.radio(key="settings_backend").set_value("http")
     at.text_input(key="settings_url").set_value(down["http_url"])
     at.button[0].click().run()                       # HTTP is a valid setting: applied
-    assert at.session_state["rr_reasoning_overrides"]["backend"] == "http"
+    assert at.session_state[keys.REASONING_OVERRIDES]["backend"] == "http"
 
     at.button(key="settings_reset").click().run()
     assert not at.exception, at.exception
-    assert "rr_reasoning_overrides" not in at.session_state
+    assert keys.REASONING_OVERRIDES not in at.session_state
     assert at.radio(key="settings_backend").value == "llama"
     assert at.text_input(key="settings_model").value == ""
     assert at.text_input(key="settings_url").value != down["http_url"]
     assert any("config file" in s.value for s in at.success)
     at.button[0].click().run()                       # Apply now applies the config file's values
     assert not errors(at)
-    assert at.session_state["rr_reasoning_overrides"] == {}
+    assert at.session_state[keys.REASONING_OVERRIDES] == {}
 
 
 # ---------------------------------------------------- the background load (unit)

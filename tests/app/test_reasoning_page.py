@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app import keys
 from app.components.reasoning_view import TARGET_ID
 from app.graph_html import check_offline
 from models.data import Dataset, default_data_dir, load_dataset
@@ -51,7 +52,7 @@ def share_item_vectors(config: Path, shared_embeddings_dir: Path) -> None:
 def open_reasoning(user: str | None = None, timeout: float = 120) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=timeout)
     if user is not None:
-        at.session_state["rr_current_user"] = user
+        at.session_state[keys.CURRENT_USER] = user
     at.run()
     assert not at.exception
     at.switch_page(REASONING).run()
@@ -88,9 +89,9 @@ def test_stored_graph_loads_instantly_and_a_node_can_be_selected(
     assert not errors(at)
     assert at.selectbox(key="reasoning_user").value == USER
     assert elapsed < 30, f"the stored graph took {elapsed:.1f}s (it should need no LLM)"
-    loaded = at.session_state[f"rr_reasoning_loaded_{USER}"]
+    loaded = at.session_state[keys.loaded_graph(USER)]
     assert sorted(loaded.nodes) == sorted(graph.nodes)
-    assert f"rr_graph_{USER}" not in at.session_state   # kept for graphs built on the page
+    assert keys.built_graph(USER) not in at.session_state   # kept for graphs built on the page
     assert any("this machine's saved graphs" in c.value for c in at.caption)
     assert {m.label: m.value for m in at.metric}["LLM calls"] == "7"
 
@@ -108,7 +109,7 @@ def test_stored_graph_loads_instantly_and_a_node_can_be_selected(
     assert not at.exception
     text = details_text(at)
     assert "same mood 2" in text and "0.800" in text and "3 of 10" in text and "chain" in text
-    assert at.session_state["rr_selected_node"] == {"user": USER, "node": "s2"}
+    assert at.session_state[keys.SELECTED_NODE] == {"user": USER, "node": "s2"}
     at.selectbox(key=f"reasoning_node_{USER}").set_value("dc1.1").run()
     assert "space adventure" in details_text(at) and "diverge" in details_text(at)
 
@@ -205,7 +206,7 @@ def test_build_with_the_real_llm_streams_saves_and_reloads(
     streamed = "\n".join(c.value for c in status.code)
     assert streamed.strip(), "no LLM text was streamed into the status box"
     assert "KB lookups" in "\n".join(c.value for c in status.caption)
-    graph = at.session_state[f"rr_graph_{USER}"]
+    graph = at.session_state[keys.built_graph(USER)]
     log = graph.graph["build_log"]
     assert log.llm_calls > 0 and log.tokens_out > 0
     labels = {m.label: m.value for m in at.metric}

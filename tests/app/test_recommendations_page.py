@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app import keys
 from app.components.effect_charts import rank_shift_figure, selected_item, shift_rows
 from app.components.effect_state import md
 from app.components.explanation_view import SHOW_HIDDEN_LABEL, leads_to, ordinal
@@ -173,7 +174,7 @@ def test_chain_toggle_matches_the_library_and_restore(graph_users: list[str]) ->
     point = ex.point(user)
     original = list(frame(at, "base rank")["title"])
     chains, _ = reasoning_elements(point.prefix)
-    key = f"effect_off_chains_{user}_{point.step}"
+    key = keys.effect_off(user, point.step)["chains"]
     at.multiselect(key=key).set_value([chains[0]]).run()
     assert not at.exception
     expected = ex.counterfactual(point, ex.removal(point, chains=[chains[0]]))
@@ -213,7 +214,7 @@ def test_a_switch_with_a_real_effect_changes_the_list_and_restore_returns_it(
     user, point, kind, one, expected = found
     at = open_page(user)
     original = list(frame(at, "base rank")["title"])
-    at.multiselect(key=f"effect_off_{kind}_{user}_{point.step}").set_value([one]).run()
+    at.multiselect(key=keys.effect_off(user, point.step)[kind]).set_value([one]).run()
     assert not at.exception
     after = list(frame(at, "rank before")["title"])
     assert after == [r.title for r in expected.top_k] and after != original
@@ -239,12 +240,12 @@ def test_a_graph_from_the_reasoning_page_is_used(graph_users: list[str],
     at = open_page()
     ex = explainer()
     graph = ex.source.get(user)
-    at.session_state[f"rr_graph_{user}"] = graph
+    at.session_state[keys.built_graph(user)] = graph
     at.selectbox(key="user").set_value(user).run()
     assert not at.exception
     assert any("built on the Reasoning page" in c.value for c in at.caption)
     # a graph that belongs to someone else is refused with what to do next
-    at.session_state[f"rr_graph_{other}"] = nx.DiGraph(graph)
+    at.session_state[keys.built_graph(other)] = nx.DiGraph(graph)
     at.selectbox(key="user").set_value(other).run()
     assert not at.exception
     assert at.error and "Rebuild it on the Reasoning page" in at.error[0].value
@@ -300,7 +301,7 @@ def test_a_candidate_clicked_on_the_reasoning_page_opens_its_explanation(
     user, node, index = found
     at = AppTest.from_file(APP, default_timeout=180).run()
     at.session_state[CURRENT_USER] = user
-    at.session_state["rr_selected_node"] = {"user": user, "node": node}
+    at.session_state[keys.SELECTED_NODE] = {"user": user, "node": node}
     at.switch_page(PAGE).run()
     assert not at.exception
     assert at.selectbox(key=f"effect_item_{user}").value == index
@@ -331,7 +332,8 @@ def test_strategy_comparison_shows_each_trained_strategy_and_names_the_others(
     to rank is a warning in its own column, never a traceback."""
     import reasonrec.fusion
     from app.components.plain_names import strategy_words
-    from app.components.strategy_compare import NEXT_MARK, STRATEGY_A, STRATEGY_B
+    from app.components.strategy_compare import NEXT_MARK
+    from app.keys import STRATEGY_A, STRATEGY_B
     from app.state import get_strategies
     from models.fusion.registry import VARIANT_NAMES
 
