@@ -132,3 +132,19 @@ def test_store_key_roundtrip_and_bundle(ml100k: Dataset, tmp_path: Path) -> None
     bad.write_bytes(gzip.compress(b'{"key": {}}\n'))
     with pytest.raises(InterestStoreError, match="bad.jsonl.gz"):
         read_bundle(bad)
+
+
+def test_a_bundle_under_the_same_key_seeds_the_store(ml100k: Dataset, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import reasonrec.interests as facade
+
+    key = InterestKey("ml-100k", "scripted:test", "p", "fixed", 5, 3, "v")
+    record = builder(ml100k, ScriptedBackend([reply("Fargo (1996)")] * 2), None).build_user(
+        "7", [1, 2, 3], [2])
+    bundle = write_bundle(tmp_path / "ml-100k.jsonl.gz", key, [record])
+    monkeypatch.setattr(facade, "shipped_bundle", lambda dataset: bundle)
+    store = InterestStore(tmp_path / "store", key)
+    assert facade.seed_from_bundle(store, "ml-100k") == 1 and store.load("7") == record
+    assert facade.seed_from_bundle(store, "ml-100k") == 0          # already there
+    other = InterestStore(tmp_path / "store", replace(key, model="sha256:other"))
+    assert facade.seed_from_bundle(other, "ml-100k") == 0 and other.load("7") is None
