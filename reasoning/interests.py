@@ -28,11 +28,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reasoning.backend import LLMRequest
-from reasoning.interest_store import (InterestCost, InterestKey, LocalizedInterest,
-                                      PointInterests, UserInterests)
+from reasoning.interest_store import (InterestCost, InterestKey, InterestStore,
+                                      LocalizedInterest, PointInterests, UserInterests)
 from reasoning.prompts import load_prompt
 
 if TYPE_CHECKING:
@@ -168,6 +168,7 @@ class InterestBuilder:
             if stored is not None:
                 cost.kb_hits += 1
                 return str(stored["answer"])
+        # Greedy (the request's default temperature 0): a stored answer is the answer.
         response = self.backend.complete(LLMRequest(messages=question_messages(shown, horizon),
                                                     max_tokens=self.prompt.max_tokens))
         cost.llm_calls += 1
@@ -206,7 +207,8 @@ class InterestBuilder:
                              window=tuple(catalogue[int(i)].item_id for i in window),
                              points=points, cost=cost)
 
-    def build_all(self, jobs: Sequence[tuple[str, Sequence[int], Sequence[int]]], store: Any,
+    def build_all(self, jobs: Sequence[tuple[str, Sequence[int], Sequence[int]]],
+                  store: InterestStore,
                   log: Callable[[str], None] = lambda _: None) -> BuildSummary:
         """Build and save each ``(user, window, steps)`` not yet in ``store``; a backend
         failure propagates after the users finished so far are saved."""
