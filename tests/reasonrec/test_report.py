@@ -23,6 +23,7 @@ from app.state import FusionHandle
 from models.explain import Explainer
 from models.explain_schema import ItemRef
 from models.graph_data import reasoning_elements
+from models.runs import shipped_runs_dir
 from reasonrec.config import load_config
 from reasonrec.fusion import workspace
 from reasonrec.report import (CounterfactualState, RankChange, ReasoningChange, ReportInput,
@@ -32,6 +33,9 @@ from reasonrec.report_sections import ordinal
 from reasonrec.studio import Studio
 from tests.app.hostile_data import CLOSE_SCRIPT_TITLE, IMG_TITLE, LINK_TITLE, SCRIPT_TITLE
 from tests.models.single_thread import one_torch_thread  # noqa: F401  (autouse fixture)
+
+#: The shipped fused run's id (``assets/runs``): the report must reuse it, not train one.
+SHIPPED_FUSED_RUN = next((shipped_runs_dir() / "ml-100k" / "fusion-llmrg").iterdir()).name
 from tests.reasonrec.report_checks import (HANDLER, REMOTE, invoke, jargon_found,
                                            report_cli_args, visible_text)
 
@@ -53,7 +57,7 @@ def handle(cli_args: list[str]) -> FusionHandle:
     studio = Studio(config)
     ws = workspace(studio, config.fusion)
     run = ws.fused(config.fusion.variant)
-    assert "20261205-113017-2f61" in str(run.directory), "the shipped fused run is reused"
+    assert run.directory.name == SHIPPED_FUSED_RUN, "the shipped fused run is reused"
     return FusionHandle(ws, run, ws.explainer(run))
 
 
@@ -219,7 +223,7 @@ def test_json_export_keeps_the_provenance_and_round_trips(handle: FusionHandle,
     assert raw["explanation"]["schema"] == "reasonrec.explanation"
     prov = raw["explanation"]["provenance"]
     assert prov["base_run"].endswith("srgnn/20261205-092329-2102")
-    assert prov["fusion_run"].endswith("fusion-llmrg/20261205-113017-2f61")
+    assert prov["fusion_run"].endswith(f"fusion-llmrg/{SHIPPED_FUSED_RUN}")
     assert raw["provenance"]["base"] == {"trained": "2026-12-05", "seed": 2020, "users": None}
     assert raw["reasoning_change"]["target_rank_without"] == data.reasoning.target_rank_without
 
