@@ -54,11 +54,14 @@ run: setup
 	    --server.headless true --browser.gatherUsageStats false
 
 # pytest exits 5 when it collects no test; treat that as a failure with a clear message.
+# The layer contract (pyproject.toml, [tool.importlinter]) first: a wrong-way import fails fast.
 test: setup
+	$(VENV)/bin/lint-imports --no-cache
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; fi; exit $$rc
 
 test-fast: setup
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 clean-venv:
