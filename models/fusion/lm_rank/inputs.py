@@ -113,7 +113,7 @@ class LMScoreProvider:
             if scored is None:
                 missing.append(user)
                 continue
-            if list(scored.candidates) != tops[row].tolist():
+            if not _same_top(scored.candidates, tops[row], points.e_base[index], item_table):
                 raise ValueError(f"the stored LM scores of user {user} at step {point.step} rank "
                                  f"other candidates than the base model's top-{self.key.top_n} "
                                  f"there; rebuild them with `{BUILD_COMMAND}`")
@@ -134,6 +134,18 @@ class LMScoreProvider:
         if self._cost is None:
             raise RuntimeError("cost() is known once provide() has read the scores")
         return dict(self._cost)
+
+
+def _same_top(stored: Sequence[int], top: Tensor, e_base: Tensor, item_table: Tensor,
+              tolerance: float = 1e-4) -> bool:
+    """Whether ``stored`` is the base model's top-N here, up to near-ties at its edge
+    (another torch thread count may round E_base differently in the last bits)."""
+    if list(stored) == top.tolist():
+        return True
+    scores = item_table @ e_base
+    floor = float(scores[top[-1]])
+    return len(set(stored)) == len(top) and all(float(scores[i]) >= floor - tolerance
+                                                for i in stored)
 
 
 def _mean_cost(points: Sequence[PointScores], users: int) -> dict[str, float]:
