@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from reasoning.backend_info import BackendInfo, BackendKind  # noqa: F401  (re-exported)
+
 TokenCallback = Callable[[str], None]
 
 
@@ -150,7 +152,7 @@ class LLMBackend(ABC):
         """
 
     @abstractmethod
-    def info(self) -> dict[str, Any]:
+    def info(self) -> BackendInfo:
         """What the backend runs on: model, offloaded layers, threads, URL..."""
 
     def score_continuations(self, prefix: str, continuations: list[str]) -> ContinuationScores:

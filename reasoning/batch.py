@@ -134,8 +134,7 @@ def build_batch(builder: GraphBuilder, dataset: Dataset, store: GraphStore, user
     todo = [u for u in users if not store.is_done(u, settings["key"])]
     info = builder.backend.info()
     summary = BatchSummary(users=len(users), skipped=len(users) - len(todo),
-                           backend=str(info.get("backend", "")),
-                           model=str(info.get("model_identity", "")))
+                           backend=info.kind.value, model=info.model_identity)
     lock = threading.Lock()
     stop = threading.Event()
 

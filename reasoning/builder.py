@@ -208,7 +208,7 @@ class GraphBuilder:
         if not session.items:
             raise EmptySessionError(f"user {session.user}: the session window is empty")
         started = time.perf_counter()
-        log = BuildLog(backend=self.backend.info(), prompt_versions=prompt_versions(),
+        log = BuildLog(backend=self.backend.info().to_dict(), prompt_versions=prompt_versions(),
                        settings=self.settings)
         asker = Asker(self.backend, self.kb, self.config, log, on_token)
         items = list(session.items)

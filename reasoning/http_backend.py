@@ -31,6 +31,7 @@ from typing import Any
 from reasoning.backend import (BackendFailure, ContinuationScores, LLMBackend, LLMError, LLMRequest,
                                LLMResponse, ScoringNotSupported, TokenCallback,
                                TokenLogprob)
+from reasoning.backend_info import BackendInfo, BackendKind, HttpDetails
 from reasoning.config import ReasoningConfig
 from reasoning.server_pool import ServerDown, ServerPool, ServerTimeout
 
@@ -106,13 +107,13 @@ class HttpBackend(LLMBackend):
     def model_identity(self) -> str:
         return f"http:{self._served_model()}"
 
-    def info(self) -> dict[str, Any]:
-        return {"backend": "http", "url": self.base_url, "urls": self.pool.urls,
-                "model": self._served_model(), "model_identity": self.model_identity,
-                "concurrency": self.config.concurrency,
-                "server_concurrency": self.config.http_server_concurrency,
-                "schema_style": self.config.http_schema_style,
-                "n_gpu_layers_offloaded": "decided by the server"}
+    def info(self) -> BackendInfo:
+        details = HttpDetails(url=self.base_url, urls=tuple(self.pool.urls),
+                              concurrency=self.config.concurrency,
+                              server_concurrency=self.config.http_server_concurrency,
+                              schema_style=self.config.http_schema_style)
+        return BackendInfo(kind=BackendKind.HTTP, model=self._served_model(),
+                           model_identity=self.model_identity, http=details)
 
     def server_stats(self) -> list[Any]:
         """Per server: requests answered, failures, busy seconds (:class:`ServerStats`)."""

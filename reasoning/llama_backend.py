@@ -40,6 +40,7 @@ import numpy as np
 
 from reasoning.backend import (BackendFailure, ContinuationScores, LLMBackend, LLMError, LLMRequest,
                                LLMResponse, LLMTimeout, TokenCallback)
+from reasoning.backend_info import BackendInfo, BackendKind, GpuOffload, LlamaDetails
 from reasoning.config import ReasoningConfig
 from reasoning.llama_load_log import captured_load_log, offload_counts_from_log
 from reasoning.llama_models import default_model_path, model_identity_of, resolve_model_path
@@ -151,17 +152,17 @@ class LlamaCppBackend(LLMBackend):
             self._identity = model_identity_of(self.path)
         return self._identity
 
-    def info(self) -> dict[str, Any]:
-        return {"backend": "llama", "model_path": str(self.path), "model_identity": self.model_identity,
-                "model_bytes": self.path.stat().st_size, "n_layers": self.n_layers,
-                "supports_gpu_offload": self.supports_gpu_offload,
-                "n_gpu_layers_requested": self.requested_gpu_layers,
-                "n_gpu_layers_offloaded": self.offloaded_layers,
-                "n_gpu_layers_offloadable": self.offloadable_layers,
-                "offload_warning": self.offload_warning,
-                "n_ctx": self._llm.n_ctx(), "n_threads": self._llm.n_threads,
-                "load_seconds": round(self.load_seconds, 3),
-                "llama_cpp_version": getattr(self._llama_cpp, "__version__", "unknown")}
+    def info(self) -> BackendInfo:
+        offload = GpuOffload(supported=self.supports_gpu_offload, requested=self.requested_gpu_layers,
+                             offloaded=self.offloaded_layers, offloadable=self.offloadable_layers,
+                             warning=self.offload_warning)
+        details = LlamaDetails(model_bytes=self.path.stat().st_size, n_layers=self.n_layers,
+                               n_ctx=self._llm.n_ctx(),
+                               llama_cpp_version=getattr(self._llama_cpp, "__version__", "unknown"),
+                               offload=offload)
+        return BackendInfo(kind=BackendKind.LLAMA, model=str(self.path), model_identity=self.model_identity,
+                           n_threads=self._llm.n_threads, load_seconds=round(self.load_seconds, 3),
+                           llama=details)
 
     def _grammar_for(self, schema: dict[str, Any]):
         """Compile a JSON schema to a grammar, raising (not falling back to generic JSON)."""

@@ -172,7 +172,7 @@ def measure_model(dataset: Dataset, config: ReasoningConfig, localizer: IntentLo
     setup = VerifySetup(ranks=popularity_ranks(popularity, len(catalogue)))
     evaluation = evaluate_verification(backend, catalogue, samples, config, setup)
     return ModelQuality(
-        model=model_name, model_identity=str(backend.info().get("model_identity", "")),
+        model=model_name, model_identity=backend.info().model_identity,
         sessions=len(graphs),
         seconds_per_session_median=round(statistics.median(seconds), 3),
         seconds_per_session_p95=round(sorted(seconds)[max(0, round(0.95 * len(seconds)) - 1)], 3),

@@ -35,6 +35,7 @@ from pyvis.network import Network
 
 from app.graph_html import (NEVER_SEEN, graph_script, load_css, offline_document,
                             share_template, short_label)
+from reasoning.backend_info import BackendInfo, BackendKind
 
 TARGET_ID = "target"
 X_STEP = 190            # px between session items (a label's width at the fitted zoom)
@@ -468,17 +469,21 @@ _DETAILS_CSS = ("<style>.rr-details{display:grid;grid-template-columns:max-conte
 # --------------------------------------------------------------- build facts
 
 
-def offload_state(info: dict[str, Any]) -> str:
-    """The GPU offload state of a backend, in words (from ``backend.info()``)."""
-    if info.get("backend") == "http":
-        return f"remote server {info.get('url') or info.get('http_url') or ''}".strip()
-    warning = info.get("offload_warning")
-    if warning:
-        return f"CPU (warning: {warning})"
+def offload_state(info: BackendInfo) -> str:
+    """The GPU offload state of a backend, in words (from ``backend.info()`` or a build log)."""
+    if info.http is not None:
+        return f"remote server {info.http.url}".strip()
+    if info.kind is BackendKind.GENRE_HEURISTIC:
+        return "none, the graph was made without an LLM"
+    if info.llama is None:
+        return "not recorded"
+    offload = info.llama.offload
+    if offload.warning:
+        return f"CPU (warning: {offload.warning})"
     # llama.cpp's own "of how many" (blocks + output layer), so a full offload reads N/N
-    done = info.get("n_gpu_layers_offloaded")
-    layers = info.get("n_gpu_layers_offloadable", info.get("n_layers"))
-    if not info.get("supports_gpu_offload"):
+    done = offload.offloaded
+    layers = offload.offloadable or info.llama.n_layers
+    if not offload.supported:
         return "CPU only: this llama.cpp build cannot offload to a GPU"
     if not done:
         return "CPU: no layer offloaded (GPU layers set to 0)"

@@ -68,6 +68,19 @@ def test_settings_validate_and_apply_per_session(ml100k_dir: Path, use_config: U
     assert keys.REASONING_OVERRIDES not in at.session_state
 
 
+@pytest.mark.llm
+@pytest.mark.slow
+def test_settings_load_the_llm_and_say_where_its_layers_run(ml100k_dir: Path, use_config: UseConfig) -> None:
+    """The offload check reads the backend's typed info (model, layers, threads, load time)."""
+    use_config(ml100k_dir)
+    at = open_page("views/settings.py")
+    at.button(key=keys.SETTINGS_CHECK).click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    said = " ".join(m.value for m in at.markdown)
+    assert "SmolLM2-135M-Instruct.Q4_1.gguf" in said and "of 31 layers (llama.cpp counts" in said
+    assert "CPU threads, loaded in" in said
+
+
 def test_knowledge_base_browse_search_export_and_clear(ml100k_dir: Path, tmp_path: Path,
                                                      use_config: UseConfig) -> None:
     use_config(ml100k_dir)

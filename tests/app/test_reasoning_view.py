@@ -29,6 +29,7 @@ from app.components.reasoning_view import (
 )
 from app.graph_html import check_offline, graph_nodes
 from models.data import Dataset, load_dataset
+from reasoning.backend_info import BackendInfo
 from reasoning.graph import BuildLog, StageLog, graph_from_json, graph_to_json
 from tests.app.hostile_data import HOSTILE_TITLES, HOSTILE_USER, IMG_TITLE, write_hostile_dataset
 from tests.app.reasoning_graphs import REJECTED, VERIFIED, make_graph
@@ -164,16 +165,25 @@ def test_a_graph_survives_its_json_round_trip_in_the_view(graph: nx.DiGraph) -> 
 
 
 def test_offload_state_in_words() -> None:
-    assert "cannot offload" in offload_state({"supports_gpu_offload": False})
-    assert offload_state({"supports_gpu_offload": True, "n_gpu_layers_offloaded": 30,
-                          "n_layers": 30}) == "GPU: 30/30 layers offloaded"
+    def llama(**stored: object) -> BackendInfo:   # read back as from a stored build log
+        return BackendInfo.from_dict({"backend": "llama", **stored})
+
+    assert "cannot offload" in offload_state(llama(supports_gpu_offload=False))
+    assert offload_state(llama(supports_gpu_offload=True, n_gpu_layers_offloaded=30,
+                               n_layers=30)) == "GPU: 30/30 layers offloaded"
     # llama.cpp counts the output layer: a full offload of a 30-block model is 31 of 31
-    assert offload_state({"supports_gpu_offload": True, "n_gpu_layers_offloaded": 31,
-                          "n_gpu_layers_offloadable": 31, "n_layers": 30}) == "GPU: 31/31 layers offloaded"
-    assert "GPU layers set to 0" in offload_state({"supports_gpu_offload": True,
-                                                "n_gpu_layers_offloaded": 0})
-    assert "warning" in offload_state({"offload_warning": "asked for -1 GPU layers"})
-    assert offload_state({"backend": "http", "url": "http://127.0.0.1:8000/v1"}).startswith("remote")
+    assert offload_state(llama(supports_gpu_offload=True, n_gpu_layers_offloaded=31,
+                               n_gpu_layers_offloadable=31, n_layers=30)) == "GPU: 31/31 layers offloaded"
+    assert "GPU layers set to 0" in offload_state(llama(supports_gpu_offload=True,
+                                                        n_gpu_layers_offloaded=0))
+    assert "warning" in offload_state(llama(offload_warning="asked for -1 GPU layers"))
+    assert offload_state(BackendInfo.from_dict({"backend": "http", "url": "http://gpu1:8000/v1"})) == (
+        "remote server http://gpu1:8000/v1")
+    assert "without an LLM" in offload_state(BackendInfo.from_dict({"backend": "genre-heuristic",
+                                                                    "llm": False}))
+    assert offload_state(BackendInfo.from_dict({})) == "not recorded"
+    assert offload_state(BackendInfo.from_dict({"backend": "http", "url": "http://127.0.0.1:8000/v1"})
+                         ).startswith("remote")
 
 
 def test_tokens_per_second_and_stage_rows() -> None:

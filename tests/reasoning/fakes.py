@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reasoning.backend import LLMBackend, LLMError, LLMRequest, LLMResponse, TokenCallback
+from reasoning.backend_info import BackendInfo, BackendKind
 
 
 @dataclass
@@ -37,8 +38,8 @@ class ScriptedBackend(LLMBackend):
             on_token(reply.text)
         return reply
 
-    def info(self) -> dict[str, Any]:
-        return {"backend": "scripted"}
+    def info(self) -> BackendInfo:
+        return BackendInfo(kind=BackendKind.SCRIPTED)
 
 
 def reply(text: str, finish_reason: str = "stop") -> LLMResponse:

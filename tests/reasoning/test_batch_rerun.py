@@ -16,6 +16,7 @@ import pytest
 from models.data import Dataset
 from reasoning.backend import (BackendUnavailable, ContinuationScores, LLMBackend, LLMRequest,
                                LLMResponse, TokenCallback)
+from reasoning.backend_info import BackendInfo
 from reasoning.batch import BatchOutcome, BatchSummary, build_batch
 from reasoning.bench import _content
 from reasoning.builder import GraphBuilder
@@ -56,7 +57,7 @@ class DiesAfter(LLMBackend):
     def model_identity(self) -> str:
         return self.inner.model_identity
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> BackendInfo:
         return self.inner.info()
 
     def complete(self, request: LLMRequest, on_token: TokenCallback | None = None) -> LLMResponse:

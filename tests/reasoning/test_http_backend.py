@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from models.data import Dataset
-from reasoning.backend import LLMError, LLMRequest, LLMTimeout
+from reasoning.backend import BackendInfo, LLMError, LLMRequest, LLMTimeout
 from reasoning.builder import GraphBuilder, session_window
 from reasoning.http_backend import HttpBackend
 from reasoning.llama_backend import default_model_path
@@ -72,7 +72,9 @@ def _request() -> LLMRequest:
 
 def test_structured_answer_and_streaming(server_url: str, make_config: MakeConfig) -> None:
     backend = HttpBackend(make_config(backend="http", http_url=server_url))
-    assert backend.info()["model"].endswith(".gguf")
+    info = backend.info()
+    assert info.model.endswith(".gguf") and info.http is not None and info.http.url == server_url
+    assert BackendInfo.from_dict(info.to_dict()) == info   # as build logs store it
     assert backend.model_identity.startswith("http:")
     response = backend.complete(_request())
     IntentAnswer.model_validate(json.loads(response.text), context={"options": OPTIONS})

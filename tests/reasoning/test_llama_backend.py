@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from reasoning.backend import LLMBackend, LLMRequest, LLMTimeout, ModelFileError, choice_probabilities
+from reasoning.backend import (BackendInfo, BackendKind, LLMBackend, LLMRequest, LLMTimeout, ModelFileError,
+                               choice_probabilities)
 from reasoning.config import load_reasoning_config
 from reasoning.llama_backend import (LlamaCppBackend, default_model_path, offload_counts_from_log,
                                      resolve_model_path, shared_backend_key, shared_llama_backend)
@@ -74,15 +75,21 @@ def test_backend_reports_where_layers_run(llama_backend: LLMBackend) -> None:
     import llama_cpp
 
     info = llama_backend.info()
-    assert info["model_identity"] == "sha256:b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-    assert info["n_layers"] == 30 and info["n_threads"] >= 1
-    assert info["n_gpu_layers_offloadable"] == 31  # llama.cpp counts the output layer
+    assert info.kind is BackendKind.LLAMA and info.llama is not None
+    assert info.model_identity == "sha256:b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+    assert info.llama.n_layers == 30 and info.n_threads is not None and info.n_threads >= 1
+    offload = info.llama.offload
+    assert offload.offloadable == 31  # llama.cpp counts the output layer
     if llama_cpp.llama_supports_gpu_offload():
-        assert info["n_gpu_layers_requested"] == -1
-        assert info["n_gpu_layers_offloaded"] > 0, info["offload_warning"]
+        assert offload.requested == -1
+        assert offload.offloaded > 0, offload.warning
     else:
-        assert info["n_gpu_layers_requested"] == 0 and info["n_gpu_layers_offloaded"] == 0
-        assert info["offload_warning"] is None
+        assert offload.requested == 0 and offload.offloaded == 0
+        assert offload.warning is None
+    # stored in build logs as a dict with the keys graphs have always had, and read back whole
+    stored = info.to_dict()
+    assert stored["backend"] == "llama" and stored["n_gpu_layers_offloadable"] == 31
+    assert BackendInfo.from_dict(stored) == info
 
 
 @pytest.mark.llm
