@@ -269,7 +269,7 @@ def cached_intent_table(index: IntentIndex, encoder: TextEncoder, cache_dir: Pat
         returns ``[len(index), text_dim]`` float32: row 0 zeros, then the texts'
         vectors standardized (:func:`standardize_vectors`); the file keeps the raw ones.
     """
-    from reasoning.store import write_atomic
+    from models.data.atomic import write_atomic
 
     path = intent_cache_path(index, encoder.identity, cache_dir)
     started = time.perf_counter()

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
@@ -35,6 +34,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import networkx as nx
 
+from models.data.atomic import write_atomic
 from reasoning.graph import GraphFormatError, graph_from_json, graph_to_json
 
 BUNDLE_SCHEMA = "reasonrec.graph-bundle"
@@ -125,9 +125,7 @@ def write_graph_file(directory: Path | str, graph: nx.DiGraph) -> Path:
     directory = Path(directory).expanduser()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{_user_file_stem(graph.graph['user'])}.json"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(graph_to_json(graph)), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(graph_to_json(graph)).encode("utf-8"))
     return path
 
 
@@ -224,13 +222,9 @@ def write_bundle(path: Path | str, graphs: Iterable[nx.DiGraph],
     header = {"schema": BUNDLE_SCHEMA, "version": BUNDLE_VERSION, "dataset": datasets.pop(),
               "users": users, "meta": dict(meta or {})}
     path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    lines = "".join(json.dumps(record, separators=(",", ":")) + "\n" for record in (header, *documents))
     # mtime=0: the same graphs give the same bytes, so a rebuilt bundle diffs clean.
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as handle:
-        for record in (header, *documents):
-            handle.write((json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8"))
-    os.replace(tmp, path)
+    write_atomic(path, gzip.compress(lines.encode("utf-8"), mtime=0))
     return path
 
 

@@ -9,7 +9,6 @@ killed training never leaves a run that ``latest_run`` would pick up.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from models.data.atomic import publish_dir
 from models.evaluation import evaluate
 from models.protocol import LeaveOneOut
 from models.recommenders import Recommender, TrainConfig, create, model_class
@@ -61,7 +61,7 @@ def train_and_save(name: str, split: LeaveOneOut, dataset_name: str, runs_root: 
         (staging / "config.json").write_text(json.dumps(config, indent=2))
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
         (staging / "fit.json").write_text(report.model_dump_json(indent=2))
-        os.replace(staging, parent / run_id)
+        publish_dir(staging, parent / run_id)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -123,7 +123,7 @@ def seed_runs(runs_root: Path, dataset_name: str, shipped: Path | None = None) -
         shutil.rmtree(staging, ignore_errors=True)
         try:
             shutil.copytree(run, staging)
-            os.replace(staging, target)
+            publish_dir(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

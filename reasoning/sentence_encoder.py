@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import os
 import shutil
 import tempfile
 import threading
@@ -31,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from models.data.atomic import publish_dir
 from models.data.fetch import sha256_of
 from reasoning.backend import ModelFileError
 
@@ -117,7 +117,7 @@ def extract_encoder(archive: Path, target: Path, sha256: str) -> Path:
             raise ModelFileError(f"{archive}: not a sentence-transformers model (it needs "
                                  f"{', '.join(REQUIRED_FILES)} and model weights)")
         try:
-            os.rename(staging, target)
+            publish_dir(staging, target)
         except OSError:
             if not _is_complete(target):   # not another process finishing first
                 raise ModelFileError(f"{target} exists but is not a complete encoder; remove "

@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 import typer
 
+from models.data.atomic import write_atomic
 from models.data.errors import DataError
 from reasonrec.cli_options import GlobalOptionsGroup
 from reasonrec.config import ConfigError, StudioConfig, load_config
@@ -262,11 +263,7 @@ def bench_app_command(ctx: typer.Context,
 
 def _write_json(path: Path, payload: Any) -> None:
     """Write JSON atomically: a half-written bench file is never left behind."""
-    path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(path)
+    write_atomic(Path(path).expanduser(), json.dumps(payload, indent=2).encode("utf-8"))
 
 
 from reasonrec import cli_fusion  # noqa: E402  (after the helpers it is handed)

@@ -5,7 +5,7 @@ graph source (``--graphs auto`` builds a missing graph live on the local LLM),
 fused run and explainer as the app's (``app.state.get_fusion``), then
 ``reasonrec.report`` writes the file the app's "Download HTML report" gives
 for the same user and point with nothing switched off. The file is written
-atomically (``reasoning.store.write_atomic``): a failed run leaves the old file
+atomically (``models.data.atomic.write_atomic``): a failed run leaves the old file
 or none. Bad input is a ValueError/LookupError, which the CLI prints as one line.
 """
 
@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
             graphs: Optional[str] = typer.Option(None, "--graphs", help=GRAPHS_HELP)) -> None:
         """A self-contained offline HTML report for one user: the top 5 and why, what the
         reasoning changed, then the details; the same file as the app's export."""
-        from reasoning.store import write_atomic
+        from models.data.atomic import write_atomic
         from reasonrec.fusion import graph_source, reasoning_config, workspace
         from reasonrec.report import report_html, report_input
 

@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 from models.data.errors import ChecksumError, DataError
+from models.data.atomic import publish_dir
 
 RECBOLE_WHEEL = "recbole==1.2.1"
 RECBOLE_WHEEL_SHA256 = "9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407"
@@ -101,7 +102,7 @@ def extract_ml100k(wheel: Path, target: Path) -> Path:
             trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
             os.replace(target, trash / target.name)
             shutil.rmtree(trash, ignore_errors=True)
-        os.replace(staging, target)
+        publish_dir(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

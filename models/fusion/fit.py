@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import secrets
 import shutil
 import time
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from models.data.atomic import publish_dir
 from models.early_stopping import EarlyStopping
 from models.fusion import create
 from models.fusion.base import FusionStrategy
@@ -226,7 +226,7 @@ def save_fusion_run(runs_root: Path, dataset: str, variant: str, strategy: Fusio
         (staging / "metrics.json").write_text(json.dumps(dict(metrics), indent=2))
         if intents is not None:
             (staging / "intents.json").write_text(json.dumps(intents.to_json(), indent=1))
-        os.replace(staging, parent / run_id)
+        publish_dir(staging, parent / run_id)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
