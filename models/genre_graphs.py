@@ -34,6 +34,8 @@ import numpy as np
 
 from models.data import Dataset
 from reasoning.graph import BuildLog, ChainRecord, new_graph
+from reasoning.graph_nodes import (add_candidate, add_chain_edge, add_intent, add_sequence_edge,
+                                  add_session_item)
 from reasoning.prompts import IntentVocabulary, load_intents
 
 COVIEW_SPAN = 3
@@ -123,8 +125,7 @@ class GenreGraphSource:
                 # Before the chain edge: a DiGraph has one edge per pair, and when a
                 # chain links neighbours its edge must stay a chain edge (the window
                 # order itself is rebuilt from the steps, see models.graph_data).
-                graph.add_edge(f"s{step - 1}", f"s{step}", kind="sequence", step=step,
-                               stage="chain")
+                add_sequence_edge(graph, step)
             intent = self.intent_of[item]
             chain = next((c for c in reversed(chains) if c.intent == intent), None)
             if chain is None:
@@ -136,15 +137,13 @@ class GenreGraphSource:
                 reason = f"more {intent}"
                 prev = chain.steps[-1]
                 shared = sorted(set(catalogue[window[prev]].genres) & set(catalogue[item].genres))
-                graph.add_edge(f"s{prev}", f"s{step}", kind="chain", step=step, stage="chain",
-                               chain=chain.id, intent=intent,
+                add_chain_edge(graph, prev, step, chain=chain.id, intent=intent,
                                reason=f"{intent}: {', '.join(shared) or 'same intent'}")
             chain.steps.append(step)
             chain.item_indices.append(item)
-            graph.add_node(f"s{step}", kind="session_item", step=step, stage="chain",
-                           item_index=item, item_id=catalogue[item].item_id,
-                           title=catalogue[item].display_name, intent=intent, chain=chain.id,
-                           reason=reason)
+            add_session_item(graph, step, item_index=item, item_id=catalogue[item].item_id,
+                             title=catalogue[item].display_name, intent=intent, chain=chain.id,
+                             reason=reason)
         for chain in chains:
             self._verify(graph, chain, window)
             if chain.status != "rejected":
@@ -185,22 +184,11 @@ class GenreGraphSource:
             if not ranked:
                 continue
             top = counts[ranked[0]]
-            intent_id = f"d{chain.id}.{n}"
-            graph.add_node(intent_id, kind="intent", step=step, stage="diverge", intent=intent,
-                           chain=chain.id, reason=f"often next after {chain.intent}")
-            graph.add_edge(f"s{step}", intent_id, kind="diverge", step=step, stage="diverge",
-                           chain=chain.id, intent=intent,
-                           reason=f"viewers of {chain.intent} often turn to {intent}")
+            intent_id = add_intent(graph, chain=chain.id, n=n, end_step=step, text=intent,
+                                   reason=f"often next after {chain.intent}",
+                                   edge_reason=f"viewers of {chain.intent} often turn to {intent}")
             for item in ranked:
-                node = f"c{item}"
-                if node in graph:
-                    # Proposed again from an earlier chain end: it exists from there on.
-                    graph.nodes[node]["step"] = min(graph.nodes[node]["step"], step)
-                else:
-                    graph.add_node(node, kind="candidate_item", step=step, stage="diverge",
-                                   item_index=item, item_id=catalogue[item].item_id,
-                                   title=catalogue[item].display_name)
-                graph.add_edge(intent_id, node, kind="diverge", step=step, stage="diverge",
-                               intent=intent, weight=counts[item] / top,
-                               reason=f"watched soon after {catalogue[last].display_name} "
-                                      f"({counts[item]} times)")
+                add_candidate(graph, intent_id, item_index=item, item_id=catalogue[item].item_id,
+                              title=catalogue[item].display_name, weight=counts[item] / top,
+                              reason=f"watched soon after {catalogue[last].display_name} "
+                                     f"({counts[item]} times)")

@@ -27,6 +27,7 @@ texts are stored raw (untrusted: whoever renders them escapes them).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Literal
 
 import networkx as nx
@@ -35,10 +36,36 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 GRAPH_SCHEMA = "reasonrec.reasoning-graph"
 GRAPH_SCHEMA_VERSION = 1
 
-NodeKind = Literal["session_item", "intent", "candidate_item"]
-EdgeKind = Literal["sequence", "chain", "diverge"]
-Status = Literal["verified", "rejected", "unverified"]
-Stage = Literal["chain", "verify", "diverge"]
+class NodeKind(StrEnum):
+    """What a node is (``StrEnum``: stored and compared as its plain value)."""
+
+    SESSION_ITEM = "session_item"
+    INTENT = "intent"
+    CANDIDATE_ITEM = "candidate_item"
+
+
+class EdgeKind(StrEnum):
+    """What an edge is."""
+
+    SEQUENCE = "sequence"
+    CHAIN = "chain"
+    DIVERGE = "diverge"
+
+
+class ChainStatus(StrEnum):
+    """A chain's verification outcome."""
+
+    VERIFIED = "verified"
+    REJECTED = "rejected"
+    UNVERIFIED = "unverified"
+
+
+class Stage(StrEnum):
+    """The LLMRG stage that added a node or edge."""
+
+    CHAIN = "chain"
+    VERIFY = "verify"
+    DIVERGE = "diverge"
 
 
 class GraphFormatError(ValueError):
@@ -111,7 +138,7 @@ class ChainRecord(BaseModel):
     steps: list[int]
     item_indices: list[int]
     score: float | None = None
-    status: Status = "unverified"
+    status: ChainStatus = ChainStatus.UNVERIFIED
     masks: list[MaskRecord] = Field(default_factory=list)
 
 
@@ -128,7 +155,7 @@ class NodeRecord(BaseModel):
     chain: str | None = None
     reason: str | None = None
     score: float | None = None
-    status: Status | None = None
+    status: ChainStatus | None = None
     weight: float | None = None
 
 
@@ -143,7 +170,7 @@ class EdgeRecord(BaseModel):
     reason: str | None = None
     intent: str | None = None
     score: float | None = None
-    status: Status | None = None
+    status: ChainStatus | None = None
     weight: float | None = None
 
 
@@ -247,7 +274,8 @@ def prefix_graph(graph: nx.DiGraph, step: int) -> nx.DiGraph:
     # the test target can be at the last step.
     seen = {int(i) for i in graph.graph["window"][: step + 1]}
     keep = [n for n, attrs in graph.nodes(data=True) if attrs["step"] <= step
-            and not (attrs["kind"] == "candidate_item" and int(attrs["item_index"]) in seen)]
+            and not (attrs["kind"] == NodeKind.CANDIDATE_ITEM
+                     and int(attrs["item_index"]) in seen)]
     sub = graph.subgraph(keep).copy()
     sub.remove_edges_from([(u, v) for u, v, attrs in sub.edges(data=True) if attrs["step"] > step])
     sub.graph["window"] = graph.graph["window"][: step + 1]
@@ -275,4 +303,5 @@ def _chain_prefix(chain: ChainRecord, step: int) -> ChainRecord:
 
 def item_nodes(graph: nx.DiGraph) -> list[tuple[str, dict[str, Any]]]:
     """Session and candidate item nodes with their attributes."""
-    return [(n, a) for n, a in graph.nodes(data=True) if a["kind"] in ("session_item", "candidate_item")]
+    return [(n, a) for n, a in graph.nodes(data=True)
+            if a["kind"] in (NodeKind.SESSION_ITEM, NodeKind.CANDIDATE_ITEM)]

@@ -15,7 +15,9 @@ import networkx as nx
 
 from models.data import Dataset
 from reasoning.builder import session_window
-from reasoning.graph import BuildLog, ChainRecord, StageLog, new_graph
+from reasoning.graph import BuildLog, ChainRecord, ChainStatus, StageLog, new_graph
+from reasoning.graph_nodes import (add_candidate, add_chain_edge, add_intent, add_sequence_edge,
+                                  add_session_item)
 from reasoning.store import GraphStore
 
 VERIFIED, REJECTED = "c1", "c2"
@@ -32,35 +34,28 @@ def make_graph(dataset: Dataset, user: str, l_tru: int = 10, *, reason: str = "s
     chains = {VERIFIED: [s for s in range(len(items)) if s % 2 == 0],
               REJECTED: [s for s in range(len(items)) if s % 2 == 1]}
     scores = {VERIFIED: 0.8, REJECTED: 0.2}
-    statuses = {VERIFIED: "verified", REJECTED: "rejected"}
+    statuses = {VERIFIED: ChainStatus.VERIFIED, REJECTED: ChainStatus.REJECTED}
     for step, item in enumerate(items):
         chain = VERIFIED if step % 2 == 0 else REJECTED
-        graph.add_node(f"s{step}", kind="session_item", step=step, stage="chain",
-                       item_index=item.index, item_id=item.item_id, title=item.title,
-                       intent=intent, chain=chain, reason=f"{reason} {step}",
-                       score=scores[chain], status=statuses[chain])
+        add_session_item(graph, step, item_index=item.index, item_id=item.item_id,
+                         title=item.title, intent=intent, chain=chain, reason=f"{reason} {step}",
+                         score=scores[chain], status=statuses[chain])
         if step:
-            graph.add_edge(f"s{step - 1}", f"s{step}", kind="sequence", step=step, stage="chain")
+            add_sequence_edge(graph, step)
     for chain, steps in chains.items():
         for prev, step in zip(steps, steps[1:]):
-            graph.add_edge(f"s{prev}", f"s{step}", kind="chain", step=step, stage="chain",
-                           chain=chain, reason=f"{reason} {step}", intent=intent,
-                           score=scores[chain], status=statuses[chain])
+            add_chain_edge(graph, prev, step, chain=chain, reason=f"{reason} {step}",
+                           intent=intent, score=scores[chain], status=statuses[chain])
     end = chains[VERIFIED][-1]
-    graph.add_node(f"d{VERIFIED}.1", kind="intent", step=end, stage="diverge", intent=intent,
-                   chain=VERIFIED)
-    graph.add_edge(f"s{end}", f"d{VERIFIED}.1", kind="diverge", step=end, stage="diverge",
-                   chain=VERIFIED, intent=intent)
+    intent_id = add_intent(graph, chain=VERIFIED, n=1, end_step=end, text=intent)
     index = candidate if candidate is not None else (
         session.target.index if session.target else items[0].index)
     item = dataset.catalogue[index]
-    graph.add_node(f"c{index}", kind="candidate_item", step=end, stage="diverge", item_index=index,
-                   item_id=item.item_id, title=item.title, weight=0.7)
-    graph.add_edge(f"d{VERIFIED}.1", f"c{index}", kind="diverge", step=end, stage="diverge",
-                   chain=VERIFIED, intent=intent, weight=0.7)
+    add_candidate(graph, intent_id, item_index=index, item_id=item.item_id, title=item.title,
+                  weight=0.7)
     graph.graph["chains"] = [
         ChainRecord(id=c, intent=intent, steps=s, item_indices=[items[i].index for i in s],
-                    score=scores[c], status=statuses[c])  # type: ignore[arg-type]
+                    score=scores[c], status=statuses[c])
         for c, s in chains.items()]
     graph.graph["build_log"] = BuildLog(
         llm_calls=7, kb_hits=3, kb_misses=7, tokens_in=900, tokens_out=120, llm_seconds=4.0,

@@ -1,7 +1,7 @@
 """Reasoning graphs for model tests, built as reasoning/graph.py's schema describes.
 
-The LLM builder of #3 writes graphs with ``reasoning.graph.new_graph`` and
-plain networkx calls; this module does the same by hand (no LLM), and every
+The LLM builder of #3 writes graphs with ``reasoning.graph.new_graph`` and the
+writers of ``reasoning.graph_nodes``; this module does the same by hand (no LLM), and every
 graph goes through the schema's JSON round trip, so a graph that does not
 follow the schema fails here rather than passing silently.
 """
@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from reasoning.graph import ChainRecord, graph_from_json, graph_to_json, new_graph
+from reasoning.graph import ChainRecord, ChainStatus, graph_from_json, graph_to_json, new_graph
+from reasoning.graph_nodes import (add_candidate, add_chain_edge, add_intent, add_sequence_edge,
+                                  add_session_item)
 
 INTENTS = ("light comedy", "dark thriller", "space adventure", "romance", "war drama")
 
@@ -41,33 +43,23 @@ def build_graph(window: Sequence[int], chains: Sequence[ChainSpec], *,
     chain_of = {s: c for c in chains for s in c.steps}
     for step, item in enumerate(window):
         chain = chain_of[step]
-        graph.add_node(f"s{step}", kind="session_item", step=step, stage="chain",
-                       item_index=item, item_id=f"i{item}", title=f"Movie {item}",
-                       intent=chain.intent, chain=chain.id, reason=f"joins {chain.id}",
-                       score=chain.score, status=chain.status)
+        add_session_item(graph, step, item_index=item, item_id=f"i{item}", title=f"Movie {item}",
+                         intent=chain.intent, chain=chain.id, reason=f"joins {chain.id}",
+                         score=chain.score, status=ChainStatus(chain.status))
         if step:
-            graph.add_edge(f"s{step - 1}", f"s{step}", kind="sequence", step=step, stage="chain")
+            add_sequence_edge(graph, step)
     for chain in chains:
         for a, b in zip(chain.steps[:-1], chain.steps[1:]):
-            graph.add_edge(f"s{a}", f"s{b}", kind="chain", step=b, stage="chain", chain=chain.id,
-                           reason=f"{chain.intent} again", intent=chain.intent,
-                           score=chain.score, status=chain.status)
+            add_chain_edge(graph, a, b, chain=chain.id, reason=f"{chain.intent} again",
+                           intent=chain.intent, score=chain.score,
+                           status=ChainStatus(chain.status))
         end = chain.steps[-1]
         for n, (intent, matches) in enumerate(chain.diverge, start=1):
-            intent_id = f"d{chain.id}.{n}"
-            graph.add_node(intent_id, kind="intent", step=end, stage="diverge", intent=intent,
-                           chain=chain.id, reason=f"after {chain.intent}")
-            graph.add_edge(f"s{end}", intent_id, kind="diverge", step=end, stage="diverge",
-                           chain=chain.id, intent=intent)
+            intent_id = add_intent(graph, chain=chain.id, n=n, end_step=end, text=intent,
+                                   reason=f"after {chain.intent}")
             for item, similarity in matches:
-                cid = f"c{item}"
-                if cid in graph:
-                    graph.nodes[cid]["step"] = min(graph.nodes[cid]["step"], end)
-                else:
-                    graph.add_node(cid, kind="candidate_item", step=end, stage="diverge",
-                                   item_index=item, item_id=f"i{item}", title=f"Movie {item}")
-                graph.add_edge(intent_id, cid, kind="diverge", step=end, stage="diverge",
-                               weight=similarity)
+                add_candidate(graph, intent_id, item_index=item, item_id=f"i{item}",
+                              title=f"Movie {item}", weight=similarity)
     graph.graph["chains"] = [ChainRecord(id=c.id, intent=c.intent, steps=c.steps,
                                          item_indices=[window[s] for s in c.steps],
                                          score=c.score, status=c.status) for c in chains]

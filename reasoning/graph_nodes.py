@@ -1,0 +1,185 @@
+"""Typed writers and readers of the reasoning graph's nodes and edges.
+
+Every producer of a reasoning graph (the LLM builder, the LLM-free genre
+stand-in, the tests' factories) adds nodes and edges through the writers here,
+so ids, kinds, stages and attributes follow one convention:
+
+* session items ``s<step>``, joined by ``sequence`` edges in window order and
+  by ``chain`` edges from an item to the next item of its chain;
+* intents ``d<chain>.<n>``, the n-th next intent proposed from a chain's end,
+  joined to that end by a ``diverge`` edge;
+* candidate items ``c<catalogue index>``, one node per item however many
+  intents propose it, joined to each by a weighted ``diverge`` edge.
+
+Readers return typed records (:class:`SessionItemNode`, :class:`IntentNode`,
+:class:`CandidateNode`) in place of attribute lookups by string.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from reasoning.graph import ChainStatus, EdgeKind, NodeKind, Stage
+
+
+def session_node(step: int) -> str:
+    return f"s{step}"
+
+
+def intent_node(chain: str, n: int) -> str:
+    return f"d{chain}.{n}"
+
+
+def candidate_node(index: int) -> str:
+    return f"c{index}"
+
+
+def _set(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in attrs.items() if v is not None}
+
+
+def add_session_item(graph: nx.DiGraph, step: int, *, item_index: int, item_id: str,
+                     title: str, intent: str, chain: str, reason: str,
+                     score: float | None = None, status: ChainStatus | None = None) -> str:
+    """The window item at ``step``, in ``chain`` (its id)."""
+    node = session_node(step)
+    graph.add_node(node, **_set(dict(kind=NodeKind.SESSION_ITEM, step=step, stage=Stage.CHAIN,
+                                     item_index=item_index, item_id=item_id, title=title,
+                                     intent=intent, chain=chain, reason=reason, score=score,
+                                     status=status)))
+    return node
+
+
+def add_sequence_edge(graph: nx.DiGraph, step: int) -> None:
+    """Window order: the item at ``step - 1`` to the item at ``step``.
+
+    Add it before a chain edge between the same pair: a ``DiGraph`` holds one edge
+    per pair, and a chain edge then stands for both (window order is rebuilt from
+    the steps).
+    """
+    graph.add_edge(session_node(step - 1), session_node(step), kind=EdgeKind.SEQUENCE,
+                   step=step, stage=Stage.CHAIN)
+
+
+def add_chain_edge(graph: nx.DiGraph, previous_step: int, step: int, *, chain: str, intent: str,
+                   reason: str, score: float | None = None,
+                   status: ChainStatus | None = None) -> None:
+    """``chain`` continues from the item at ``previous_step`` to the item at ``step``."""
+    graph.add_edge(session_node(previous_step), session_node(step),
+                   **_set(dict(kind=EdgeKind.CHAIN, step=step, stage=Stage.CHAIN, chain=chain,
+                               intent=intent, reason=reason, score=score, status=status)))
+
+
+def add_intent(graph: nx.DiGraph, *, chain: str, n: int, end_step: int, text: str,
+               reason: str | None = None, edge_reason: str | None = None) -> str:
+    """The ``n``-th next intent proposed from ``chain``'s end (at ``end_step``), with its
+    ``diverge`` edge from that end; returns its id.
+
+    Args:
+        reason: why the intent was proposed (on the node).
+        edge_reason: why it follows the chain (on the edge).
+    """
+    node = intent_node(chain, n)
+    graph.add_node(node, **_set(dict(kind=NodeKind.INTENT, step=end_step, stage=Stage.DIVERGE,
+                                     intent=text, chain=chain, reason=reason)))
+    graph.add_edge(session_node(end_step), node, **_set(dict(
+        kind=EdgeKind.DIVERGE, step=end_step, stage=Stage.DIVERGE, chain=chain, intent=text,
+        reason=edge_reason)))
+    return node
+
+
+def add_candidate(graph: nx.DiGraph, intent: str, *, item_index: int, item_id: str,
+                  title: str, weight: float | None = None, reason: str | None = None) -> str:
+    """Catalogue item ``item_index`` as a candidate of the intent node ``intent``.
+
+    One node per item: proposed again (by another intent, or from an earlier chain
+    end) it keeps the earliest step and the highest weight, and gains another
+    weighted edge.
+    """
+    proposer = graph.nodes[intent]
+    step = proposer["step"]
+    node = candidate_node(item_index)
+    if node in graph:
+        attrs = graph.nodes[node]
+        attrs["step"] = min(attrs["step"], step)
+        if weight is not None:
+            attrs["weight"] = max(attrs.get("weight", weight), weight)
+    else:
+        graph.add_node(node, **_set(dict(kind=NodeKind.CANDIDATE_ITEM, step=step,
+                                         stage=Stage.DIVERGE, item_index=item_index,
+                                         item_id=item_id, title=title, weight=weight)))
+    graph.add_edge(intent, node, **_set(dict(kind=EdgeKind.DIVERGE, step=step,
+                                             stage=Stage.DIVERGE, chain=proposer["chain"],
+                                             intent=proposer["intent"], weight=weight,
+                                             reason=reason)))
+    return node
+
+
+@dataclass(frozen=True)
+class SessionItemNode:
+    """A window item as the graph holds it."""
+
+    id: str
+    step: int
+    item_index: int
+    item_id: str
+    title: str
+    intent: str
+    chain: str
+    reason: str
+    score: float | None
+    status: ChainStatus | None
+
+
+@dataclass(frozen=True)
+class IntentNode:
+    """A next intent proposed from a chain's end."""
+
+    id: str
+    step: int
+    chain: str
+    text: str
+
+
+@dataclass(frozen=True)
+class CandidateNode:
+    """A catalogue item an intent was localized to (``step``: the earliest proposal)."""
+
+    id: str
+    step: int
+    item_index: int
+    item_id: str
+    title: str
+
+
+def session_items(graph: nx.DiGraph) -> list[SessionItemNode]:
+    """The window items, in window order."""
+    found = [SessionItemNode(n, a["step"], a["item_index"], a["item_id"], a["title"],
+                             a["intent"], a["chain"], a.get("reason", ""), a.get("score"),
+                             a.get("status"))
+             for n, a in graph.nodes(data=True) if a["kind"] == NodeKind.SESSION_ITEM]
+    return sorted(found, key=lambda node: node.step)
+
+
+def intents(graph: nx.DiGraph) -> list[IntentNode]:
+    """The divergent intents, by step then id."""
+    found = [IntentNode(n, a["step"], a["chain"], a["intent"])
+             for n, a in graph.nodes(data=True) if a["kind"] == NodeKind.INTENT]
+    return sorted(found, key=lambda node: (node.step, node.id))
+
+
+def candidates(graph: nx.DiGraph) -> list[CandidateNode]:
+    """The candidate items, by step then catalogue index."""
+    found = [CandidateNode(n, a["step"], a["item_index"], a["item_id"], a["title"])
+             for n, a in graph.nodes(data=True) if a["kind"] == NodeKind.CANDIDATE_ITEM]
+    return sorted(found, key=lambda node: (node.step, node.item_index))
+
+
+def candidates_of(graph: nx.DiGraph, intent: str) -> list[tuple[CandidateNode, float | None]]:
+    """The candidates the intent node ``intent`` was localized to, with their weights."""
+    by_id = {c.id: c for c in candidates(graph)}
+    return [(by_id[target], attrs.get("weight"))
+            for _, target, attrs in graph.out_edges(intent, data=True) if target in by_id]
