@@ -50,21 +50,20 @@ removed session items; :func:`counterfactual_pair` converts the result.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
-import math
-import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import networkx as nx
-import numpy as np
 import torch
 from torch_geometric.data import Batch, Data
 
+from models.graph_edits import reasoning_elements, remove  # noqa: F401  (re-exported)
+# The intent table and the counterfactual edits have their own modules; other code imports
+# them from here, as it always has.
+from models.intent_table import (INTENT_TABLE_VERSION, IntentIndex, TextEncoder,  # noqa: F401
+                                 cached_intent_table, intent_cache_path, intent_texts,
+                                 standardize_vectors)
 from reasoning.graph import prefix_graph
 
 #: ``node_kind`` values.
@@ -107,195 +106,6 @@ class GraphOptions:
     unverified_weight: float = 0.5
     divergent: bool = True
     hide_future_scores: bool = True
-
-
-class TextEncoder(Protocol):
-    """What the intent table needs of #3's text encoder (``reasoning.sentence_encoder.SentenceEncoder``).
-
-    Attributes:
-        identity: names the weights and pooling; vectors are cached under it.
-    """
-
-    identity: str
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """``[len(texts), text_dim]`` float vectors."""
-        ...
-
-
-INTENT_TABLE_VERSION = "intent-table-v1"   # bump when the table's layout changes: renames caches
-
-
-def intent_texts(graphs: Iterable[nx.DiGraph]) -> set[str]:
-    """The texts of every ``intent`` node of ``graphs`` (the LLM's divergent intents)."""
-    return {str(a["intent"]) for graph in graphs for _, a in graph.nodes(data=True)
-            if a.get("kind") == "intent" and a.get("intent")}
-
-
-class IntentIndex:
-    """Rows of the intent-embedding table: row 0 for unknown texts, then ``labels`` in order.
-
-    The table itself (text-encoder vectors of #3, ``[len(self), text_dim]``) is
-    built by :meth:`table` (or :func:`cached_intent_table`) and passed to the
-    encoder, which projects it. A text outside the index (a graph the app
-    builds live, after the model was trained) reads row 0, a zero vector: the
-    intent node then carries only its kind embedding, as a node without text.
-    The row order is part of a trained model: a saved run keeps its index
-    (:meth:`to_json`) next to the table in its state dict.
-
-    Args:
-        labels: the intent texts, e.g. ``reasoning.prompts.load_intents().labels``;
-            duplicates collapse onto their first row.
-    """
-
-    def __init__(self, labels: Iterable[str]) -> None:
-        self.labels: tuple[str, ...] = tuple(dict.fromkeys(labels))
-        self._rows = {label: row for row, label in enumerate(self.labels, start=1)}
-
-    @classmethod
-    def from_graphs(cls, labels: Iterable[str], graphs: Iterable[nx.DiGraph]) -> IntentIndex:
-        """The vocabulary ``labels`` in order, then every other intent text of ``graphs``, sorted.
-
-        Sorting (not first-seen order) makes the rows depend only on the set of
-        texts, whatever order the graphs are read in.
-        """
-        labels = tuple(labels)
-        known = set(labels)
-        return cls([*labels, *sorted(intent_texts(graphs) - known)])
-
-    def __len__(self) -> int:
-        return len(self.labels) + 1
-
-    def __getitem__(self, text: str | None) -> int:
-        # Intents outside the index (a live graph, a newer vocabulary, a
-        # hand-edited graph) share the unknown row instead of failing a batch.
-        return self._rows.get(text, 0) if text is not None else 0
-
-    def __contains__(self, text: object) -> bool:
-        return text in self._rows
-
-    def unknown(self, graph: nx.DiGraph) -> list[str]:
-        """The intent texts of ``graph`` outside this index (they read the zero row), sorted."""
-        return sorted(t for t in intent_texts([graph]) if t not in self._rows)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, IntentIndex) and other.labels == self.labels
-
-    def __hash__(self) -> int:
-        return hash(self.labels)
-
-    def unknown(self, graph: nx.DiGraph) -> list[str]:
-        """Intent texts of ``graph`` that have no row (they read row 0), sorted."""
-        return sorted(intent_texts([graph]) - set(self._rows))
-
-    def digest(self) -> str:
-        """sha256 of the texts in row order: names this exact index (caches, fingerprints)."""
-        return hashlib.sha256(json.dumps(list(self.labels)).encode("utf-8")).hexdigest()
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON form (row order kept) for saved runs; :meth:`from_json` reads it back."""
-        return {"labels": list(self.labels), "digest": self.digest()}
-
-    @classmethod
-    def from_json(cls, value: Mapping[str, Any]) -> IntentIndex:
-        """The index :meth:`to_json` wrote; ValueError when its digest does not match."""
-        index = cls(value["labels"])
-        if len(index.labels) != len(value["labels"]) or (
-                "digest" in value and value["digest"] != index.digest()):
-            raise ValueError("intent index is damaged: its labels do not match their digest")
-        return index
-
-    def table(self, encode: Callable[[list[str]], torch.Tensor | np.ndarray]) -> torch.Tensor:
-        """The intent table: ``encode(labels)`` (``[n, text_dim]``) under a zero row 0.
-
-        Shapes:
-            returns ``[len(self), text_dim]`` float.
-        """
-        vectors = torch.as_tensor(encode(list(self.labels)), dtype=torch.float32)
-        return _with_unknown_row(vectors, len(self.labels))
-
-
-def _with_unknown_row(vectors: torch.Tensor, rows: int) -> torch.Tensor:
-    if vectors.ndim != 2 or vectors.shape[0] != rows:
-        raise ValueError(f"encode must return [{rows}, dim], got {tuple(vectors.shape)}")
-    if not torch.isfinite(vectors).all():
-        raise ValueError("the text encoder returned non-finite intent vectors")
-    return torch.cat([vectors.new_zeros(1, vectors.shape[1]), vectors])
-
-
-def standardize_vectors(raw: torch.Tensor) -> torch.Tensor:
-    """Per-dimension z-scores over the rows, scaled by ``1/sqrt(text_dim)`` (rows ~unit norm).
-
-    Raw encoder states can have a few dimensions with huge activations in
-    every text (the GGUF hidden states the first fused runs used did); fed raw
-    through the projection they would swamp the item features of G_div and
-    make all intents look alike. Centring also removes what every intent text
-    shares. Statistics come from the index's own texts, and the result is
-    frozen with the run, so a run's table never changes under it.
-
-    Shapes:
-        ``raw [n, text_dim]`` -> ``[n, text_dim]``.
-    """
-    if raw.shape[0] == 0:
-        return raw
-    centred = raw - raw.mean(dim=0, keepdim=True)
-    scale = raw.std(dim=0, unbiased=False, keepdim=True) + 1e-6
-    return centred / scale / math.sqrt(raw.shape[1])
-
-
-def intent_cache_path(index: IntentIndex, encoder_identity: str, cache_dir: Path) -> Path:
-    """Where :func:`cached_intent_table` keeps ``index``'s vectors for this encoder."""
-    key = f"{INTENT_TABLE_VERSION}|{encoder_identity}|{index.digest()}"
-    return Path(cache_dir) / f"intents-{hashlib.sha256(key.encode()).hexdigest()[:24]}.npy"
-
-
-def cached_intent_table(index: IntentIndex, encoder: TextEncoder, cache_dir: Path,
-                        log: Callable[[str], None] | None = None) -> torch.Tensor:
-    """:meth:`IntentIndex.table` of ``encoder``, cached as ``.npy`` under ``cache_dir``.
-
-    The file is keyed by the encoder's identity (weights and pooling) and the
-    texts' digest (row order included) and written atomically, so it is whole
-    or absent; a second run reads it and never calls ``encoder.encode``, which
-    for :class:`reasoning.sentence_encoder.SentenceEncoder` means transformers is
-    never loaded. A damaged or mismatched file is recomputed.
-
-    Args:
-        index: the texts, in row order.
-        encoder: #3's text encoder.
-        cache_dir: e.g. ``ReasoningConfig.embeddings_dir`` (next to the item vectors).
-        log: told how the table was obtained and how long it took.
-
-    Shapes:
-        returns ``[len(index), text_dim]`` float32: row 0 zeros, then the texts'
-        vectors standardized (:func:`standardize_vectors`); the file keeps the raw ones.
-    """
-    from models.data.atomic import write_atomic
-
-    path = intent_cache_path(index, encoder.identity, cache_dir)
-    started = time.perf_counter()
-    try:
-        raw = np.load(path, allow_pickle=False)
-        if raw.ndim != 2 or raw.shape[0] != len(index.labels) or not np.isfinite(raw).all():
-            raw = None
-    except (OSError, ValueError):
-        raw = None   # missing or damaged: encode again
-    if raw is not None:
-        if log is not None:
-            log(f"intent table: {len(index.labels)} texts read from {path} "
-                f"({time.perf_counter() - started:.2f} s)")
-        return _with_unknown_row(standardize_vectors(torch.from_numpy(raw.astype(np.float32))),
-                                 len(index.labels))
-    raw = np.asarray(encoder.encode(list(index.labels)), dtype=np.float32)
-    # Checked before it is cached: a bad shape or a NaN must not be saved.
-    _with_unknown_row(torch.from_numpy(raw), len(index.labels))
-    table = _with_unknown_row(standardize_vectors(torch.from_numpy(raw)), len(index.labels))
-    buffer = io.BytesIO()
-    np.save(buffer, raw)
-    write_atomic(path, buffer.getvalue())
-    if log is not None:
-        log(f"intent table: {len(index.labels)} texts encoded with {encoder.identity} in "
-            f"{time.perf_counter() - started:.1f} s, cached at {path}")
-    return table
 
 
 class GraphData(Data):
@@ -523,72 +333,6 @@ def _chains_after(graph: nx.DiGraph, step: int) -> frozenset[str]:
     late |= {a["chain"] for _, a in graph.nodes(data=True)
              if a["kind"] == "session_item" and a["step"] > step and a.get("chain")}
     return frozenset(late)
-
-
-# ----------------------------------------------------------- counterfactuals
-def reasoning_elements(graph: nx.DiGraph) -> tuple[list[str], list[str]]:
-    """Every chain id and every intent and candidate node id of ``graph``.
-
-    Removing both (:func:`remove`) leaves the plain session: the control's input.
-    """
-    chains = sorted({a["chain"] for _, _, a in graph.edges(data=True)
-                     if a["kind"] == "chain" and a.get("chain") is not None}
-                    | {c.id for c in graph.graph.get("chains", [])})
-    nodes = sorted(n for n, a in graph.nodes(data=True) if a["kind"] != "session_item")
-    return chains, nodes
-
-
-def remove(graph: nx.DiGraph, chains: Collection[str] = (),
-           nodes: Collection[str] = ()) -> nx.DiGraph:
-    """A copy of ``graph`` without the given chains and nodes, and what depended on them.
-
-    * a chain loses its chain edges and the intents proposed from it (intent
-      nodes whose ``chain`` attribute names it); its session items stay;
-    * a removed session item is bridged over: within each chain the edge into
-      it and the edge out of it become one edge (the outgoing edge's
-      attributes); the window order skips it (see the module docstring);
-    * intents left with no incoming ``diverge`` edge, then candidates left with
-      none, are removed: the LLM proposed them from what was removed.
-
-    Args:
-        graph: a reasoning graph; not modified.
-        chains: chain ids (``c1``...).
-        nodes: node ids of any kind (``s3``, ``dc1.2``, ``c42``).
-
-    Raises:
-        KeyError: a chain or node id that is not in the graph.
-    """
-    known_chains, _ = reasoning_elements(graph)
-    unknown = [c for c in chains if c not in known_chains] + [n for n in nodes if n not in graph]
-    if unknown:
-        raise KeyError(f"not in the graph: {', '.join(map(str, unknown))}")
-    out = graph.copy()
-    drop_chains = set(chains)
-    out.remove_edges_from([(u, v) for u, v, a in out.edges(data=True)
-                           if a["kind"] == "chain" and a.get("chain") in drop_chains])
-    out.remove_nodes_from([n for n, a in out.nodes(data=True)
-                           if a["kind"] == "intent" and a.get("chain") in drop_chains])
-    for node in nodes:
-        if node not in out:   # already gone with a removed chain
-            continue
-        if out.nodes[node]["kind"] == "session_item":
-            _bridge_chains(out, node)
-        out.remove_node(node)
-    for kind in ("intent", "candidate_item"):
-        orphans = [n for n, a in out.nodes(data=True) if a["kind"] == kind
-                   and not any(out.edges[p, n]["kind"] == "diverge" for p in out.predecessors(n))]
-        out.remove_nodes_from(orphans)
-    out.graph["chains"] = [c for c in out.graph.get("chains", []) if c.id not in drop_chains]
-    return out
-
-
-def _bridge_chains(graph: nx.DiGraph, node: str) -> None:
-    incoming = [(u, a) for u, _, a in graph.in_edges(node, data=True) if a["kind"] == "chain"]
-    outgoing = [(v, a) for _, v, a in graph.out_edges(node, data=True) if a["kind"] == "chain"]
-    for u, a_in in incoming:
-        for v, a_out in outgoing:
-            if a_in.get("chain") == a_out.get("chain") and u != node and v != node:
-                graph.add_edge(u, v, **a_out)
 
 
 def counterfactual_pair(graph: nx.DiGraph, intents: IntentIndex, step: int | None = None, *,

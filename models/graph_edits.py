@@ -1,0 +1,77 @@
+"""Counterfactual edits of a reasoning graph: remove chains and nodes with what depended on them.
+
+The explanation's measured path effects and the control model's input (a graph
+with every chain, intent and candidate removed) come from :func:`remove`;
+:func:`models.graph_data.counterfactual_pair` turns the result into tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import networkx as nx
+
+
+def reasoning_elements(graph: nx.DiGraph) -> tuple[list[str], list[str]]:
+    """Every chain id and every intent and candidate node id of ``graph``.
+
+    Removing both (:func:`remove`) leaves the plain session: the control's input.
+    """
+    chains = sorted({a["chain"] for _, _, a in graph.edges(data=True)
+                     if a["kind"] == "chain" and a.get("chain") is not None}
+                    | {c.id for c in graph.graph.get("chains", [])})
+    nodes = sorted(n for n, a in graph.nodes(data=True) if a["kind"] != "session_item")
+    return chains, nodes
+
+
+def remove(graph: nx.DiGraph, chains: Collection[str] = (),
+           nodes: Collection[str] = ()) -> nx.DiGraph:
+    """A copy of ``graph`` without the given chains and nodes, and what depended on them.
+
+    * a chain loses its chain edges and the intents proposed from it (intent
+      nodes whose ``chain`` attribute names it); its session items stay;
+    * a removed session item is bridged over: within each chain the edge into
+      it and the edge out of it become one edge (the outgoing edge's
+      attributes); the window order skips it (see the module docstring);
+    * intents left with no incoming ``diverge`` edge, then candidates left with
+      none, are removed: the LLM proposed them from what was removed.
+
+    Args:
+        graph: a reasoning graph; not modified.
+        chains: chain ids (``c1``...).
+        nodes: node ids of any kind (``s3``, ``dc1.2``, ``c42``).
+
+    Raises:
+        KeyError: a chain or node id that is not in the graph.
+    """
+    known_chains, _ = reasoning_elements(graph)
+    unknown = [c for c in chains if c not in known_chains] + [n for n in nodes if n not in graph]
+    if unknown:
+        raise KeyError(f"not in the graph: {', '.join(map(str, unknown))}")
+    out = graph.copy()
+    drop_chains = set(chains)
+    out.remove_edges_from([(u, v) for u, v, a in out.edges(data=True)
+                           if a["kind"] == "chain" and a.get("chain") in drop_chains])
+    out.remove_nodes_from([n for n, a in out.nodes(data=True)
+                           if a["kind"] == "intent" and a.get("chain") in drop_chains])
+    for node in nodes:
+        if node not in out:   # already gone with a removed chain
+            continue
+        if out.nodes[node]["kind"] == "session_item":
+            _bridge_chains(out, node)
+        out.remove_node(node)
+    for kind in ("intent", "candidate_item"):
+        orphans = [n for n, a in out.nodes(data=True) if a["kind"] == kind
+                   and not any(out.edges[p, n]["kind"] == "diverge" for p in out.predecessors(n))]
+        out.remove_nodes_from(orphans)
+    out.graph["chains"] = [c for c in out.graph.get("chains", []) if c.id not in drop_chains]
+    return out
+
+
+def _bridge_chains(graph: nx.DiGraph, node: str) -> None:
+    incoming = [(u, a) for u, _, a in graph.in_edges(node, data=True) if a["kind"] == "chain"]
+    outgoing = [(v, a) for _, v, a in graph.out_edges(node, data=True) if a["kind"] == "chain"]
+    for u, a_in in incoming:
+        for v, a_out in outgoing:
+            if a_in.get("chain") == a_out.get("chain") and u != node and v != node:
+                graph.add_edge(u, v, **a_out)
