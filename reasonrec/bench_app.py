@@ -221,8 +221,15 @@ def _toggle_times(page: Any, user: str | None, timeout_ms: int,
         return []
     times: list[tuple[float, float]] = []
     for index in range(3):
+        # In view first: the switches sit below the fold, and a click that has to scroll the
+        # page there opens the list only for it to close again (then nothing was timed).
+        chains.scroll_into_view_if_needed()
         chains.click()
         options = page.get_by_role("option")
+        try:
+            options.first.wait_for(timeout=5_000)
+        except Exception:  # playwright's TimeoutError: the list stayed empty
+            pass
         if options.count() <= index:
             page.keyboard.press("Escape")
             break
