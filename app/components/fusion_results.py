@@ -17,7 +17,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app.components.plain_names import bench_row_words, strategy_words
+from app.components.effect_state import md
+from app.components.plain_names import bench_row_words, strategy_words, unavailable_words
 from app.keys import EVAL_FUSION_METRIC
 
 FROM_BENCH = "bench, 95% bootstrap interval"
@@ -93,9 +94,10 @@ def show_fusion_results(bench: dict[str, Any] | None, runs: Sequence[Any],
         "difference with the base model": r.versus_base, "measured by": r.source}
         for r in rows]), hide_index=True, key="eval_fusion_table")
     st.plotly_chart(result_figure(rows, metric), key="eval_fusion_chart")
-    missing = [r for r in runs if not r.available and r.name not in {x.name for x in rows}]
+    shown = {r.name for r in rows}
+    missing = unavailable_words([r for r in runs if r.name not in shown],
+                                lead="Not shown (no bench row and no trained model here)")
     if missing:
-        st.caption("Not trained on this machine, so not shown: " + "; ".join(
-            f"{strategy_words(r.name, r.description)} ({r.reason})" for r in missing) + ".")
+        st.caption(md(missing))
     details.append(("Fusion strategies", "; ".join(
         f"{r.words} = {r.name}" for r in rows) + "."))

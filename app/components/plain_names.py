@@ -8,6 +8,9 @@ so a newly registered strategy is named without an edit here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 #: Base recommenders (``models.recommenders.MODEL_NAMES``) in words.
 BASE_MODEL_WORDS = {
     "pop": "Popularity (most-watched films)",
@@ -46,3 +49,14 @@ def bench_row_words(name: str, description: str | None, base_model: str | None) 
     if name == BASE_ROW:
         return f"Base model alone ({model_words(base_model)})"
     return strategy_words(name, description)
+
+
+def unavailable_words(runs: Iterable[Any], lead: str = "Not available") -> str:
+    """One sentence per reason for the strategies without a trained run (``StrategyRun``s),
+    so a long registry stays readable; "" when every one has a run."""
+    by_reason: dict[str, list[str]] = {}
+    for run in runs:
+        if not run.available:
+            by_reason.setdefault(run.reason or "no trained run", []).append(
+                strategy_words(run.name, run.description))
+    return " ".join(f"{lead}, {reason}: {'; '.join(names)}." for reason, names in by_reason.items())

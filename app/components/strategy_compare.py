@@ -16,7 +16,7 @@ import streamlit as st
 
 from app.components.effect_state import md
 from app.components.explanation_view import ordinal
-from app.components.plain_names import model_words, strategy_words
+from app.components.plain_names import model_words, strategy_words, unavailable_words
 from app.keys import STRATEGY_A, STRATEGY_B
 from app.state import StrategyHandles, init_widget
 
@@ -64,13 +64,9 @@ def _comparison(handles: StrategyHandles, dataset: Any, user: str, built: Any, s
     st.caption(f"The base model and two ways of adding the LLM's reasoning to it, after "
                f"{films} films. Strategies listed here have a model trained on this machine "
                "for the same users.")
-    by_reason: dict[str, list[str]] = {}
-    for run in handles.runs:
-        if not run.available:
-            by_reason.setdefault(run.reason, []).append(md(words[run.name]))
-    if by_reason:   # one sentence per reason, so a long registry stays readable
-        st.caption(" ".join(f"Not available, {reason}: {'; '.join(names)}."
-                            for reason, names in by_reason.items()))
+    missing = unavailable_words(handles.runs)
+    if missing:
+        st.caption(md(missing))
     if not names:
         st.info("No strategy has a trained model yet: train one with `reasonrec fusion fit`.")
         return
