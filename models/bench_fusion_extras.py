@@ -3,7 +3,8 @@
 * **Cost** per sampled user, read from what each row's inputs recorded when
   they were built: a row reading reasoning graphs pays its graphs' build logs
   (LLM calls, prompt + generated tokens, LLM seconds; knowledge-base hits cost
-  nothing, so this is the cost as built, not cold); a row reading provided
+  nothing, so this is the cost as built, not cold: ``kb_hits_per_user`` says how
+  many answers were reused); a row reading provided
   inputs pays what its provider reports (``cost()``, e.g. the LM-score store's
   per-point stats); the base and the control call no LLM. Training seconds
   come from the row's fit report.
@@ -31,7 +32,7 @@ TOP = 10
 
 
 def _zero_cost() -> dict[str, float]:
-    return {"llm_calls": 0.0, "tokens": 0.0, "llm_seconds": 0.0}
+    return {"llm_calls": 0.0, "tokens": 0.0, "llm_seconds": 0.0, "kb_hits": 0.0}
 
 
 def graph_cost(workspace: FusionWorkspace) -> dict[str, float]:
@@ -42,7 +43,10 @@ def graph_cost(workspace: FusionWorkspace) -> dict[str, float]:
         return _zero_cost()
     return {"llm_calls": float(np.mean([b.llm_calls for b in logs])),
             "tokens": float(np.mean([b.tokens_in + b.tokens_out for b in logs])),
-            "llm_seconds": float(np.mean([b.llm_seconds for b in logs]))}
+            "llm_seconds": float(np.mean([b.llm_seconds for b in logs])),
+            # answers reused from the knowledge base cost nothing here: a graph built on a
+            # warm KB shows few calls; these say how many questions it did not pay for
+            "kb_hits": float(np.mean([b.kb_hits for b in logs]))}
 
 
 def llm_cost(workspace: FusionWorkspace, chosen: Variant | None) -> dict[str, Any]:
@@ -61,7 +65,7 @@ def llm_cost(workspace: FusionWorkspace, chosen: Variant | None) -> dict[str, An
             continue
         workspace.provided(need)   # the provider records the cost as it reads its inputs
         for key, value in cost().items():
-            total[key] += value
+            total[key] = total.get(key, 0.0) + value
         sources.append(f"{need.value} store")
     return {**{f"{k}_per_user": v for k, v in total.items()}, "from": sources or ["no LLM"]}
 
