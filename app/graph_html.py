@@ -121,10 +121,10 @@ def tooltip_html(item: GraphItem, step: int | None, is_next: bool = False) -> st
     e = html.escape
     year = e(str(item.year)) if item.year is not None else "year unknown"
     genres = e(", ".join(item.genres)) if item.genres else "no genres"
-    where = "true next item" if is_next else f"step {step} of the window"
+    where = "true next item" if is_next else f"item {step} of the window"
     parts = [f'<div class="rr-tip-title">{e(item.title)}</div>',
              f'<div class="rr-tip-meta">{year} · {genres}</div>',
-             f'<div class="rr-tip-meta">{e(where)} · history position {item.position + 1}'
+             f'<div class="rr-tip-meta">film {item.position + 1} of the history · {e(where)}'
              f' · session {item.session}</div>']
     if is_next:
         parts.append(f'<div class="rr-tip-next">{e(NEVER_SEEN.capitalize())}: '
@@ -156,7 +156,9 @@ def build_network(window: Sequence[GraphItem], next_item: GraphItem | None,
     for step, item in enumerate(window, start=1):
         x, y = serpentine(step, style)
         net.add_node(
-            f"p{item.position}", label=f"{step}. {short_label(item.title, style['label_max_chars'])}",
+            # numbered as films of the history: the scale of the point and the session list
+            f"p{item.position}",
+            label=f"{item.position + 1}. {short_label(item.title, style['label_max_chars'])}",
             shape="dot", size=size, color=genre_color(item.genres, style), x=x, y=y,
             tooltip_html=tooltip_html(item, step), role="window", step=step)
     for prev, item in zip(window, window[1:]):

@@ -103,7 +103,7 @@ def when(timestamp: float) -> str:
 
 def window_table(window: SessionWindow) -> pd.DataFrame:
     items = [*window.items, *([window.next_item] if window.next_item else [])]
-    rows = [{"step": step, "title": item.title, "year": item.year,
+    rows = [{"film": item.position + 1, "title": item.title, "year": item.year,
              "genres": ", ".join(item.genres), "watched": when(item.timestamp),
              "session": item.session,
              "role": "window" if step <= len(window.items) else f"true next item ({NEVER_SEEN})"}

@@ -74,7 +74,7 @@ def test_pick_user_and_explore_session(ml100k_server: StreamlitServer, browser_p
     assert len(ids) == 11 and ids[-1] == "next"  # a window of l_tru = 10, then the next item
     assert "never seen by the models" in hover_node(page, frame, "next").lower()
     first = hover_node(page, frame, ids[0])
-    assert "step 1 of the window" in first
+    assert "item 1 of the window" in first and "of the history" in first
     expect_legend = frame.locator("#rr-legend").inner_text()
     assert "true next item" in expect_legend
     page.screenshot(path=str(artifacts / "02-session-explorer.png"), full_page=True)
