@@ -35,6 +35,8 @@ from models.evidence import CoWatchIndex
 from reasoning.diverge import LOCALIZE_STAGE, candidate_support, localize, next_intents, training_co_watch
 from reasoning.diverge import STAGE as DIVERGE_STAGE
 from reasoning.graph import BuildLog, ChainRecord, new_graph
+from reasoning.graph_nodes import (add_candidate, add_chain_edge, add_intent, add_sequence_edge,
+                                  add_session_item)
 from reasoning.kb import KnowledgeBase
 from reasoning.localizer import IntentLocalizer
 from reasoning.prompts import (SCORED_PROMPTS, STAGE_PROMPTS, IntentVocabulary, load_intents,
@@ -300,22 +302,20 @@ def _add_session(graph: nx.DiGraph, items: list[Item], links: list[Link],
     """
     for link, item in zip(links, items):
         verdict = verdicts[link.chain]
-        graph.add_node(f"s{link.step}", kind="session_item", step=link.step, stage=CHAIN_STAGE,
-                       item_index=item.index, item_id=item.item_id, title=item.title,
-                       intent=link.intent, chain=link.chain, reason=link.reason,
-                       score=verdict.score, status=verdict.status)
+        add_session_item(graph, link.step, item_index=item.index, item_id=item.item_id,
+                         title=item.title, intent=link.intent, chain=link.chain,
+                         reason=link.reason, score=verdict.score, status=verdict.status)
         if link.step:
-            graph.add_edge(f"s{link.step - 1}", f"s{link.step}", kind="sequence", step=link.step,
-                           stage=CHAIN_STAGE)
+            add_sequence_edge(graph, link.step)
     chain_intent = {}
     for link in links:
         chain_intent.setdefault(link.chain, link.intent)
         if link.previous_step is None:
             continue
         verdict = verdicts[link.chain]
-        graph.add_edge(f"s{link.previous_step}", f"s{link.step}", kind="chain", step=link.step,
-                       stage=CHAIN_STAGE, chain=link.chain, reason=link.reason,
-                       intent=chain_intent[link.chain], score=verdict.score, status=verdict.status)
+        add_chain_edge(graph, link.previous_step, link.step, chain=link.chain, reason=link.reason,
+                       intent=chain_intent[link.chain], score=verdict.score,
+                       status=verdict.status)
 
 
 def _add_extensions(graph: nx.DiGraph, chains: list[Chain],
@@ -325,24 +325,11 @@ def _add_extensions(graph: nx.DiGraph, chains: list[Chain],
     for chain in chains:
         end = chain.steps[-1]
         for n, (text, matches) in enumerate(extensions.get(chain.id, []), start=1):
-            intent_id = f"d{chain.id}.{n}"
-            graph.add_node(intent_id, kind="intent", step=end, stage=DIVERGE_STAGE, intent=text,
-                           chain=chain.id)
-            graph.add_edge(f"s{end}", intent_id, kind="diverge", step=end, stage=DIVERGE_STAGE,
-                           chain=chain.id, intent=text)
+            intent_id = add_intent(graph, chain=chain.id, n=n, end_step=end, text=text)
             for index, weight in matches:
-                node = f"c{index}"
-                if node in graph:
-                    attrs = graph.nodes[node]
-                    attrs["step"] = min(attrs["step"], end)
-                    attrs["weight"] = max(attrs["weight"], weight)
-                else:
-                    item = catalogue[index]
-                    graph.add_node(node, kind="candidate_item", step=end, stage=DIVERGE_STAGE,
-                                   item_index=index, item_id=item.item_id, title=item.title,
-                                   weight=weight)
-                graph.add_edge(intent_id, node, kind="diverge", step=end, stage=DIVERGE_STAGE,
-                               chain=chain.id, intent=text, weight=weight)
+                item = catalogue[index]
+                add_candidate(graph, intent_id, item_index=index, item_id=item.item_id,
+                              title=item.title, weight=weight)
 
 
 def open_builder(dataset: Dataset, config: ReasoningConfig, *, kb: bool | None = None,
