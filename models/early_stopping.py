@@ -1,7 +1,8 @@
 """Early stopping on validation NDCG@10 with the best weights kept, as one reusable tracker.
 
-Any torch training loop (the fused models here; the base models' loop could
-use it too) reports each epoch to :class:`EarlyStopping`, which keeps the
+Every trained model's loop (the base models' ``NeuralRecommender.fit`` and the
+fused models' ``fit_fusion``; the transcribed RecBole reference keeps its own)
+reports each epoch to :class:`EarlyStopping`, which keeps the
 :class:`~models.recommenders.base.FitReport`, a copy of the best weights and
 the count of epochs without improvement.
 """

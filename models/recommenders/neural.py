@@ -29,7 +29,6 @@ leaves the tuned values alone. The values used are written back into
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import random
@@ -47,9 +46,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from tqdm.auto import tqdm
 
+from models.early_stopping import EarlyStopping
 from models.evaluation import evaluate
 from models.protocol import LeaveOneOut
-from models.recommenders.base import EpochLog, FitReport, Recommender, TrainConfig, resolve_device
+from models.recommenders.base import FitReport, Recommender, TrainConfig, resolve_device
 
 #: TrainConfig fields that override a model's tuned value when set explicitly.
 OVERRIDABLE = ("batch_size", "learning_rate", "weight_decay", "patience")
@@ -163,8 +163,7 @@ class NeuralRecommender(Recommender, nn.Module):
                                          weight_decay=hp.weight_decay)
             schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=hp.lr_decay)
             rng = np.random.default_rng(train.seed)
-            report = FitReport()
-            best_score, best_state, bad_epochs = -math.inf, None, 0
+            stopper = EarlyStopping(self, hp.patience)
             n_batches = self.n_batches(data, hp.batch_size)
             for epoch in range(1, train.epochs + 1):
                 epoch_start = time.perf_counter()
@@ -186,22 +185,14 @@ class NeuralRecommender(Recommender, nn.Module):
                 schedule.step()
                 valid = evaluate(self, split, "valid", train.eval_batch_size, device)
                 seconds = time.perf_counter() - epoch_start
-                report.epochs.append(EpochLog(epoch=epoch, loss=total / max(count, 1),
-                                              valid_ndcg10=valid["NDCG@10"], seconds=seconds))
-                if valid["NDCG@10"] > best_score:
-                    best_score, bad_epochs = valid["NDCG@10"], 0
-                    best_state = copy.deepcopy(self.state_dict())
-                    report.best_epoch, report.best_valid = epoch, valid
-                else:
-                    bad_epochs += 1
+                stop = stopper.step(epoch, total / max(count, 1), valid, seconds)
                 if train.progress:
                     tqdm.write(f"{self.name} epoch {epoch}: loss {total / max(count, 1):.4f} "
-                               f"valid NDCG@10 {valid['NDCG@10']:.4f} "
-                               f"(best {best_score:.4f} @ {report.best_epoch}) {seconds:.1f}s")
-                if bad_epochs >= hp.patience:
+                               f"valid NDCG@10 {valid['NDCG@10']:.4f} (best {stopper.best_score:.4f} "
+                               f"@ {stopper.report.best_epoch}) {seconds:.1f}s")
+                if stop:
                     break
-            if best_state is not None:
-                self.load_state_dict(best_state)
+            report = stopper.restore()
         self.eval()
         report.seconds = time.perf_counter() - start
         return report
