@@ -2,8 +2,7 @@
 fused top-k explanations over the fused models' user sample.
 
 :func:`register` adds the command to the CLI's ``bench`` group; the CLI's
-helpers (studio, printer, atomic JSON writer) are looked up when the command
-runs, so this module never imports ``reasonrec.cli`` at import time.
+helpers (studio, printer, atomic JSON writer) come from ``reasonrec.cli_common``.
 """
 
 from __future__ import annotations
@@ -13,14 +12,10 @@ from typing import Any, Optional
 
 import typer
 
+from reasonrec import cli_common as common
+from reasonrec.cli_common import CommandGroups
 GRAPHS_HELP = ("Graph source: auto (reasoning store, then the shipped bundle), store, bundle, "
                "genre (LLM-free stand-in), a directory or a .jsonl.gz bundle.")
-
-
-def _cli() -> Any:
-    from reasonrec import cli  # at call time: reasonrec.cli imports this module
-
-    return cli
 
 
 def _log(line: str) -> None:
@@ -53,10 +48,10 @@ def _text(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def register(bench_app: typer.Typer) -> None:
+def register(groups: CommandGroups) -> None:
     """Add ``explanations`` to the ``bench`` group."""
 
-    @bench_app.command("explanations")
+    @groups.bench.command("explanations")
     def bench_explanations_command(
             ctx: typer.Context,
             users: Optional[int] = typer.Option(None, "--users", min=1,
@@ -70,8 +65,7 @@ def register(bench_app: typer.Typer) -> None:
         from models.bench_explanations import bench_explanations
         from reasonrec.fusion import workspace
 
-        cli = _cli()
-        st = cli._studio(ctx, {"fusion": dict(graphs=graphs)})
+        st = common.studio(ctx, {"fusion": dict(graphs=graphs)})
         settings = st.config.fusion
         ws = workspace(st, settings, _log)
         explainer = ws.explainer(ws.fused(settings.variant))   # its localizer: reasonrec.fusion
@@ -80,6 +74,6 @@ def register(bench_app: typer.Typer) -> None:
         result = bench_explanations(explainer, ids, log=_log)
         result["sample"] = ws.describe()
         path = out or st.config.bench_dir / "explanations.json"
-        cli._write_json(path, result)
+        common.write_json(path, result)
         _log(f"wrote {path}")
-        cli._emit(result, as_json, _text(result))
+        common.emit(result, as_json, _text(result))

@@ -1,19 +1,19 @@
 """Fusion commands of ``reasonrec``: ``bench fusion``, ``explain``, ``fusion fit|bundle``.
 
-:func:`register` adds them to the app; ``reasonrec.cli`` passes its helpers
-in, so this module never imports ``reasonrec.cli`` (which imports it).
+:func:`register` adds them to the CLI's groups (``reasonrec.cli_common``).
 Errors are raised as ValueError, LookupError or FileNotFoundError, which the
 CLI's entry point prints as one line with exit code 2.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
+from reasonrec import cli_common as common
+from reasonrec.cli_common import CommandGroups
 from reasonrec.fusion import build_missing_graph, graph_source, workspace
 
 if TYPE_CHECKING:
@@ -107,26 +107,11 @@ def _explanation_text(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def register(app: typer.Typer, bench_app: typer.Typer, studio: Callable[..., Studio],
-             emit: Callable[[Any, bool, str], None],
-             write_json: Callable[[Path, Any], None]) -> None:
-    """Add the fusion commands to ``app`` and ``bench_app``.
+def register(groups: CommandGroups) -> None:
+    """Add the fusion commands: ``bench fusion``, ``explain``, ``fusion fit`` and
+    ``fusion bundle``."""
 
-    Args:
-        app: the ``reasonrec`` app.
-        bench_app: its ``bench`` group.
-        studio: ``(ctx) -> Studio`` from the CLI's global options.
-        emit: ``(payload, as_json, human)`` printer.
-        write_json: atomic JSON writer.
-    """
-    fusion_app = typer.Typer(help="Fused models: fit them, bundle their graphs.",
-                             no_args_is_help=True)
-    app.add_typer(fusion_app, name="fusion")
-    from reasonrec.cli_interests import register as register_interests
-
-    register_interests(fusion_app, studio, emit)
-
-    @bench_app.command("fusion")
+    @groups.bench.command("fusion")
     def bench_fusion_command(
             ctx: typer.Context,
             users: Optional[int] = typer.Option(None, "--users", help="Sample size (>= 300)."),
@@ -142,7 +127,7 @@ def register(app: typer.Typer, bench_app: typer.Typer, studio: Callable[..., Stu
         from models.fusion.samples import VARIANTS
         from models.fusion.settings import MIN_BENCH_USERS
 
-        st = studio(ctx, {"fusion": dict(users=users, graphs=graphs)})
+        st = common.studio(ctx, {"fusion": dict(users=users, graphs=graphs)})
         settings = st.config.fusion
         if settings.users < MIN_BENCH_USERS:   # before minutes of base training, not after
             raise ValueError(f"the fusion bench needs at least {MIN_BENCH_USERS} users; "
@@ -152,11 +137,11 @@ def register(app: typer.Typer, bench_app: typer.Typer, studio: Callable[..., Stu
         result = bench_fusion(workspace(st, settings, _log), variants=names, retrain=retrain,
                               log=_log)
         path = out or st.config.bench_dir / "fusion.json"
-        write_json(path, result)
+        common.write_json(path, result)
         _log(f"wrote {path}")
-        emit(result, as_json, _table(result))
+        common.emit(result, as_json, _table(result))
 
-    @app.command("explain")
+    @groups.root.command("explain")
     def explain_command(
             ctx: typer.Context, user: str = typer.Option(..., "--user"),
             k: int = typer.Option(10, "--k", min=1, max=1000),
@@ -174,7 +159,7 @@ def register(app: typer.Typer, bench_app: typer.Typer, studio: Callable[..., Stu
             include_seen: bool = typer.Option(False, "--include-seen"),
             as_json: bool = typer.Option(False, "--json")) -> None:
         """Top-k base vs fused, branch effects and measured explanation paths for one user."""
-        st = studio(ctx, {"fusion": dict(graphs=graphs, variant=strategy)})
+        st = common.studio(ctx, {"fusion": dict(graphs=graphs, variant=strategy)})
         settings = st.config.fusion
         # An unknown user or item, or a user without a graph, fails before any model work.
         st.dataset.user_index(user)
@@ -194,25 +179,26 @@ def register(app: typer.Typer, bench_app: typer.Typer, studio: Callable[..., Stu
 
         if Need.LM_SCORES in fusion_variant(settings.variant).needs:
             payload["lm_history_effects"] = _lm_history_effects(st, user, payload)
-        emit(payload, as_json, _explanation_text(payload))
+        common.emit(payload, as_json, _explanation_text(payload))
 
-    @fusion_app.command("fit")
+    @groups.fusion.command("fit")
     def fit_command(ctx: typer.Context,
                     variant: Optional[str] = typer.Option(None, "--variant"),
                     users: Optional[int] = typer.Option(None, "--users"),
                     graphs: Optional[str] = typer.Option(None, "--graphs", help=GRAPHS_HELP),
                     as_json: bool = typer.Option(False, "--json")) -> None:
         """Train a fused variant on the seeded user sample and save the run."""
-        st = studio(ctx, {"fusion": dict(variant=variant, users=users, graphs=graphs)})
+        st = common.studio(ctx, {"fusion": dict(variant=variant, users=users, graphs=graphs)})
         settings = st.config.fusion
         run = workspace(st, settings, _log).fit(settings.variant)
         payload = {"variant": run.variant, "run_dir": str(run.directory),
                    "fit": run.report.model_dump(), "metrics": run.metrics}
         test = run.metrics["test"]
-        emit(payload, as_json, f"{run.directory}\nbest epoch {run.report.best_epoch}; sample "
-                               f"test NDCG@10={test['NDCG@10']:.4f} HR@10={test['HR@10']:.4f}")
+        common.emit(payload, as_json,
+                    f"{run.directory}\nbest epoch {run.report.best_epoch}; sample "
+                    f"test NDCG@10={test['NDCG@10']:.4f} HR@10={test['HR@10']:.4f}")
 
-    @fusion_app.command("bundle")
+    @groups.fusion.command("bundle")
     def bundle_command(ctx: typer.Context,
                        out: Path = typer.Option(..., "--out", help="The .jsonl.gz to write, e.g. "
                                                                    "assets/graphs/ml-100k.jsonl.gz."),
@@ -224,7 +210,7 @@ def register(app: typer.Typer, bench_app: typer.Typer, studio: Callable[..., Stu
         from models.graph_sources import graph_backend, source_label, write_bundle
         from reasoning.prompts import load_intents
 
-        st = studio(ctx, {"fusion": dict(users=users, graphs=graphs)})
+        st = common.studio(ctx, {"fusion": dict(users=users, graphs=graphs)})
         settings = st.config.fusion
         source = graph_source(st, settings)
         # Placing each graph checks it is that user's window before the test target.

@@ -1,28 +1,29 @@
 """``reasonrec fusion interests``: LLM4SBR's stage 1 for the fusion sample (issue #19).
 
 :func:`register` adds the command to the ``fusion`` group; the CLI's helpers
-are looked up when it runs, so this module never imports ``reasonrec.cli``.
+come from ``reasonrec.cli_common``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import List, Optional
 
 import typer
 
+from reasonrec import cli_common as common
+from reasonrec.cli_common import CommandGroups
 
 def _log(line: str) -> None:
     typer.echo(line, err=True)
 
 
-def register(fusion_app: typer.Typer, studio: Callable[..., Any],
-             emit: Callable[[Any, bool, str], None]) -> None:
-    """Add ``interests`` to ``fusion_app``."""
+def register(groups: CommandGroups) -> None:
+    """Add ``interests`` to the ``fusion`` group."""
     from reasonrec.cli_reasoning import (BACKEND_OPTION, MODEL_OPTION, THREADS_OPTION,
                                          URL_OPTION)
 
-    @fusion_app.command("interests")
+    @groups.fusion.command("interests")
     def interests_command(
             ctx: typer.Context,
             users: Optional[int] = typer.Option(None, "--users", help="Sample size (the "
@@ -44,7 +45,7 @@ def register(fusion_app: typer.Typer, studio: Callable[..., Any],
         from reasonrec.cli_reasoning import ReasoningUserError, _llm_overrides, reasoning_config
         from reasonrec.interests import build_interests, bundle_interests
 
-        st = studio(ctx, {"fusion": dict(users=users, graphs=graphs)})
+        st = common.studio(ctx, {"fusion": dict(users=users, graphs=graphs)})
         config = reasoning_config(ctx, **_llm_overrides(model, None, backend, url, threads))
         try:
             summary, key, directory = build_interests(st, st.config.fusion, config, limit, _log)
@@ -64,4 +65,4 @@ def register(fusion_app: typer.Typer, studio: Callable[..., Any],
                  + (f"\nbundle: {payload['bundle']['path']} ({payload['bundle']['users']} "
                     f"users, {payload['bundle']['missing']} missing)" if "bundle" in payload
                     else ""))
-        emit(payload, as_json, human)
+        common.emit(payload, as_json, human)

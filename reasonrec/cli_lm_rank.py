@@ -14,19 +14,14 @@ from typing import Any, Optional
 
 import typer
 
+from reasonrec import cli_common as common
+from reasonrec.cli_common import CommandGroups
 from reasonrec.cli_reasoning import (EXIT_BACKEND_FAILED, MODEL_OPTION, THREADS_OPTION,
                                      reasoning_config)
 
 
 def _log(line: str) -> None:
     typer.echo(line, err=True)
-
-
-def _fusion_group(app: typer.Typer) -> typer.Typer:
-    for group in app.registered_groups:
-        if group.name == "fusion" and group.typer_instance is not None:
-            return group.typer_instance
-    raise RuntimeError("the fusion command group must be registered first")
 
 
 def _summary_text(summary: Any) -> str:
@@ -38,11 +33,10 @@ def _summary_text(summary: Any) -> str:
             f"calls, {summary.tokens} tokens{cost}; store {summary.store}")
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``lm-scores`` to the ``fusion`` group (registered by ``reasonrec.cli_fusion``)."""
-    fusion_app = _fusion_group(app)
+def register(groups: CommandGroups) -> None:
+    """Add ``lm-scores`` to the ``fusion`` group."""
 
-    @fusion_app.command("lm-scores")
+    @groups.fusion.command("lm-scores")
     def lm_scores_command(
             ctx: typer.Context,
             users: Optional[int] = typer.Option(None, "--users",
@@ -62,7 +56,6 @@ def register(app: typer.Typer) -> None:
         """Score the base model's top-N by the LLM's likelihood of each title (LM ranking)."""
         from reasoning.backend import LLMError, open_backend
         from reasoning.lm_scores import LMScoreStore, write_bundle
-        from reasonrec import cli
         from reasonrec.fusion import workspace
         from reasonrec.lm_scores import build_lm_scores, score_key, store_path
 
@@ -72,7 +65,7 @@ def register(app: typer.Typer) -> None:
             part, parts = (int(v) for v in shard.split("/"))
         except ValueError:
             raise ValueError(f"--shard {shard!r}: expected K/N, e.g. 1/2") from None
-        st = cli._studio(ctx, {"fusion": dict(users=users)})
+        st = common.studio(ctx, {"fusion": dict(users=users)})
         overrides = {"model_path": model, "n_threads": threads}
         config = reasoning_config(ctx, **overrides)
         ws = workspace(st, st.config.fusion, _log)

@@ -14,15 +14,11 @@ from typing import Any, Optional
 
 import typer
 
+from reasonrec import cli_common as common
+from reasonrec.cli_common import CommandGroups
 
 class LocalizeUserError(ValueError):
     """A problem the user can fix (no encoder, no text); printed as one line by ``cli.main``."""
-
-
-def _cli() -> Any:
-    from reasonrec import cli  # at call time: reasonrec.cli imports this module
-
-    return cli
 
 
 def localize_texts(localizer: Any, texts: list[str], k: int) -> dict[str, Any]:
@@ -47,10 +43,10 @@ def _human(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def register(app: typer.Typer) -> None:
+def register(groups: CommandGroups) -> None:
     """Add ``localize`` to the CLI."""
 
-    @app.command("localize")
+    @groups.root.command("localize")
     def localize_command(
             ctx: typer.Context,
             texts: list[str] = typer.Option(..., "--text",
@@ -67,13 +63,12 @@ def register(app: typer.Typer) -> None:
         texts = [t.strip() for t in texts]
         if not all(texts):
             raise LocalizeUserError("--text must not be empty")
-        cli = _cli()
-        studio = cli._studio(ctx)
+        studio = common.studio(ctx)
         overrides = {"encoder_path": str(encoder.expanduser()) if encoder else None}
-        config = cli._config(ctx).reasoning_settings(**overrides)
+        config = common.config(ctx).reasoning_settings(**overrides)
         try:
             localizer = open_localizer(studio.dataset, config)
             payload = localize_texts(localizer, texts, k)
         except ModelFileError as exc:
             raise LocalizeUserError(str(exc)) from None
-        cli._emit(payload, as_json, _human(payload))
+        common.emit(payload, as_json, _human(payload))

@@ -11,15 +11,17 @@ from typing import Optional
 
 import typer
 
+from reasonrec import cli_common as common
+from reasonrec.cli_common import CommandGroups
 
 def _log(line: str) -> None:
     typer.echo(line, err=True)
 
 
-def register(bench_app: typer.Typer) -> None:
+def register(groups: CommandGroups) -> None:
     """Add ``pool`` to the ``bench`` group."""
 
-    @bench_app.command("pool")
+    @groups.bench.command("pool")
     def bench_pool_command(
             ctx: typer.Context,
             servers: int = typer.Option(2, "--servers", min=1, max=16,
@@ -34,12 +36,11 @@ def register(bench_app: typer.Typer) -> None:
             as_json: bool = typer.Option(False, "--json")) -> None:
         """Start N llama_cpp.server processes on loopback and compare sessions per minute with
         one; give tokens per session and a server's tokens per second for the GPU-pool sum."""
-        from reasonrec import cli
         from reasonrec.bench_pool import bench_pool, pool_text
         from reasonrec.fusion import reasoning_config
         from reasonrec.local_servers import ServerStartError
 
-        st = cli._studio(ctx)
+        st = common.studio(ctx)
         try:
             payload = bench_pool(st.dataset, reasoning_config(st), servers, users, window=window,
                                  threads=threads, log=_log)
@@ -47,6 +48,6 @@ def register(bench_app: typer.Typer) -> None:
             _log(f"bench pool: {exc}")
             raise typer.Exit(1) from None
         path = out or st.config.bench_dir / "pool.json"
-        cli._write_json(path, payload)
+        common.write_json(path, payload)
         _log(f"wrote {path}")
-        cli._emit(payload, as_json, pool_text(payload))
+        common.emit(payload, as_json, pool_text(payload))

@@ -11,6 +11,8 @@ from typing import Any, Optional
 
 import typer
 
+from reasonrec import cli_common as common
+from reasonrec.cli_common import CommandGroups
 
 def _log(line: str) -> None:
     typer.echo(line, err=True)
@@ -40,10 +42,10 @@ def _text(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def register(bench_app: typer.Typer) -> None:
+def register(groups: CommandGroups) -> None:
     """Add ``quality`` to the ``bench`` group."""
 
-    @bench_app.command("quality")
+    @groups.bench.command("quality")
     def bench_quality_command(
             ctx: typer.Context,
             users: int = typer.Option(20, "--users", min=1,
@@ -60,11 +62,10 @@ def register(bench_app: typer.Typer) -> None:
             as_json: bool = typer.Option(False, "--json")) -> None:
         """Verification AUC, template-reason share, localization hit@5 and MRR, divergent
         candidates' co-watch support, seconds and tokens per session, per model."""
-        from reasonrec import cli
         from reasonrec.bench_quality import bench_quality, default_excluded
         from reasonrec.fusion import reasoning_config
 
-        st = cli._studio(ctx)
+        st = common.studio(ctx)
         config = reasoning_config(st)
         if threads:
             config = config.model_copy(update={"n_threads": threads})
@@ -78,6 +79,6 @@ def register(bench_app: typer.Typer) -> None:
                                progress=lambda what, done, total: _log(f"{what}: {done}/{total}"))
         payload = result.to_json()
         path = out or st.config.bench_dir / "quality.json"
-        cli._write_json(path, payload)
+        common.write_json(path, payload)
         _log(f"wrote {path}")
-        cli._emit(payload, as_json, _text(payload))
+        common.emit(payload, as_json, _text(payload))

@@ -16,6 +16,8 @@ from typing import Any, Iterator, List, Optional
 
 import typer
 
+from reasonrec import cli_common as common
+from reasonrec.cli_common import CommandGroups
 kb_app = typer.Typer(help="The reasoning knowledge base (reusable LLM answers).",
                      no_args_is_help=True)
 
@@ -29,18 +31,8 @@ EXIT_BACKEND_FAILED = 3   # the batch stopped or sessions failed; a rerun contin
 THREADS_OPTION = typer.Option(None, "--threads", min=1, help="CPU threads for the LLM.")
 
 
-class ReasoningUserError(ValueError):
-    """A reasoning problem the user can fix; ``reasonrec.cli.main`` prints it as one line.
-
-    A ``ValueError`` so that ``main`` catches it even when the CLI module runs as
-    ``__main__`` (then ``reasonrec.cli.UserError`` imported here is another class).
-    """
-
-
-def _cli() -> Any:
-    from reasonrec import cli  # at call time: reasonrec.cli imports this module
-
-    return cli
+class ReasoningUserError(common.UserError):
+    """A reasoning problem the user can fix; ``reasonrec.cli.main`` prints it as one line."""
 
 
 @contextmanager
@@ -61,7 +53,7 @@ def reasoning_config(ctx: typer.Context, **overrides: Any) -> Any:
         overrides["model_path"] = str(Path(overrides["model_path"]).expanduser())
     if overrides.get("http_url") is not None or overrides.get("http_urls"):
         overrides["backend"] = overrides.get("backend") or "http"
-    return _cli()._config(ctx).reasoning_settings(**overrides)
+    return common.config(ctx).reasoning_settings(**overrides)
 
 
 def _llm_overrides(model: Optional[Path], window: Optional[int], backend: Optional[str],
@@ -86,7 +78,7 @@ def reason(ctx: typer.Context, user: str = typer.Option(..., "--user", help="Use
     from reasoning.graph import graph_to_json
 
     config = reasoning_config(ctx, **_llm_overrides(model, window, backend, url, threads))
-    dataset = _cli()._studio(ctx).dataset
+    dataset = common.studio(ctx).dataset
     session = session_window(dataset, user, config.l_tru, position)
     with _user_errors():
         builder = open_builder(dataset, config, kb=False if no_kb else None)
@@ -162,7 +154,7 @@ def build_graphs(ctx: typer.Context,
     overrides = _llm_overrides(model, window, backend, url, threads)
     overrides.update(concurrency=concurrency, http_server_concurrency=per_server)
     config = reasoning_config(ctx, **overrides)
-    dataset = _cli()._studio(ctx).dataset
+    dataset = common.studio(ctx).dataset
     if users.strip().lower() == "fusion":
         chosen = _fusion_sample(ctx)
     else:
@@ -239,7 +231,7 @@ def _fusion_sample(ctx: typer.Context) -> list[str]:
     """The seeded user sample that ``reasonrec fusion fit`` and ``bench fusion`` read."""
     from models.fusion.samples import sample_users
 
-    studio = _cli()._studio(ctx)
+    studio = common.studio(ctx)
     settings = studio.config.fusion
     return [studio.dataset.user_ids[int(u)]
             for u in sample_users(studio.split, settings.users, settings.seed)]
@@ -298,7 +290,7 @@ def kb_stats(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) 
         kind_rate = "-" if row["hit_rate"] is None else f"{row['hit_rate']:.1%}"
         lines.append(f"  {kind:>15}: {row['entries']} entries, {row['hits']} hits, "
                      f"{row['misses']} misses ({kind_rate})")
-    _cli()._emit(stats, as_json, "\n".join(lines))
+    common.emit(stats, as_json, "\n".join(lines))
 
 
 @kb_app.command("clear")
@@ -323,7 +315,7 @@ def bench_reasoning_command(ctx: typer.Context,
     from reasoning.bench import bench_reasoning
 
     config = reasoning_config(ctx, **_llm_overrides(model, window, None, None, threads))
-    studio = _cli()._studio(ctx)
+    studio = common.studio(ctx)
 
     def progress(name: str, done: int, total: int) -> None:
         if not quiet:
@@ -332,7 +324,7 @@ def bench_reasoning_command(ctx: typer.Context,
     with _user_errors():
         result = bench_reasoning(studio.dataset, config, users, progress)
     path = out or studio.config.bench_dir / "reasoning.json"
-    _cli()._write_json(path, result)
+    common.write_json(path, result)
     typer.echo(f"wrote {path}", err=True)
     a, b, c = result["no_reuse"], result["reuse"], result["warm_repeat"]
     lines = [f"{result['users']} sessions of {result['window']} items, "
@@ -344,13 +336,13 @@ def bench_reasoning_command(ctx: typer.Context,
                      f"pass rate {row['verification_pass_rate']}")
     for name, bar in result["bars"].items():
         lines.append(f"{name:>22}: {'met' if bar['met'] else 'NOT met'} ({bar['bar']})")
-    _cli()._emit(result, as_json, "\n".join(lines))
+    common.emit(result, as_json, "\n".join(lines))
 
 
-def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+def register(groups: CommandGroups) -> None:
     """Add the reasoning commands to the CLI."""
-    app.command("reason")(reason)
-    app.command("build-graphs")(build_graphs)
-    app.add_typer(kb_app, name="kb")
-    bench_app.command("reasoning")(bench_reasoning_command)
+    groups.root.command("reason")(reason)
+    groups.root.command("build-graphs")(build_graphs)
+    groups.root.add_typer(kb_app, name="kb")
+    groups.bench.command("reasoning")(bench_reasoning_command)
 

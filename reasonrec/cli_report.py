@@ -12,19 +12,15 @@ or none. Bad input is a ValueError/LookupError, which the CLI prints as one line
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
+from reasonrec import cli_common as common
+from reasonrec.cli_common import CommandGroups
 from reasonrec.cli_fusion import GRAPHS_HELP, build_graph
 
 REPORT_SUFFIXES = (".html", ".htm")
-
-
-def _cli() -> Any:
-    from reasonrec import cli  # at call time: reasonrec.cli imports this module
-
-    return cli
 
 
 def _log(line: str) -> None:
@@ -41,10 +37,10 @@ def check_out(out: Path) -> Path:
     return out
 
 
-def register(app: typer.Typer) -> None:
+def register(groups: CommandGroups) -> None:
     """Add ``report`` to the ``reasonrec`` app."""
 
-    @app.command("report")
+    @groups.root.command("report")
     def report_command(
             ctx: typer.Context, user: str = typer.Option(..., "--user"),
             out: Path = typer.Option(..., "--out", help="The .html file to write."),
@@ -59,7 +55,7 @@ def register(app: typer.Typer) -> None:
         from reasonrec.report import report_html, report_input
 
         out = check_out(out)
-        st = _cli()._studio(ctx, {"fusion": dict(graphs=graphs)})
+        st = common.studio(ctx, {"fusion": dict(graphs=graphs)})
         settings = st.config.fusion
         # An unknown user, a step outside the window or a missing graph fails before any
         # model work (the graph's own window is checked again when the point is placed).
