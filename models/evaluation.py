@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models.metrics import metrics_from_ranks, target_ranks
+from models.metrics import mask_padding, metrics_from_ranks, target_ranks
 from models.protocol import EvalSet, LeaveOneOut, Split, pad_sequences
 from models.recommenders.base import Recommender
 
@@ -22,7 +22,7 @@ def rank_targets(model: Recommender, eval_set: EvalSet, max_len: int,
         if device is not None:
             items, lengths, targets = items.to(device), lengths.to(device), targets.to(device)
         scores = model.score(items, lengths).float()
-        scores[:, 0] = -torch.inf
+        mask_padding(scores)
         ranks.append(target_ranks(scores, targets).cpu().numpy())
     return np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.int64)
 

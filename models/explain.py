@@ -42,7 +42,7 @@ from models.explain_faithfulness import (REACTING, deletion_curve, explanation_o
 from models.explain_paths import (CandidatePath, candidate_paths, has_no_effect,
                                   path_json, reaches)
 from models.explain_removal import NOTHING, Edge, Removal
-from models.explain_scoring import CounterfactualScorer, ExplainPoint, top_order
+from models.explain_scoring import CounterfactualScorer, ExplainPoint
 from models.explain_schema import (EXPLANATION_SCHEMA, BranchEffects, Counterfactual, DeletionCurve,
                                    Effect, ExplainedInput, Explanation, Fidelity, ItemExplanation,
                                    ItemRef, PointInfo, Provenance, RankedItem, TopK, WeightedItem)
@@ -52,7 +52,7 @@ from models.fusion.samples import UserGraph
 from models.fusion.strategy import Counterfactuals, Need, RemovableKind
 from models.graph_data import IntentIndex, reasoning_elements
 from models.graph_sources import GraphSource, graph_backend, source_label
-from models.metrics import target_ranks
+from models.metrics import mask_padding, target_ranks, top_items
 from models.protocol import leave_one_out
 from models.recommenders import Recommender
 
@@ -131,7 +131,7 @@ class Explainer(CounterfactualScorer):
                 base: Tensor) -> list[RankedItem]:
         """Top-k rows of ``scores``; ``other`` gives ``other_rank``, ``base`` (the unmodified
         base scores) gives ``base_rank``."""
-        order = top_order(scores, self.k)
+        order = top_items(scores, self.k)
         if not order:
             return []
         index = torch.tensor(order, dtype=torch.long)
@@ -176,7 +176,7 @@ class Explainer(CounterfactualScorer):
             scores = self.strategy(point.e_base, inputs, zero=[branch])[0]
             zeroed[branch] = scores.float().masked_fill(point.masked, -torch.inf)
         rows = []
-        for rank, item in enumerate(top_order(point.fused_scores, self.k), start=1):
+        for rank, item in enumerate(top_items(point.fused_scores, self.k), start=1):
             rows.append(BranchEffects(
                 **self.item_ref(item).model_dump(), rank=rank,
                 score=float(point.fused_scores[item]),
@@ -191,15 +191,15 @@ class Explainer(CounterfactualScorer):
         if not notes:
             return []
         inputs = self.strategy.collate([self.model_input(point, NOTHING).inputs])
-        before = top_order(point.fused_scores, self.k)
+        before = top_items(point.fused_scores, self.k)
         # A re-watched target is hidden by the seen-mask: rank it among all items then.
         seen = bool(point.masked[point.target])
         rows = []
         for note in notes:
             raw = self.strategy(point.e_base, inputs, zero=[note.branch])[0].float()
-            raw[0] = -torch.inf
+            mask_padding(raw)
             after = raw.masked_fill(point.masked, -torch.inf)
-            after_top = top_order(after, self.k)
+            after_top = top_items(after, self.k)
             rows.append(ExplainedInput(
                 branch=note.branch, label=note.label, text=note.text,
                 items=[WeightedItem(**self.item_ref(i).model_dump(), weight=w)
@@ -219,8 +219,8 @@ class Explainer(CounterfactualScorer):
             focus: optional catalogue index whose Δscore/Δrank to report.
         """
         after = self.scores(point, [removal])[0]
-        before_top = top_order(point.fused_scores, self.k)
-        after_top = top_order(after, self.k)
+        before_top = top_items(point.fused_scores, self.k)
+        after_top = top_items(after, self.k)
         # other_rank: the rank before the removal (unmodified fused ranking, all items);
         # base_rank: the unmodified base model's rank, for items entering from outside
         # both top-k lists.
@@ -323,7 +323,7 @@ class Explainer(CounterfactualScorer):
         point = (user if isinstance(user, ExplainPoint)
                  else self.point(user if isinstance(user, UserGraph) else str(user), step))
         user_id = point.user.user_id
-        chosen = list(items) if items is not None else top_order(point.fused_scores, self.k)
+        chosen = list(items) if items is not None else top_items(point.fused_scores, self.k)
         explained = [self.explain_item(point, i) for i in chosen]
         target = point.target
         # A re-watched target is hidden by the seen-mask: rank it among all items then.

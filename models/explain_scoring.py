@@ -29,6 +29,7 @@ from models.fusion.samples import UserGraph, base_vectors, place_graph
 from models.fusion.strategy import Counterfactuals, ModelInput, Need
 from models.graph_data import IntentIndex, reasoning_elements
 from models.graph_sources import GraphSource, source_label
+from models.metrics import mask_padding
 from models.protocol import pad_sequences
 from models.recommenders import Recommender
 from reasoning.graph import prefix_graph
@@ -72,13 +73,6 @@ class ExplainPoint:
     def target(self) -> int:
         return self.user.target(self.step)
 
-
-
-def top_order(scores: Tensor, k: int) -> list[int]:
-    """Top-k item indices; ties to the lower index, as :mod:`models.metrics` ranks."""
-    finite = int(torch.isfinite(scores).sum())
-    order = np.argsort(-scores.numpy(), kind="stable")[: min(k, finite)]
-    return [int(i) for i in order]
 
 
 
@@ -128,7 +122,7 @@ class CounterfactualScorer:
             masked[torch.as_tensor(np.unique(history), dtype=torch.long)] = True
         items, lengths = pad_sequences([history], self.max_len)
         base_scores = self.base.score(items, lengths)[0].float().cpu()
-        base_scores[0] = -torch.inf
+        mask_padding(base_scores)
         point = ExplainPoint(user, step, prefix_graph(user.graph, step), masked,
                              base_vectors(self.base, [history], self.max_len), base_scores)
         point.fused_raw = self.scores(point, [NOTHING], raw=True)[0]
@@ -216,7 +210,7 @@ class CounterfactualScorer:
                 e_base = self._e_base(point, batch)
                 fused = self.strategy(e_base,
                                       self.strategy.collate([i.inputs for i in batch])).float()
-                fused[:, 0] = -torch.inf
+                mask_padding(fused)
                 point._rows.update(zip(fresh, fused))
             point._cache.update((r, point._rows[k]) for r, k in zip(todo, keys))
         rows = torch.stack([point._cache[r] for r in removals])

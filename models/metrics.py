@@ -14,6 +14,31 @@ DEFAULT_KS = (5, 10, 20)
 METRIC_NAMES = ("HR", "NDCG", "MRR")
 
 
+def mask_padding(scores: torch.Tensor) -> torch.Tensor:
+    """Set the padding column (item 0, the last dimension's first entry) to ``-inf``, in place.
+
+    Every model scores ``n_items + 1`` slots; slot 0 is never an item.
+    """
+    scores[..., 0] = -torch.inf
+    return scores
+
+
+def stable_top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the ``k`` best scores along the last dimension, best first, ties to the lower index.
+
+    The order :func:`target_ranks` ranks by, so a top-k list and the metrics never disagree.
+
+    Shapes:
+        ``[..., N]`` -> ``[..., min(k, N)]`` int64.
+    """
+    return torch.sort(scores, dim=-1, descending=True, stable=True).indices[..., :k]
+
+
+def top_items(scores: torch.Tensor, k: int) -> list[int]:
+    """:func:`stable_top_k` of one ``[N]`` score row, leaving out ``-inf`` (masked) items."""
+    return stable_top_k(scores, min(k, int(torch.isfinite(scores).sum()))).tolist()
+
+
 def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """0-based rank of each target among all items.
 

@@ -163,7 +163,7 @@ def report_input(explainer: Explainer, point: ExplainPoint,
     Raises:
         KeyError: a switched-off id that is not in the point's graph.
     """
-    from models.explain_scoring import top_order
+    from models.metrics import top_items
 
     explanation = explainer.explain(point)
     state = state or CounterfactualState()
@@ -176,7 +176,7 @@ def report_input(explainer: Explainer, point: ExplainPoint,
     entered: dict[int, list[RankChange]] = {}
     left: dict[int, list[RankChange]] = {}
     for n in CHANGE_SIZES:
-        top_with, top_without = top_order(with_, n), top_order(without, n)
+        top_with, top_without = top_items(with_, n), top_items(without, n)
         entered[n] = [RankChange(explainer.item_ref(i), _rank(with_, i), _rank(without, i))
                       for i in top_with if i not in top_without]
         left[n] = [RankChange(explainer.item_ref(i), _rank(with_, i), _rank(without, i))

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from models.data import Dataset, ensure_ml100k, load_dataset
+from models.metrics import mask_padding, top_items
 from models.protocol import LeaveOneOut, leave_one_out, pad_sequences
 from models.recommenders import Recommender, model_class
 from models.runs import RunInfo, latest_run, load_run, seed_runs, train_and_save
@@ -134,14 +135,12 @@ class Studio:
         device = _model_device(model)
         with torch.no_grad():
             scores = model.score(items.to(device), lengths.to(device))[0].float().cpu()
-        scores[0] = -torch.inf
+        mask_padding(scores)
         if exclude_seen:
             scores[torch.as_tensor(np.unique(history))] = -torch.inf
-        k = min(k, int(torch.isfinite(scores).sum()))
-        # Stable descending order: ties go to the lower item index, as in the metrics.
-        order = torch.from_numpy(np.argsort(-scores.numpy(), kind="stable")[:k])
-        return [{**self.item_json(int(i)), "score": float(scores[i]), "rank": r}
-                for r, i in enumerate(order.tolist(), start=1)]
+        # Ties go to the lower item index, as in the metrics.
+        return [{**self.item_json(i), "score": float(scores[i]), "rank": r}
+                for r, i in enumerate(top_items(scores, k), start=1)]
 
     def recommend(self, user: str, k: int | None = None, name: str | None = None,
                   exclude_seen: bool | None = None) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from models.fusion.base import FusionStrategy
 from models.fusion.settings import FusionSettings
 from models.fusion.train import FusionSample, score_samples, train_epoch
 from models.graph_data import IntentIndex
-from models.metrics import metrics_from_ranks, target_ranks
+from models.metrics import mask_padding, metrics_from_ranks, target_ranks
 from models.recommenders.base import FitReport
 
 
@@ -78,7 +78,7 @@ def base_ranks(e_base: Tensor, item_table: Tensor, targets: Tensor) -> np.ndarra
         ``e_base [N, d]``, ``item_table [n_items + 1, d]``, ``targets [N]`` -> ``[N]``.
     """
     scores = e_base @ item_table.T
-    scores[:, 0] = -torch.inf
+    mask_padding(scores)
     return target_ranks(scores, targets).numpy()
 
 

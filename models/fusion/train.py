@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from models.fusion.base import FusionStrategy
+from models.metrics import mask_padding
 
 
 @dataclass
@@ -92,5 +93,4 @@ def score_samples(strategy: FusionStrategy, samples: Sequence[FusionSample], *,
         e_base, inputs, _ = collate_samples(strategy, [samples[i] for i in idx], device)
         rows.append(strategy(e_base, inputs, zero=zero).cpu())
     scores = torch.cat(rows) if rows else torch.empty(0, strategy.n_items + 1)
-    scores[:, 0] = -torch.inf
-    return scores
+    return mask_padding(scores)

@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 
 from models.early_stopping import EarlyStopping
 from models.evaluation import evaluate
+from models.metrics import mask_padding
 from models.protocol import LeaveOneOut
 from models.recommenders.base import FitReport, Recommender, TrainConfig, resolve_device
 
@@ -140,8 +141,7 @@ class NeuralRecommender(Recommender, nn.Module):
         device = self.device
         hidden = self.encode(items.to(device), lengths.to(device))
         scores = hidden @ self.item_embeddings().T
-        scores[:, 0] = -torch.inf
-        return scores
+        return mask_padding(scores)
 
     # --------------------------------------------------------------- training
     def resolve_hyper(self, train: TrainConfig) -> NeuralParams:

@@ -140,3 +140,20 @@ def test_nan_scores_are_rejected():
     scores = torch.tensor([[NEG_INF, 0.3, float("nan"), 0.9]])
     with pytest.raises(ValueError, match="NaN"):
         target_ranks(scores, torch.tensor([2]))
+
+
+def test_stable_top_k_breaks_ties_by_item_index_as_the_ranks_do() -> None:
+    from models.metrics import mask_padding, stable_top_k, top_items
+
+    generator = torch.Generator().manual_seed(0)
+    scores = mask_padding(torch.randint(0, 4, (6, 30), generator=generator).float())   # many ties
+    order = stable_top_k(scores, 30)
+    assert torch.equal(order, torch.from_numpy(np.argsort(-scores.numpy(), axis=1, kind="stable")))
+    for row in range(6):   # the item at position r of the list has rank r
+        ranks = target_ranks(scores[row:row + 1].expand(30, -1), order[row])
+        assert ranks.tolist() == list(range(30))
+    assert order[:, -1].tolist() == [0] * 6   # padding last
+    row = scores[0].clone()
+    row[[3, 5]] = -torch.inf
+    best = top_items(row, 100)
+    assert len(best) == 27 and not {0, 3, 5} & set(best) and best == stable_top_k(row, 27).tolist()
