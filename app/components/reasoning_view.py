@@ -35,7 +35,7 @@ from pyvis.network import Network
 
 from app.graph_html import (NEVER_SEEN, graph_script, load_css, offline_document,
                             share_template, short_label)
-from reasoning.backend_info import BackendInfo, BackendKind
+from reasonrec.reasoning_api import BackendInfo, BackendKind
 
 TARGET_ID = "target"
 X_STEP = 190            # px between session items (a label's width at the fitted zoom)

@@ -28,10 +28,10 @@ except ValueError as exc:
 
 
 def open_kb():
-    from reasoning.kb import KnowledgeBase, KnowledgeBaseError
+    from reasonrec.reasoning_api import KnowledgeBaseError, knowledge_base
 
     try:
-        return KnowledgeBase(config.kb_path)
+        return knowledge_base(config)
     except KnowledgeBaseError as exc:
         st.error(f"{exc}. Clear it with `reasonrec kb clear` (or delete the file) and reload.")
         st.stop()

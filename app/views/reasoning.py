@@ -35,7 +35,7 @@ from app.components.reasoning_view import (
 from app.components.explanation_view import chain_name
 from app.components.pickers import clamp_note, point_picker, user_picker
 from app.graph_html import OfflineHTMLError
-from reasoning.backend_info import BackendInfo
+from reasonrec.reasoning_api import BackendInfo
 from app import keys
 from app.state import (
     builder_load,
@@ -65,9 +65,9 @@ def load_existing(user: str) -> tuple[nx.DiGraph | None, str]:
     Raises:
         GraphFormatError: the store's file for ``user`` is not a valid graph.
     """
-    from reasoning.store import GraphStore, GraphStoreError
+    from reasonrec.reasoning_api import GraphStoreError, graph_store
 
-    store = GraphStore(rconfig.graphs_dir)
+    store = graph_store(rconfig)
     try:
         graph = store.load(user)
     except GraphStoreError as exc:   # a user id that cannot name a file: nothing stored
@@ -90,9 +90,9 @@ def load_existing(user: str) -> tuple[nx.DiGraph | None, str]:
 
 def save_to_store(graph: nx.DiGraph) -> str | None:
     """Save a fresh graph where the other pages and the fused model look; returns the path."""
-    from reasoning.store import GraphStore, GraphStoreError
+    from reasonrec.reasoning_api import GraphStoreError, graph_store
 
-    store = GraphStore(rconfig.graphs_dir)
+    store = graph_store(rconfig)
     try:
         manifest = store.manifest()
         if manifest is not None and manifest.get("dataset") != dataset.name:
@@ -147,7 +147,7 @@ def build_graph(user: str) -> nx.DiGraph | None:
     before they are ready shows the load's progress first, and then reports the load time
     and the build time apart.
     """
-    from reasoning.builder import EmptySessionError
+    from reasonrec.reasoning_api import EmptySessionError
 
     try:
         load = builder_load()
@@ -286,8 +286,8 @@ controls, _ = st.columns([2, 1])
 with controls:
     user = user_picker(studio, keys.REASONING_USER, "User id")
 
-from reasoning.builder import EmptySessionError, session_window  # noqa: E402
-from reasoning.graph import GraphFormatError, prefix_graph  # noqa: E402
+from reasonrec.reasoning_api import (EmptySessionError, GraphFormatError,  # noqa: E402
+                                     prefix_graph, session_window)
 
 try:
     session = session_window(dataset, user, rconfig.l_tru)
