@@ -247,3 +247,17 @@ def strategy_top_k(explainer: Explainer, user_graph: UserGraph, step: int) -> St
     return StrategyTopK(top.fused, top.base, target, explainer.item_ref(target).title,
                         int(rank_rows(fused[None], target)[0]),
                         int(rank_rows(base[None], target)[0]))
+
+
+#: What the app and the report say when a fused run kept the base model (plain words).
+KEPT_BASE_NOTE = ("The reasoning does not change this model's recommendations: when the fused "
+                  "model was trained, no round of training beat the base model on the held-out "
+                  "films, so it kept the base model's behaviour. Its list equals the base list, "
+                  "and switching reasoning off changes nothing. The strategy comparison below "
+                  "and the Evaluation page show the other strategies.")
+
+
+def kept_base(run: FusionRun) -> bool:
+    """Whether ``run`` kept its starting point, the base model (no training epoch or
+    validation choice beat it), so its rankings are the base model's."""
+    return run.report.best_epoch == 0

@@ -36,6 +36,7 @@ from app.report import CounterfactualState, ReportInput, export_input, report_ht
 from app.state import FusionHandle, get_fusion, get_strategies, init_widget, studio_or_stop
 from models.explain_schema import Counterfactual, Explanation, ItemExplanation, TopK
 from models.runs import latest_run
+from reasonrec.fusion import KEPT_BASE_NOTE, kept_base
 
 
 
@@ -284,6 +285,8 @@ def page() -> None:
         return
     point = cache["point"]
     explanation: Explanation = cache["explanation"]
+    if kept_base(handle.run):   # a finding, not an error: the fused list is the base list
+        st.info(KEPT_BASE_NOTE)
     show_true_item(explanation.point, k)
     show_summaries(explanation.items)
 

@@ -24,6 +24,7 @@ from app.components.effect_state import md
 from app.components.explanation_view import SHOW_HIDDEN_LABEL, leads_to, ordinal
 from models.data import Dataset
 from models.graph_data import reasoning_elements
+from reasonrec.fusion import KEPT_BASE_NOTE, kept_base
 from app.state import CURRENT_USER
 from tests.app.conftest import APP, UseConfig
 from tests.app.effect_setup import write_fast_config
@@ -79,6 +80,31 @@ def explainer():
     return get_fusion().explainer  # the process-wide handle the page used
 
 
+def get_fusion_run_kept_base() -> bool:
+    from app.state import get_fusion
+    return kept_base(get_fusion().run)
+
+
+def test_a_fused_run_that_kept_the_base_says_so(ml100k_app: Path) -> None:
+    """The shipped run kept the base model (no epoch beat it on validation): the page says
+    in words that reasoning changes nothing here, and the fused list is the base list."""
+    from app.state import clear_shared
+    from models.fusion.samples import sample_users
+    from reasonrec.config import load_config
+    from reasonrec.studio import Studio
+
+    clear_shared()
+    studio = Studio(load_config(ml100k_app))
+    settings = studio.config.fusion
+    user = studio.dataset.user_ids[int(sample_users(studio.split, settings.users,
+                                                    settings.seed)[0])]
+    at = open_page(user)
+    assert get_fusion_run_kept_base() is True
+    assert [i.value for i in at.info if KEPT_BASE_NOTE in i.value]
+    assert list(frame(at, "fused rank")["title"]) == list(frame(at, "base rank")["title"])
+    clear_shared()
+
+
 def test_both_lists_chart_and_card(graph_users: list[str]) -> None:
     user = graph_users[0]
     at = open_page(user)
@@ -86,6 +112,9 @@ def test_both_lists_chart_and_card(graph_users: list[str]) -> None:
     point = ex.point(user)
     top = ex.top_k(point)
     base, fused = frame(at, "fused rank"), frame(at, "base rank")
+    # this fused model trained past its start, so no "reasoning changes nothing" finding
+    assert get_fusion_run_kept_base() is False
+    assert not any(KEPT_BASE_NOTE in i.value for i in at.info)
     assert list(base["title"]) == [r.title for r in top.base]
     assert list(fused["title"]) == [r.title for r in top.fused]
     assert list(fused["base rank"]) == [r.other_rank for r in top.fused]
