@@ -11,6 +11,7 @@ CPU cores):
   (``{"intent": "``) is appended to the prompt and read in the same batch
   instead of being generated one forward pass per token (about a third of the
   generated tokens of a short answer).
+* **Log-likelihood scoring** (:mod:`reasoning.llama_scoring`) reads a shared prefix once.
 * **Stage prompt states** (:mod:`reasoning.llama_prefix_cache`). Each stage's
   task and example turn is evaluated once and its KV state kept, so interleaved
   stages do not re-read it.
@@ -30,13 +31,10 @@ prefill or time limit. Model discovery lives in :mod:`reasoning.llama_models`.
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from collections import OrderedDict
 from typing import Any
-
-import numpy as np
 
 from reasoning.backend import (BackendFailure, ContinuationScores, LLMBackend, LLMError, LLMRequest,
                                LLMResponse, LLMTimeout, TokenCallback)
@@ -46,6 +44,7 @@ from reasoning.llama_load_log import captured_load_log, offload_counts_from_log
 from reasoning.llama_models import default_model_path, model_identity_of, resolve_model_path
 from reasoning.llama_prefix_cache import PrefixStateCache
 from reasoning.llama_sampler_patch import Prefilter, StepRecorder, prefiltered_llama_class
+from reasoning.llama_scoring import score_continuations
 
 # Re-exported: other modules and tests import these names from here.
 __all__ = ["LlamaCppBackend", "default_model_path", "model_identity_of", "offload_counts_from_log",
@@ -215,70 +214,15 @@ class LlamaCppBackend(LLMBackend):
                 raise BackendFailure(f"llama.cpp failed: {exc}") from None
 
     def score_continuations(self, prefix: str, continuations: list[str]) -> ContinuationScores:
-        """Total log-probability of each continuation after ``prefix`` (see the base class).
-
-        The prefix is read once (only the part the context does not already
-        hold: consecutive questions share their instructions); each
-        continuation is then decoded on top of it with logits for every token,
-        and the KV cache is cut back to the prefix before the next one.
-        """
+        """Total log-probability of each continuation after ``prefix`` (see the base class and
+        :func:`reasoning.llama_scoring.score_continuations`)."""
         with self._lock:
             if self._llm is None:
                 raise BackendFailure("the model was closed")
             try:
-                return self._score_locked(prefix, continuations)
+                return score_continuations(self._llama_cpp, self._llm, prefix, continuations)
             except (ValueError, RuntimeError) as exc:
                 raise BackendFailure(f"llama.cpp failed: {exc}") from None
-
-    def _score_locked(self, prefix: str, continuations: list[str]) -> ContinuationScores:
-        started = time.perf_counter()
-        llm = self._llm
-        prefix_tokens = llm.tokenize(prefix.encode("utf-8"), add_bos=True, special=False)
-        current = llm.input_ids[: llm.n_tokens].tolist()
-        # Keep what the context already holds, but re-read at least the last prefix
-        # token: its logits score each continuation's first token.
-        shared = min(llm.longest_token_prefix(current, prefix_tokens), len(prefix_tokens) - 1)
-        llm.n_tokens = shared
-        last = self._decode(prefix_tokens[shared:], shared, all_logits=False)[-1]
-        n_prefix = len(prefix_tokens)
-        llm.input_ids[:n_prefix] = prefix_tokens
-        llm.n_tokens = n_prefix
-        scores, lengths = [], []
-        read = n_prefix - shared
-        for text in continuations:
-            tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
-            if not tokens:
-                raise ValueError(f"continuation {text[:40]!r} has no tokens")
-            rows = [last]
-            if len(tokens) > 1:
-                rows += self._decode(tokens[:-1], n_prefix, all_logits=True)
-                llm._ctx.kv_cache_seq_rm(-1, n_prefix, -1)
-            scores.append(float(sum(row[token] for row, token in zip(rows, tokens))))
-            lengths.append(len(tokens))
-            read += len(tokens) - 1
-        return ContinuationScores(logprobs=scores, lengths=lengths, tokens_read=read,
-                                  seconds=time.perf_counter() - started)
-
-    def _decode(self, tokens: list[int], n_past: int, all_logits: bool) -> list[np.ndarray]:
-        """Decode ``tokens`` at positions ``n_past...``; log-softmax rows of the logits asked for.
-
-        With ``all_logits`` one row per token, else the last token's row only.
-        """
-        llm, llama_cpp = self._llm, self._llama_cpp
-        llm._ctx.kv_cache_seq_rm(-1, n_past, -1)
-        rows: list[np.ndarray] = []
-        n_vocab = llm.n_vocab()
-        for start in range(0, len(tokens), llm.n_batch):
-            chunk = tokens[start: start + llm.n_batch]
-            llm._batch.set_batch(batch=chunk, n_past=n_past + start, logits_all=all_logits)
-            llm._ctx.decode(llm._batch)
-            wanted = range(len(chunk)) if all_logits else [len(chunk) - 1]
-            for i in wanted:
-                logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, i),
-                                               shape=(n_vocab,)).astype(np.float64)
-                peak = logits.max()
-                rows.append(logits - (peak + math.log(float(np.exp(logits - peak).sum()))))
-        return rows if all_logits else rows[-1:]
 
     # ------------------------------------------------------------ prompt reuse
     def _formatters(self):
@@ -407,7 +351,8 @@ _shared_lock = threading.Lock()
 
 
 def shared_backend_key(config: ReasoningConfig) -> SharedKey:
-    """What :func:`shared_llama_backend` keys on: model file, context, GPU layers, threads, seed, time limit."""
+    """What :func:`shared_llama_backend` keys on: model file, context, GPU layers, threads, seed and
+    time limit."""
     path = resolve_model_path(config)
     return (str(path.resolve()), config.n_ctx, config.n_gpu_layers, config.n_threads, config.seed,
             config.call_timeout_s)
