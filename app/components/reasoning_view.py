@@ -35,7 +35,6 @@ from pyvis.network import Network
 
 from app.graph_html import (NEVER_SEEN, graph_script, load_css, offline_document,
                             share_template, short_label)
-from reasonrec.reasoning_api import BackendInfo, BackendKind
 
 TARGET_ID = "target"
 X_STEP = 190            # px between session items (a label's width at the fitted zoom)
@@ -183,7 +182,7 @@ def _node_tooltip(graph: nx.DiGraph, node: str, lookup: ItemLookup | None) -> st
                      ("where", where)], attrs.get("intent") or "intent")
     rows: list[tuple[str, Any]] = [("kind", KIND_LABELS[kind]), ("film id", attrs.get("item_id")),
                                    ("where", where)]
-    rows += _catalogue_rows(attrs.get("item_index"), lookup)
+    rows += catalogue_rows(attrs.get("item_index"), lookup)
     if kind == "session_item":
         rows += [("chain", chain_words(attrs.get("chain"))), ("intent", attrs.get("intent")),
                  ("reason", attrs.get("reason")),
@@ -193,7 +192,7 @@ def _node_tooltip(graph: nx.DiGraph, node: str, lookup: ItemLookup | None) -> st
     return _tip(rows, attrs.get("title") or "untitled")
 
 
-def _catalogue_rows(index: Any, lookup: ItemLookup | None) -> list[tuple[str, Any]]:
+def catalogue_rows(index: Any, lookup: ItemLookup | None) -> list[tuple[str, Any]]:
     if lookup is None or index is None:
         return []
     try:
@@ -204,7 +203,7 @@ def _catalogue_rows(index: Any, lookup: ItemLookup | None) -> list[tuple[str, An
     return [("catalogue", f"{year} · {', '.join(item.genres) or 'no genres'}")]
 
 
-def _target(graph: nx.DiGraph, lookup: ItemLookup | None) -> Any | None:
+def true_next_item(graph: nx.DiGraph, lookup: ItemLookup | None) -> Any | None:
     index = graph.graph.get("target")
     if index is None or lookup is None:
         return None
@@ -225,7 +224,7 @@ def build_network(graph: nx.DiGraph, *, show_rejected: bool = False, height_px: 
     chains = sorted({a.get("chain") for _, a in graph.nodes(data=True)
                      if a["kind"] == "session_item" and a.get("chain")}, key=str)
     pos = _positions(graph, nodes)
-    target = _target(graph, lookup) if show_target else None
+    target = true_next_item(graph, lookup) if show_target else None
     for node in nodes:
         attrs = graph.nodes[node]
         kind = attrs["kind"]
@@ -292,7 +291,7 @@ def build_network(graph: nx.DiGraph, *, show_rejected: bool = False, height_px: 
                      color={"background": "#ffffff", "border": TARGET_COLOUR},
                      borderWidth=2, shapeProperties={"borderDashes": [5, 5]},
                      tooltip_html=_tip([("item", target.item_id),
-                                        *_catalogue_rows(target.index, lookup),
+                                        *catalogue_rows(target.index, lookup),
                                         ("note", f"{NEVER_SEEN.capitalize()}: shown for error "
                                                  "analysis only")], target.title))
         if f"s{end}" in drawn:
@@ -370,136 +369,3 @@ def reasoning_graph_html(graph: nx.DiGraph, *, show_rejected: bool = False, heig
 
 
 # ------------------------------------------------------------------- details
-
-
-def node_label(graph: nx.DiGraph, node: str) -> str:
-    """A one-line plain-text name for a node (for a select box; never HTML)."""
-    if node == TARGET_ID:
-        return f"true next item ({NEVER_SEEN})"
-    attrs = graph.nodes[node]
-    kind = attrs["kind"]
-    if kind == "session_item":
-        return f"step {attrs['step'] + 1}: {short_label(attrs.get('title') or '', 48)}"
-    if kind == "intent":
-        return (f"interest ({chain_words(attrs.get('chain'))}): "
-                f"{short_label(attrs.get('intent') or '', 48)}")
-    return f"candidate: {short_label(attrs.get('title') or '', 48)}"
-
-
-def node_details(graph: nx.DiGraph, node: str, lookup: ItemLookup | None = None
-                 ) -> list[tuple[str, str]]:
-    """``(field, value)`` rows about one node: reason, score, step, source stage, item.
-
-    Values are plain text (untrusted); render them escaped.
-
-    Raises:
-        KeyError: ``node`` is not in the graph.
-    """
-    if node == TARGET_ID:
-        item = _target(graph, lookup)
-        if item is None:
-            raise KeyError(node)
-        return [("kind", KIND_LABELS[TARGET_ID]), ("title", item.title),
-                ("catalogue item", f"id {item.item_id}"), *_catalogue_rows(item.index, lookup),
-                ("note", f"{NEVER_SEEN.capitalize()}: shown for error analysis only.")]
-    attrs = graph.nodes[node]
-    kind = attrs["kind"]
-    window = len(graph.graph.get("window") or [])
-    rows: list[tuple[str, str]] = [("kind", KIND_LABELS.get(kind, kind))]
-    if kind in ("session_item", "candidate_item"):
-        rows.append(("title", str(attrs.get("title") or "untitled")))
-        rows.append(("catalogue item", f"film id {attrs.get('item_id')}"))
-        rows += [(k, str(v)) for k, v in _catalogue_rows(attrs.get("item_index"), lookup)]
-    step = attrs["step"] + 1
-    rows.append(("step", f"{step} of {window}" if window else str(step)))
-    rows.append(("source stage", str(attrs.get("stage", "?"))))
-    if kind == "session_item":
-        rows += [("chain", str(chain_words(attrs.get("chain")))),
-                 ("intent", str(attrs.get("intent") or "")),
-                 ("reason", str(attrs.get("reason") or "")),
-                 ("chain score", fmt_score(attrs.get("score"))),
-                 ("chain status", str(attrs.get("status") or "unverified"))]
-        rows += _chain_neighbours(graph, node)
-    elif kind == "intent":
-        rows += [("intent", str(attrs.get("intent") or "")),
-                 ("from chain", str(chain_words(attrs.get("chain"))))]
-        chain = _chain(graph, attrs.get("chain"))
-        if chain is not None:
-            rows += [("chain score", fmt_score(chain.score)), ("chain status", str(chain.status))]
-        items = [graph.nodes[v].get("title") or v for _, v in graph.out_edges(node)]
-        rows.append(("localized to", "; ".join(str(t) for t in items) or "no catalogue item"))
-    else:
-        rows.append(("match weight", fmt_score(attrs.get("weight"))))
-        intents = [graph.nodes[u].get("intent") or u for u, _ in graph.in_edges(node)]
-        rows.append(("from intents", "; ".join(str(t) for t in intents)))
-        target = graph.graph.get("target")
-        if target is not None and attrs.get("item_index") == target:
-            rows.append(("note", "this candidate is the true next item"))
-    return rows
-
-
-def _chain(graph: nx.DiGraph, chain_id: Any) -> Any | None:
-    return next((c for c in graph.graph.get("chains", []) if c.id == chain_id), None)
-
-
-def _chain_neighbours(graph: nx.DiGraph, node: str) -> list[tuple[str, str]]:
-    """The chain edges into and out of a session item, with their reasons."""
-    rows = []
-    for u, _, a in graph.in_edges(node, data=True):
-        if a["kind"] == "chain":
-            rows.append(("continues", f"{node_label(graph, u)} — because: {a.get('reason') or ''}"))
-    for _, v, a in graph.out_edges(node, data=True):
-        if a["kind"] == "chain":
-            rows.append(("continued by", f"{node_label(graph, v)} — because: {a.get('reason') or ''}"))
-    return rows
-
-
-def details_html(rows: list[tuple[str, str]]) -> str:
-    """The details panel as escaped HTML (a definition list)."""
-    e = html.escape
-    body = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in rows)
-    return f'{_DETAILS_CSS}<dl class="rr-details">{body}</dl>'
-
-
-_DETAILS_CSS = ("<style>.rr-details{display:grid;grid-template-columns:max-content 1fr;"
-                "gap:2px 12px;margin:0;font-size:0.95rem}.rr-details dt{font-weight:600;"
-                "color:#555}.rr-details dd{margin:0;overflow-wrap:anywhere}</style>")
-
-
-# --------------------------------------------------------------- build facts
-
-
-def offload_state(info: BackendInfo) -> str:
-    """The GPU offload state of a backend, in words (from ``backend.info()`` or a build log)."""
-    if info.http is not None:
-        return f"remote server {info.http.url}".strip()
-    if info.kind is BackendKind.GENRE_HEURISTIC:
-        return "none, the graph was made without an LLM"
-    if info.llama is None:
-        return "not recorded"
-    offload = info.llama.offload
-    if offload.warning:
-        return f"CPU (warning: {offload.warning})"
-    # llama.cpp's own "of how many" (blocks + output layer), so a full offload reads N/N
-    done = offload.offloaded
-    layers = offload.offloadable or info.llama.n_layers
-    if not offload.supported:
-        return "CPU only: this llama.cpp build cannot offload to a GPU"
-    if not done:
-        return "CPU: no layer offloaded (GPU layers set to 0)"
-    return f"GPU: {done}/{layers} layers offloaded"
-
-
-def tokens_per_second(log: Any) -> float | None:
-    """Generated tokens per second of LLM time (``None`` when nothing was generated)."""
-    seconds = float(getattr(log, "llm_seconds", 0.0) or 0.0)
-    tokens = int(getattr(log, "tokens_out", 0) or 0)
-    return tokens / seconds if seconds > 0 and tokens > 0 else None
-
-
-def stage_rows(log: Any) -> list[dict[str, Any]]:
-    """One row per build stage: seconds, LLM calls, KB hits and misses, tokens."""
-    return [{"stage": name, "seconds": round(s.seconds, 2), "LLM calls": s.llm_calls,
-             "KB hits": s.kb_hits, "KB misses": s.kb_misses, "tokens in": s.tokens_in,
-             "tokens out": s.tokens_out}
-            for name, s in getattr(log, "stages", {}).items()]

@@ -21,17 +21,9 @@ import streamlit as st
 
 from app.components.build_progress import STAGE_ORDER, LiveBuild, per_build_builder, tail
 from app.components.graph_select import graph_select
-from app.components.reasoning_view import (
-    TARGET_ID,
-    details_html,
-    node_details,
-    node_label,
-    offload_state,
-    reasoning_graph_html,
-    stage_rows,
-    tokens_per_second,
-    visible_nodes,
-)
+from app.components.build_log_view import offload_state, stage_rows, tokens_per_second
+from app.components.node_details import details_html, node_details, node_label
+from app.components.reasoning_view import TARGET_ID, reasoning_graph_html, visible_nodes
 from app.components.explanation_view import chain_name
 from app.components.pickers import clamp_note, point_picker, user_picker
 from app.graph_html import OfflineHTMLError

@@ -10,21 +10,17 @@ import networkx as nx
 import pytest
 
 from app.components.build_progress import LiveBuild, ObservedKB, tail
+from app.components.build_log_view import offload_state, stage_rows, tokens_per_second
+from app.components.node_details import details_html, node_details, node_label
 from app.components.reasoning_view import (
     HIGH_SCORE,
     LOW_SCORE,
     TARGET_ID,
     UNSCORED,
     chain_edge_style,
-    details_html,
     hidden_chains,
-    node_details,
-    node_label,
-    offload_state,
     reasoning_graph_html,
     score_colour,
-    stage_rows,
-    tokens_per_second,
     visible_nodes,
 )
 from app.graph_html import check_offline, graph_nodes
