@@ -65,6 +65,8 @@ def register(groups: CommandGroups) -> None:
             part, parts = (int(v) for v in shard.split("/"))
         except ValueError:
             raise ValueError(f"--shard {shard!r}: expected K/N, e.g. 1/2") from None
+        if not 0 <= part < parts:
+            raise ValueError(f"--shard {shard}: K must be 0..N-1")
         st = common.studio(ctx, {"fusion": dict(users=users)})
         overrides = {"model_path": model, "n_threads": threads}
         config = reasoning_config(ctx, **overrides)
