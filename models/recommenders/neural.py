@@ -35,13 +35,11 @@ import random
 import time
 from abc import abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from tqdm.auto import tqdm
@@ -51,6 +49,10 @@ from models.evaluation import evaluate
 from models.metrics import mask_padding
 from models.protocol import LeaveOneOut
 from models.recommenders.base import FitReport, Recommender, TrainConfig, resolve_device
+from models.recommenders.losses import softmax_cross_entropy
+# The sample builders have their own module; srgnn and the tests import them from here.
+from models.recommenders.sequences import (PrefixSamples, causal_windows, prefix_samples,
+                                           truncate_right_padded)
 
 #: TrainConfig fields that override a model's tuned value when set explicitly.
 OVERRIDABLE = ("batch_size", "learning_rate", "weight_decay", "patience")
@@ -220,65 +222,6 @@ class NeuralRecommender(Recommender, nn.Module):
         return model
 
 
-class _FusedSoftmaxCE(torch.autograd.Function):
-    """Cross-entropy over ``hidden @ weight.T`` computed in row chunks, gradients included.
-
-    On CPU the ``[N, n_items]`` logits of a batch do not fit in cache, and
-    memory traffic (log-softmax, its backward, zero-filled gradients) costs
-    more than the matrix products. This computes each chunk's logits, loss and
-    gradients while they are in cache, so the full logits never exist. The
-    gradients are computed in the forward pass (training always backprops).
-    """
-
-    @staticmethod
-    def forward(ctx: Any, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                chunk: int) -> torch.Tensor:
-        n = hidden.shape[0]
-        grad_h = torch.empty_like(hidden)
-        grad_w = torch.zeros_like(weight)
-        total = hidden.new_zeros((), dtype=torch.float64)
-        rows = torch.arange(chunk, device=hidden.device)
-        for start in range(0, n, chunk):
-            h = hidden[start:start + chunk]
-            t = targets[start:start + chunk]
-            r = rows[: len(t)]
-            logits = h @ weight.T
-            lse = torch.logsumexp(logits, dim=1)
-            total += (lse - logits[r, t]).sum().double()
-            probs = logits.sub_(lse[:, None]).exp_()   # softmax, in place
-            probs[r, t] -= 1.0                          # d loss / d logits (unscaled)
-            torch.mm(probs, weight, out=grad_h[start:start + chunk])
-            grad_w.addmm_(probs.T, h)
-        ctx.save_for_backward(grad_h, grad_w)
-        ctx.n = n
-        return (total / n).to(hidden.dtype)
-
-    @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        grad_h, grad_w = ctx.saved_tensors
-        scale = grad_out / ctx.n
-        return grad_h * scale, grad_w * scale, None, None
-
-
-def softmax_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                          chunk: int = 256) -> torch.Tensor:
-    """Mean full-softmax cross-entropy of ``hidden @ weight.T`` against ``targets``.
-
-    Args:
-        hidden: ``[N, d]`` representations.
-        weight: ``[V, d]`` class (item) embeddings.
-        targets: ``[N]`` class indices in ``0..V-1``.
-        chunk: rows per chunk for the fused CPU path.
-
-    Uses the chunked fused kernel on CPU when gradients are needed, plain
-    ``F.cross_entropy`` otherwise (and on CUDA, where it is fast).
-    """
-    needs_grad = torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)
-    if hidden.device.type == "cpu" and needs_grad and len(hidden) > 0:
-        return _FusedSoftmaxCE.apply(hidden, weight, targets, chunk)
-    return F.cross_entropy(hidden @ weight.T, targets)
-
-
 class deterministic:
     """Seed python, numpy and torch; make torch deterministic; restore on exit."""
 
@@ -296,70 +239,6 @@ class deterministic:
 
     def __exit__(self, *exc: object) -> None:
         torch.use_deterministic_algorithms(self._was, warn_only=self._warn)
-
-
-# ---------------------------------------------------------------- sequence data
-def causal_windows(histories: list[np.ndarray], max_len: int,
-                   stride: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """All-positions training windows over histories.
-
-    Each history ``h`` gives the targets ``h[1:]``; target ``h[t]`` is predicted
-    from its causal prefix. Windows hold ``max_len`` inputs; the first starts at
-    the history's start and predicts all its targets; each later window moves
-    ``stride`` items on (the last one ends at the history's end) and predicts
-    only the targets not yet predicted, each with ``max_len - stride + 1`` to
-    ``max_len`` items of context. Every target is predicted exactly once.
-
-    Returns:
-        inputs ``[W, max_len]`` right-padded, targets ``[W, max_len]`` (0 = no loss
-        at that position) and lengths ``[W]``, all int64.
-    """
-    if stride < 1 or stride > max_len:
-        raise ValueError(f"stride must be in 1..{max_len}, got {stride}")
-    rows_in, rows_tg, lengths = [], [], []
-    for h in histories:
-        h = np.asarray(h, dtype=np.int64)
-        n = len(h)
-        if n < 2:
-            continue
-        prev_end = 0  # targets h[1 .. prev_end] already predicted
-        end = min(max_len, n - 1)  # window inputs h[end - L : end], targets h[.. end]
-        while True:
-            begin = max(0, end - max_len)
-            inp = h[begin:end]
-            tgt = h[begin + 1:end + 1].copy()
-            tgt[: max(0, prev_end - begin)] = 0
-            rows_in.append(inp)
-            rows_tg.append(tgt)
-            lengths.append(len(inp))
-            if end >= n - 1:
-                break
-            prev_end = end
-            end = min(end + stride, n - 1)
-    W = len(rows_in)
-    inputs = np.zeros((W, max_len), dtype=np.int64)
-    targets = np.zeros((W, max_len), dtype=np.int64)
-    for r, (i, t) in enumerate(zip(rows_in, rows_tg)):
-        inputs[r, : len(i)] = i
-        targets[r, : len(t)] = t
-    return torch.from_numpy(inputs), torch.from_numpy(targets), torch.tensor(lengths)
-
-
-def truncate_right_padded(items: torch.Tensor, lengths: torch.Tensor,
-                          max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Keep the last ``max_len`` real items of each right-padded row.
-
-    Shapes:
-        items ``[B, L]``, lengths ``[B]`` -> ``[B, min(L, max_len)]``, ``[B]``.
-    """
-    if items.shape[1] <= max_len:
-        return items, lengths
-    start = (lengths - max_len).clamp(min=0)
-    idx = start.unsqueeze(1) + torch.arange(max_len, device=items.device).unsqueeze(0)
-    new_lengths = lengths.clamp(max=max_len)
-    out = items.gather(1, idx.clamp(max=items.shape[1] - 1))
-    out = out.masked_fill(torch.arange(max_len, device=items.device)[None] >= new_lengths[:, None], 0)
-    return out, new_lengths
 
 
 class WindowedSequenceModel(NeuralRecommender):
@@ -403,53 +282,6 @@ class WindowedSequenceModel(NeuralRecommender):
         out = self.sequence_output(inputs)
         mask = targets > 0
         return self.ce_loss(out[mask], targets[mask])
-
-
-@dataclass
-class PrefixSamples:
-    """Every training target with its causal prefix (RecBole's per-prefix augmentation).
-
-    Attributes:
-        flat: ``[T]`` all training histories (of at least 2 items) concatenated.
-        starts, ends: ``[S]`` sample ``s`` has input ``flat[starts[s]:ends[s]]``
-            (at most ``max_len`` items, never crossing a user boundary) and
-            target ``flat[ends[s]]``.
-    """
-
-    flat: torch.Tensor
-    starts: torch.Tensor
-    ends: torch.Tensor
-
-    def __len__(self) -> int:
-        return len(self.ends)
-
-    def gather(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Samples ``index [B]`` as right-padded ``items [B, L]``, ``lengths [B]``, ``targets [B]``."""
-        starts, ends = self.starts[index], self.ends[index]
-        lengths = ends - starts
-        positions = torch.arange(int(lengths.max()))
-        take = starts[:, None] + positions[None]
-        valid = positions[None] < lengths[:, None]
-        items = torch.where(valid, self.flat[take.clamp(max=len(self.flat) - 1)], 0)
-        return items, lengths, self.flat[ends]
-
-
-def prefix_samples(histories: list[np.ndarray], max_len: int) -> PrefixSamples:
-    """One sample per target ``h[t]`` (``t >= 1``) of each history, input ``h[max(0, t - max_len):t]``."""
-    if max_len < 1:
-        raise ValueError(f"max_len must be at least 1, got {max_len}")
-    kept = [np.asarray(h, dtype=np.int64) for h in histories if len(h) >= 2]
-    if not kept:
-        raise ValueError("no training history has 2 or more items")
-    sizes = np.array([len(h) for h in kept])
-    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])       # each history's offset in flat
-    ends = np.arange(int(sizes.sum()))
-    owner_first = np.repeat(first, sizes)
-    keep = ends > owner_first                                  # h[0] is never a target
-    ends, owner_first = ends[keep], owner_first[keep]
-    starts = np.maximum(owner_first, ends - max_len)
-    return PrefixSamples(torch.from_numpy(np.concatenate(kept)), torch.from_numpy(starts),
-                         torch.from_numpy(ends))
 
 
 class PrefixSequenceModel(NeuralRecommender):
