@@ -22,6 +22,7 @@ from models.explain_removal import NOTHING, REASONING_EDGES, Edge, Removal
 from models.graph_data import reasoning_elements
 from models.explain_schema import DeletionCurve, Effect, Faithfulness, Fidelity, ItemExplanation
 from models.metrics import target_ranks
+from reasoning.graph import NodeKind
 
 if TYPE_CHECKING:
     from models.explain import Explainer, ExplainPoint
@@ -50,7 +51,7 @@ def complement(prefix: nx.DiGraph, kept: Removal) -> Removal:
     kept_nodes = set(kept.nodes)
     parents = {prefix.nodes[n].get("chain") for n in kept_nodes if n in prefix}
     drop_chains = tuple(c for c in chains if c not in set(kept.chains) | parents)
-    drop_nodes = tuple(n for n in nodes if prefix.nodes[n]["kind"] == "intent"
+    drop_nodes = tuple(n for n in nodes if prefix.nodes[n]["kind"] == NodeKind.INTENT
                        and n not in kept_nodes and prefix.nodes[n].get("chain") not in kept.chains)
     return Removal(chains=drop_chains, nodes=drop_nodes)
 

@@ -31,6 +31,7 @@ from models.evidence import CoWatchIndex, InterestSimilarity, chain_facts, inter
 from models.explain_schema import (Effect, EvidenceFact, ExplanationPath, PathEdge, PathEnd,
                                    PathFlag, PathKind, PathNode, PathRemoval)
 from models.explain_removal import Removal
+from reasoning.graph import EdgeKind, NodeKind
 
 #: A change smaller than this in the item's score is rounding, not an effect.
 EFFECT_EPS = 1e-6
@@ -74,14 +75,14 @@ def chain_status(prefix: nx.DiGraph, chain: str) -> str | None:
         if record.id == chain and getattr(record, "status", None):
             return record.status
     statuses = [a.get("status") for _, a in prefix.nodes(data=True)
-                if a["kind"] == "session_item" and a.get("chain") == chain and a.get("status")]
+                if a["kind"] == NodeKind.SESSION_ITEM and a.get("chain") == chain and a.get("status")]
     return statuses[0] if statuses else None
 
 
 def _chain_items(prefix: nx.DiGraph, chain: str, up_to: int | None = None) -> list[str]:
     """The chain's session nodes (up to window step ``up_to``), in window order."""
     nodes = [(a["step"], n) for n, a in prefix.nodes(data=True)
-             if a["kind"] == "session_item" and a.get("chain") == chain
+             if a["kind"] == NodeKind.SESSION_ITEM and a.get("chain") == chain
              and (up_to is None or a["step"] <= up_to)]
     return [n for _, n in sorted(nodes)]
 
@@ -89,7 +90,7 @@ def _chain_items(prefix: nx.DiGraph, chain: str, up_to: int | None = None) -> li
 def _chain_edges(prefix: nx.DiGraph, chain: str, nodes: list[str]) -> list[tuple[str, str]]:
     members = set(nodes)
     return [(u, v) for u, v, a in prefix.edges(data=True)
-            if a["kind"] == "chain" and a.get("chain") == chain and u in members and v in members]
+            if a["kind"] == EdgeKind.CHAIN and a.get("chain") == chain and u in members and v in members]
 
 
 def candidate_paths(prefix: nx.DiGraph, item: int, catalogue: Catalogue,
@@ -106,7 +107,7 @@ def candidate_paths(prefix: nx.DiGraph, item: int, catalogue: Catalogue,
         chains: the chain ids at the point (``reasoning_elements``).
     """
     candidate = next((n for n, a in prefix.nodes(data=True)
-                      if a["kind"] == "candidate_item" and a.get("item_index") == item), None)
+                      if a["kind"] == NodeKind.CANDIDATE_ITEM and a.get("item_index") == item), None)
     item_node = candidate or f"item{item}"
     paths = []
     for chain in chains:
@@ -124,7 +125,7 @@ def candidate_paths(prefix: nx.DiGraph, item: int, catalogue: Catalogue,
         if attrs["kind"] != "intent":
             continue
         anchors = sorted((a for a in prefix.predecessors(intent)
-                          if prefix.nodes[a]["kind"] == "session_item"),
+                          if prefix.nodes[a]["kind"] == NodeKind.SESSION_ITEM),
                          key=lambda n: prefix.nodes[n]["step"])
         chain = attrs.get("chain") or (prefix.nodes[anchors[-1]].get("chain") if anchors
                                        else None)

@@ -32,7 +32,7 @@ from models.graph_sources import GraphSource, source_label
 from models.metrics import mask_padding
 from models.protocol import pad_sequences
 from models.recommenders import Recommender
-from reasoning.graph import prefix_graph
+from reasoning.graph import NodeKind, prefix_graph
 
 
 @dataclass
@@ -164,7 +164,7 @@ class CounterfactualScorer:
         for item_id in items:
             index = self.dataset.catalogue.by_id(str(item_id)).index
             found = [n for n, a in prefix.nodes(data=True)
-                     if a["kind"] == "session_item" and a.get("item_index") == index]
+                     if a["kind"] == NodeKind.SESSION_ITEM and a.get("item_index") == index]
             if not found:
                 raise KeyError(f"item {item_id} is not in user {point.user.user_id}'s window "
                                f"up to step {point.step}")

@@ -64,7 +64,7 @@ from models.graph_edits import reasoning_elements, remove  # noqa: F401  (re-exp
 from models.intent_table import (INTENT_TABLE_VERSION, IntentIndex, TextEncoder,  # noqa: F401
                                  cached_intent_table, intent_cache_path, intent_texts,
                                  standardize_vectors)
-from reasoning.graph import prefix_graph
+from reasoning.graph import EdgeKind, NodeKind, prefix_graph
 
 #: ``node_kind`` values.
 SESSION_ITEM, INTENT, CANDIDATE_ITEM = 0, 1, 2
@@ -237,7 +237,7 @@ def _chain_weight(attrs: dict[str, Any], record: Any, options: GraphOptions,
 def _rea_graph(graph: nx.DiGraph, options: GraphOptions,
                unscored: Collection[str]) -> tuple[GraphData, list[int]]:
     session = sorted(((a["step"], n) for n, a in graph.nodes(data=True)
-                      if a["kind"] == "session_item"))
+                      if a["kind"] == NodeKind.SESSION_ITEM))
     items = [_item_index(n, graph.nodes[n]) for _, n in session]
     nodes, alias, edges, node_ids = _session_graph(items, [n for _, n in session])
     node_of = {n: alias[p] for p, (_, n) in enumerate(session)}
@@ -254,20 +254,20 @@ def _rea_graph(graph: nx.DiGraph, options: GraphOptions,
 
 
 def _div_graph(graph: nx.DiGraph, intents: IntentIndex, options: GraphOptions) -> GraphData:
-    diverge = [(u, v, a) for u, v, a in graph.edges(data=True) if a["kind"] == "diverge"]
+    diverge = [(u, v, a) for u, v, a in graph.edges(data=True) if a["kind"] == EdgeKind.DIVERGE]
     if not options.divergent:
         diverge = []
     members = {n for u, v, _ in diverge for n in (u, v)}
     kinds = {n: graph.nodes[n]["kind"] for n in members}
-    anchors = sorted((n for n in members if kinds[n] == "session_item"),
+    anchors = sorted((n for n in members if kinds[n] == NodeKind.SESSION_ITEM),
                      key=lambda n: graph.nodes[n]["step"])
     # Chain ends merge by item like G_rea's session items; intents keep their
     # own node each; candidates are one node per catalogue item already (c<index>).
     anchor_items = [_item_index(n, graph.nodes[n]) for n in anchors]
     anchor_nodes, anchor_alias = _session_nodes(anchor_items)
-    intent_ids = sorted((n for n in members if kinds[n] == "intent"),
+    intent_ids = sorted((n for n in members if kinds[n] == NodeKind.INTENT),
                         key=lambda n: (graph.nodes[n]["step"], n))
-    candidate_ids = sorted((n for n in members if kinds[n] == "candidate_item"),
+    candidate_ids = sorted((n for n in members if kinds[n] == NodeKind.CANDIDATE_ITEM),
                            key=lambda n: _item_index(n, graph.nodes[n]))
     node_of: dict[str, int] = {n: anchor_alias[p] for p, n in enumerate(anchors)}
     node_ids: list[list[str]] = [[] for _ in anchor_nodes]
@@ -290,7 +290,7 @@ def _div_graph(graph: nx.DiGraph, intents: IntentIndex, options: GraphOptions) -
         node_ids.append([n])
     edges: dict[tuple[int, int, int], float] = {}
     for u, v, attrs in diverge:
-        relation = DIVERGE_ITEM if kinds[v] == "candidate_item" else DIVERGE_INTENT
+        relation = DIVERGE_ITEM if kinds[v] == NodeKind.CANDIDATE_ITEM else DIVERGE_INTENT
         weight = attrs.get("weight")
         weight = 1.0 if weight is None else float(weight)
         _add_edge(edges, (relation, node_of[u], node_of[v]), weight)
@@ -331,7 +331,7 @@ def _chains_after(graph: nx.DiGraph, step: int) -> frozenset[str]:
     """Chains with an item after window step ``step`` (from records and item nodes)."""
     late = {c.id for c in graph.graph.get("chains", []) if max(c.steps, default=-1) > step}
     late |= {a["chain"] for _, a in graph.nodes(data=True)
-             if a["kind"] == "session_item" and a["step"] > step and a.get("chain")}
+             if a["kind"] == NodeKind.SESSION_ITEM and a["step"] > step and a.get("chain")}
     return frozenset(late)
 
 

@@ -11,6 +11,8 @@ from collections.abc import Collection
 
 import networkx as nx
 
+from reasoning.graph import EdgeKind, NodeKind
+
 
 def reasoning_elements(graph: nx.DiGraph) -> tuple[list[str], list[str]]:
     """Every chain id and every intent and candidate node id of ``graph``.
@@ -18,9 +20,9 @@ def reasoning_elements(graph: nx.DiGraph) -> tuple[list[str], list[str]]:
     Removing both (:func:`remove`) leaves the plain session: the control's input.
     """
     chains = sorted({a["chain"] for _, _, a in graph.edges(data=True)
-                     if a["kind"] == "chain" and a.get("chain") is not None}
+                     if a["kind"] == EdgeKind.CHAIN and a.get("chain") is not None}
                     | {c.id for c in graph.graph.get("chains", [])})
-    nodes = sorted(n for n, a in graph.nodes(data=True) if a["kind"] != "session_item")
+    nodes = sorted(n for n, a in graph.nodes(data=True) if a["kind"] != NodeKind.SESSION_ITEM)
     return chains, nodes
 
 
@@ -51,26 +53,26 @@ def remove(graph: nx.DiGraph, chains: Collection[str] = (),
     out = graph.copy()
     drop_chains = set(chains)
     out.remove_edges_from([(u, v) for u, v, a in out.edges(data=True)
-                           if a["kind"] == "chain" and a.get("chain") in drop_chains])
+                           if a["kind"] == EdgeKind.CHAIN and a.get("chain") in drop_chains])
     out.remove_nodes_from([n for n, a in out.nodes(data=True)
-                           if a["kind"] == "intent" and a.get("chain") in drop_chains])
+                           if a["kind"] == NodeKind.INTENT and a.get("chain") in drop_chains])
     for node in nodes:
         if node not in out:   # already gone with a removed chain
             continue
-        if out.nodes[node]["kind"] == "session_item":
+        if out.nodes[node]["kind"] == NodeKind.SESSION_ITEM:
             _bridge_chains(out, node)
         out.remove_node(node)
     for kind in ("intent", "candidate_item"):
         orphans = [n for n, a in out.nodes(data=True) if a["kind"] == kind
-                   and not any(out.edges[p, n]["kind"] == "diverge" for p in out.predecessors(n))]
+                   and not any(out.edges[p, n]["kind"] == EdgeKind.DIVERGE for p in out.predecessors(n))]
         out.remove_nodes_from(orphans)
     out.graph["chains"] = [c for c in out.graph.get("chains", []) if c.id not in drop_chains]
     return out
 
 
 def _bridge_chains(graph: nx.DiGraph, node: str) -> None:
-    incoming = [(u, a) for u, _, a in graph.in_edges(node, data=True) if a["kind"] == "chain"]
-    outgoing = [(v, a) for _, v, a in graph.out_edges(node, data=True) if a["kind"] == "chain"]
+    incoming = [(u, a) for u, _, a in graph.in_edges(node, data=True) if a["kind"] == EdgeKind.CHAIN]
+    outgoing = [(v, a) for _, v, a in graph.out_edges(node, data=True) if a["kind"] == EdgeKind.CHAIN]
     for u, a_in in incoming:
         for v, a_out in outgoing:
             if a_in.get("chain") == a_out.get("chain") and u != node and v != node:

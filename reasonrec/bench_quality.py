@@ -35,7 +35,7 @@ from reasoning.builder import EmptySessionError, GraphBuilder, SessionWindow, se
 from reasoning.chain import build_chains
 from reasoning.config import ReasoningConfig
 from reasoning.diverge import candidate_support_share, chain_candidates
-from reasoning.graph import BuildLog
+from reasoning.graph import BuildLog, NodeKind
 from reasoning.localization_eval import evaluate_localizer, load_labelled_set
 from reasoning.localizer import IntentLocalizer, open_localizer
 from reasoning.prompts import load_intents
@@ -120,7 +120,7 @@ def calibration_windows(dataset: Dataset, excluded: set[int], l_tru: int) -> lis
 
 def _reasons(graph: nx.DiGraph) -> list[tuple[str, str]]:
     return [(str(a.get("reason") or ""), str(a.get("intent") or ""))
-            for _, a in graph.nodes(data=True) if a.get("kind") == "session_item"]
+            for _, a in graph.nodes(data=True) if a.get("kind") == NodeKind.SESSION_ITEM]
 
 
 def _chain_samples(asker: Asker, windows: list[SessionWindow], limit: int) -> list[ChainSample]:

@@ -16,6 +16,7 @@ from typing import Any, Iterator, List, Optional
 
 import typer
 
+from reasoning.graph import EdgeKind, NodeKind
 from reasonrec import cli_common as common
 from reasonrec.cli_common import CommandGroups
 kb_app = typer.Typer(help="The reasoning knowledge base (reusable LLM answers).",
@@ -101,18 +102,18 @@ def _describe(document: dict[str, Any]) -> str:
              f"{len(document['chains'])} chains"]
     titles = {n["id"]: n.get("title") or n["id"] for n in document["nodes"]}
     reasons = {n.get("step"): n.get("reason") for n in document["nodes"]
-               if n["kind"] == "session_item"}
+               if n["kind"] == NodeKind.SESSION_ITEM}
     window_titles = {n.get("step"): n.get("title") for n in document["nodes"]
-                     if n["kind"] == "session_item"}
+                     if n["kind"] == NodeKind.SESSION_ITEM}
     for chain in document["chains"]:
         score = "-" if chain.get("score") is None else f"{chain['score']:.2f}"
         lines.append(f"  {chain['id']} [{chain['status']}, score {score}] {chain['intent']}:")
         lines += [f"    {window_titles.get(step)} ({reasons.get(step) or 'no reason'})"
                   for step in chain["steps"]]
-    intents = [n for n in document["nodes"] if n["kind"] == "intent"]
+    intents = [n for n in document["nodes"] if n["kind"] == NodeKind.INTENT]
     for node in intents:
         items = [titles[e["target"]] for e in document["edges"]
-                 if e["source"] == node["id"] and e["kind"] == "diverge"]
+                 if e["source"] == node["id"] and e["kind"] == EdgeKind.DIVERGE]
         lines.append(f"  next after {node['chain']}: {node['intent']!r} -> "
                      f"{'; '.join(items) or 'none'}")
     lines.append(f"build: {log['wall_seconds']:.2f} s, {log['llm_calls']} LLM calls "

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from reasoning.backend import LLMError, LLMTimeout, ModelFileError
 from reasoning.backend_info import BackendInfo, BackendKind
 from reasoning.config import MODEL_INSTALL_HINT, ReasoningConfig
-from reasoning.graph import GraphFormatError, prefix_graph
+from reasoning.graph import EdgeKind, GraphFormatError, NodeKind, prefix_graph
 from reasoning.kb import KnowledgeBase, KnowledgeBaseError
 from reasoning.store import GraphStore, GraphStoreError
 
@@ -33,9 +33,10 @@ def __getattr__(name: str) -> object:
         return getattr(builder, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-__all__ = ["BackendInfo", "BackendKind", "EmptySessionError", "GraphFormatError", "GraphStore",
+__all__ = ["BackendInfo", "BackendKind", "EdgeKind", "EmptySessionError", "GraphFormatError",
+           "GraphStore",
            "GraphStoreError", "KnowledgeBase", "KnowledgeBaseError", "LLMError", "LLMTimeout",
-           "MODEL_INSTALL_HINT", "ModelFileError", "graph_store", "knowledge_base",
+           "MODEL_INSTALL_HINT", "ModelFileError", "NodeKind", "graph_store", "knowledge_base",
            "open_builder", "prefix_graph", "session_window"]
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from models.explain_schema import (Effect, ExplanationPath, ItemExplanation, PathKind,
                                    RankedItem)
+from reasoning.graph import EdgeKind, NodeKind
 from reasonrec.report_rows import shift_rows
 from reasonrec.report_svg import chain_names, deletion_svg, esc, graph_svg, node_words, slope_svg
 
@@ -99,7 +100,7 @@ def details_html(data: ReportInput) -> str:
     cf = data.counterfactual
     rows = shift_rows(x.top_k, cf.result if cf.active else None)
     window = [a for _, a in sorted(((a["step"], a) for _, a in data.graph.nodes(data=True)
-                                    if a.get("kind") == "session_item"),
+                                    if a.get("kind") == NodeKind.SESSION_ITEM),
                                    key=lambda t: t[0])]
     history = " → ".join(f'<span class="chip">{esc(a.get("title", ""))}</span>'
                          for a in window)
@@ -157,15 +158,15 @@ def _effect_words(effect: Effect, k: int) -> str:
 
 def _path_html(path: ExplanationPath, names: dict[str, str], k: int) -> str:
     chain = names.get(path.chain or "", "a reasoning chain")
-    interest = next((n.label for n in path.nodes if n.kind == "intent"), None)
+    interest = next((n.label for n in path.nodes if n.kind == NodeKind.INTENT), None)
     how = (f"Through {esc(chain)} and the divergent interest “{esc(interest)}”"
            if path.kind == PathKind.INTEREST and interest else f"Through {esc(chain)}")
     nodes = " → ".join(f'<span class="chip">{esc(n.label)}</span>' for n in path.nodes)
     facts = "".join(f"<li>{esc(f.text)}</li>" for f in path.evidence)
     facts = (f"<ul>{facts}</ul>" if facts
              else "<p class=\"muted\">No fact from the data links it to the film.</p>")
-    reasons = [e for e in path.edges if e.kind == "chain" and e.reason]
-    verified = next((e for e in path.edges if e.kind == "chain" and e.status), None)
+    reasons = [e for e in path.edges if e.kind == EdgeKind.CHAIN and e.reason]
+    verified = next((e for e in path.edges if e.kind == EdgeKind.CHAIN and e.status), None)
     check = ""
     if verified is not None:
         state = {"verified": "passed verification", "rejected": "failed verification"}.get(
@@ -226,7 +227,7 @@ def _counterfactual_html(data: ReportInput) -> str:
     names = chain_names(data.graph)
     graph = data.graph
     titles = {str(a.get("item_id")): str(a.get("title", "")) for _, a in graph.nodes(data=True)
-              if a.get("kind") == "session_item"}
+              if a.get("kind") == NodeKind.SESSION_ITEM}
     parts = [names.get(c, "a reasoning chain") for c in state.chains]
     parts += [node_words(graph, n) if n in graph else "a graph node" for n in state.nodes]
     parts += [f"the history film {titles.get(i, '')}" for i in state.items]

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import networkx as nx
 
 from models.explain_schema import DeletionCurve
+from reasoning.graph import EdgeKind, NodeKind
 from reasonrec.report_rows import DOWN, SAME, UP, ShiftRow
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -71,13 +72,13 @@ def graph_svg(graph: nx.DiGraph) -> str:
     """The prefix reasoning graph: session items in time order with chain arcs above,
     divergent intents below their chain end, candidate items below those."""
     kinds = nx.get_node_attributes(graph, "kind")
-    session = sorted((n for n, k in kinds.items() if k == "session_item"),
+    session = sorted((n for n, k in kinds.items() if k == NodeKind.SESSION_ITEM),
                      key=lambda n: graph.nodes[n]["step"])
     intents = sorted(n for n, k in kinds.items() if k == "intent")
-    candidates = sorted((n for n, k in kinds.items() if k == "candidate_item"),
+    candidates = sorted((n for n, k in kinds.items() if k == NodeKind.CANDIDATE_ITEM),
                         key=lambda n: str(graph.nodes[n].get("title", n)))
     chains = sorted({str(a["chain"]) for _, _, a in graph.edges(data=True)
-                     if a.get("kind") == "chain" and a.get("chain") is not None})
+                     if a.get("kind") == EdgeKind.CHAIN and a.get("chain") is not None})
     colour = {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(chains)}
     gap = 120
     width = max(len(session), len(intents), (len(candidates) + 1) // 2, len(chains) * 1.25, 4
@@ -100,13 +101,13 @@ def graph_svg(graph: nx.DiGraph) -> str:
         tip = f"{node_words(graph, u)} → {node_words(graph, v)}"
         reason = a.get("reason")
         tip_text = f"{EDGE_WORDS.get(str(kind), 'link')}: {tip}" + (f"\n{reason}" if reason else "")
-        if kind == "chain":
+        if kind == EdgeKind.CHAIN:
             lift = 30 + 12 * abs(graph.nodes[v]["step"] - graph.nodes[u]["step"])
             c = colour.get(str(a.get("chain")), SAME)
             body.append(f'<path d="M{x1:.0f},{y1 - 14} Q{(x1 + x2) / 2:.0f},{y1 - 14 - lift} '
                         f'{x2:.0f},{y2 - 14}" fill="none" stroke="{c}" stroke-width="2.5">'
                         f"<title>{esc(tip_text)}</title></path>")
-        elif kind == "sequence":
+        elif kind == EdgeKind.SEQUENCE:
             body.append(f'<line x1="{x1 + 14:.0f}" y1="{y1}" x2="{x2 - 14:.0f}" y2="{y2}" '
                         f'stroke="#bbb" stroke-dasharray="3 3"/>')
         else:

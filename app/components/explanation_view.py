@@ -20,6 +20,7 @@ from app import keys
 from app.components.effect_state import md
 from models.explain_schema import (Effect, EvidenceFact, EvidenceKind, ExplanationPath,
                                    ItemExplanation, PathFlag, PathKind, PointInfo)
+from reasonrec.reasoning_api import NodeKind
 
 SHOW_HIDDEN_LABEL = "Show paths with no measured effect"
 FLAG_WORDS = {PathFlag.NO_EVIDENCE: "no fact from the data links it to this film",
@@ -60,7 +61,7 @@ def effect_words(effect: Effect, k: int) -> str:
 
 def path_words(path: ExplanationPath, chains: Sequence[str]) -> str:
     """"Chain 3: Die Hard 2 → “action” → The Shadow" (markdown, escaped)."""
-    steps = [f"“{md(n.label)}”" if n.kind == "intent" else md(n.label) for n in path.nodes]
+    steps = [f"“{md(n.label)}”" if n.kind == NodeKind.INTENT else md(n.label) for n in path.nodes]
     kind = "interest" if path.kind == PathKind.INTEREST else "chain"
     return f"**{chain_name(path.chain, chains).capitalize()}** ({kind}): " + " → ".join(steps)
 

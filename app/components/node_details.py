@@ -15,6 +15,7 @@ import networkx as nx
 from app.components.reasoning_view import (KIND_LABELS, TARGET_ID, ItemLookup, catalogue_rows,
                                            chain_words, fmt_score, true_next_item)
 from app.graph_html import NEVER_SEEN, short_label
+from reasonrec.reasoning_api import EdgeKind, NodeKind
 
 
 def node_label(graph: nx.DiGraph, node: str) -> str:
@@ -23,9 +24,9 @@ def node_label(graph: nx.DiGraph, node: str) -> str:
         return f"true next item ({NEVER_SEEN})"
     attrs = graph.nodes[node]
     kind = attrs["kind"]
-    if kind == "session_item":
+    if kind == NodeKind.SESSION_ITEM:
         return f"step {attrs['step'] + 1}: {short_label(attrs.get('title') or '', 48)}"
-    if kind == "intent":
+    if kind == NodeKind.INTENT:
         return (f"interest ({chain_words(attrs.get('chain'))}): "
                 f"{short_label(attrs.get('intent') or '', 48)}")
     return f"candidate: {short_label(attrs.get('title') or '', 48)}"
@@ -58,14 +59,14 @@ def node_details(graph: nx.DiGraph, node: str, lookup: ItemLookup | None = None
     step = attrs["step"] + 1
     rows.append(("step", f"{step} of {window}" if window else str(step)))
     rows.append(("source stage", str(attrs.get("stage", "?"))))
-    if kind == "session_item":
+    if kind == NodeKind.SESSION_ITEM:
         rows += [("chain", str(chain_words(attrs.get("chain")))),
                  ("intent", str(attrs.get("intent") or "")),
                  ("reason", str(attrs.get("reason") or "")),
                  ("chain score", fmt_score(attrs.get("score"))),
                  ("chain status", str(attrs.get("status") or "unverified"))]
         rows += _chain_neighbours(graph, node)
-    elif kind == "intent":
+    elif kind == NodeKind.INTENT:
         rows += [("intent", str(attrs.get("intent") or "")),
                  ("from chain", str(chain_words(attrs.get("chain"))))]
         chain = _chain(graph, attrs.get("chain"))
@@ -91,10 +92,10 @@ def _chain_neighbours(graph: nx.DiGraph, node: str) -> list[tuple[str, str]]:
     """The chain edges into and out of a session item, with their reasons."""
     rows = []
     for u, _, a in graph.in_edges(node, data=True):
-        if a["kind"] == "chain":
+        if a["kind"] == EdgeKind.CHAIN:
             rows.append(("continues", f"{node_label(graph, u)} — because: {a.get('reason') or ''}"))
     for _, v, a in graph.out_edges(node, data=True):
-        if a["kind"] == "chain":
+        if a["kind"] == EdgeKind.CHAIN:
             rows.append(("continued by", f"{node_label(graph, v)} — because: {a.get('reason') or ''}"))
     return rows
 

@@ -35,6 +35,7 @@ from pyvis.network import Network
 
 from app.graph_html import (NEVER_SEEN, graph_script, load_css, offline_document,
                             share_template, short_label)
+from reasonrec.reasoning_api import EdgeKind, NodeKind
 
 TARGET_ID = "target"
 X_STEP = 190            # px between session items (a label's width at the fitted zoom)
@@ -122,9 +123,9 @@ def visible_nodes(graph: nx.DiGraph, show_rejected: bool) -> list[str]:
     hidden = hidden_chains(graph, show_rejected)
     keep = []
     for node, attrs in graph.nodes(data=True):
-        if attrs["kind"] == "intent" and attrs.get("chain") in hidden:
+        if attrs["kind"] == NodeKind.INTENT and attrs.get("chain") in hidden:
             continue
-        if attrs["kind"] == "candidate_item":
+        if attrs["kind"] == NodeKind.CANDIDATE_ITEM:
             sources = [u for u, _ in graph.in_edges(node)]
             if sources and all(graph.nodes[u].get("chain") in hidden for u in sources):
                 continue
@@ -138,9 +139,9 @@ def _positions(graph: nx.DiGraph, nodes: list[str]) -> dict[str, tuple[int, int]
     kinds = {n: graph.nodes[n]["kind"] for n in nodes}
     pos: dict[str, tuple[int, int]] = {}
     for node in nodes:
-        if kinds[node] == "session_item":
+        if kinds[node] == NodeKind.SESSION_ITEM:
             pos[node] = (graph.nodes[node]["step"] * X_STEP, 0)
-    intents = sorted((n for n in nodes if kinds[n] == "intent"),
+    intents = sorted((n for n in nodes if kinds[n] == NodeKind.INTENT),
                      key=lambda n: (graph.nodes[n]["step"], n))
     last_x = -10 ** 6
     for node in intents:
@@ -160,7 +161,7 @@ def _positions(graph: nx.DiGraph, nodes: list[str]) -> dict[str, tuple[int, int]
             pos[candidate] = (pos[intent][0], CANDIDATE_Y + row * CANDIDATE_GAP)
             row += 1
     for node in nodes:   # candidates with no drawn intent (not made by the builder)
-        if kinds[node] == "candidate_item" and node not in pos:
+        if kinds[node] == NodeKind.CANDIDATE_ITEM and node not in pos:
             pos[node] = (graph.nodes[node]["step"] * X_STEP, CANDIDATE_Y)
     return pos
 
@@ -177,13 +178,13 @@ def _node_tooltip(graph: nx.DiGraph, node: str, lookup: ItemLookup | None) -> st
     attrs = graph.nodes[node]
     kind = attrs["kind"]
     where = f"window step {attrs['step'] + 1} · stage {attrs.get('stage', '?')}"
-    if kind == "intent":
+    if kind == NodeKind.INTENT:
         return _tip([("kind", KIND_LABELS[kind]), ("chain", chain_words(attrs.get("chain"))),
                      ("where", where)], attrs.get("intent") or "intent")
     rows: list[tuple[str, Any]] = [("kind", KIND_LABELS[kind]), ("film id", attrs.get("item_id")),
                                    ("where", where)]
     rows += catalogue_rows(attrs.get("item_index"), lookup)
-    if kind == "session_item":
+    if kind == NodeKind.SESSION_ITEM:
         rows += [("chain", chain_words(attrs.get("chain"))), ("intent", attrs.get("intent")),
                  ("reason", attrs.get("reason")),
                  ("chain score", f"{fmt_score(attrs.get('score'))} ({attrs.get('status', '?')})")]
@@ -222,7 +223,7 @@ def build_network(graph: nx.DiGraph, *, show_rejected: bool = False, height_px: 
     drawn = set(nodes)
     hidden = hidden_chains(graph, show_rejected)
     chains = sorted({a.get("chain") for _, a in graph.nodes(data=True)
-                     if a["kind"] == "session_item" and a.get("chain")}, key=str)
+                     if a["kind"] == NodeKind.SESSION_ITEM and a.get("chain")}, key=str)
     pos = _positions(graph, nodes)
     target = true_next_item(graph, lookup) if show_target else None
     for node in nodes:
@@ -230,7 +231,7 @@ def build_network(graph: nx.DiGraph, *, show_rejected: bool = False, height_px: 
         kind = attrs["kind"]
         x, y = pos[node]
         common = dict(x=x, y=y, tooltip_html=_node_tooltip(graph, node, lookup), kind=kind)
-        if kind == "session_item":
+        if kind == NodeKind.SESSION_ITEM:
             colour = chain_colour(attrs.get("chain"), chains)
             rejected = attrs.get("status") == "rejected"
             net.add_node(node, label=f"{attrs['step'] + 1}. {short_label(attrs.get('title') or '', LABEL_CHARS)}",
@@ -238,7 +239,7 @@ def build_network(graph: nx.DiGraph, *, show_rejected: bool = False, height_px: 
                          color={"background": REJECTED_ITEM if rejected else colour, "border": colour,
                                 "highlight": {"background": colour, "border": "#000000"}},
                          **common)
-        elif kind == "intent":
+        elif kind == NodeKind.INTENT:
             net.add_node(node, label=short_label(attrs.get("intent") or "intent", LABEL_CHARS),
                          shape="diamond", size=14, color=INTENT_COLOUR, **common)
         else:
@@ -253,14 +254,14 @@ def build_network(graph: nx.DiGraph, *, show_rejected: bool = False, height_px: 
         if u not in drawn or v not in drawn:
             continue
         kind = attrs["kind"]
-        if kind == "chain" and attrs.get("chain") in hidden:
+        if kind == EdgeKind.CHAIN and attrs.get("chain") in hidden:
             # A hidden chain edge between neighbours also stood for their sequence edge.
             if graph.nodes[v]["step"] - graph.nodes[u]["step"] == 1:
                 net.add_edge(u, v, color=SEQUENCE_COLOUR, width=1, dashes=True, kind="sequence")
             continue
-        if kind == "sequence":
+        if kind == EdgeKind.SEQUENCE:
             net.add_edge(u, v, color=SEQUENCE_COLOUR, width=1, dashes=True, kind=kind)
-        elif kind == "chain":
+        elif kind == EdgeKind.CHAIN:
             style = chain_edge_style(attrs.get("score"), attrs.get("status"))
             span = graph.nodes[v]["step"] - graph.nodes[u]["step"]
             net.add_edge(
@@ -283,7 +284,7 @@ def build_network(graph: nx.DiGraph, *, show_rejected: bool = False, height_px: 
                                             ("intent", attrs.get("intent")),
                                             ("match weight", fmt_score(weight))], "divergent edge"))
     if target is not None:
-        steps = [graph.nodes[n]["step"] for n in nodes if graph.nodes[n]["kind"] == "session_item"]
+        steps = [graph.nodes[n]["step"] for n in nodes if graph.nodes[n]["kind"] == NodeKind.SESSION_ITEM]
         end = max(steps, default=-1)
         net.add_node(TARGET_ID, label=f"NEXT ({NEVER_SEEN})\n{short_label(target.title, LABEL_CHARS)}",
                      # Above the row, past its end: its wide box never covers a session item.

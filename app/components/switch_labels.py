@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.components.explanation_view import chain_name
+from reasonrec.reasoning_api import EdgeKind, NodeKind
 
 
 def chain_labels(prefix: Any, chains: list[str]) -> dict[str, str]:
@@ -15,7 +16,7 @@ def chain_labels(prefix: Any, chains: list[str]) -> dict[str, str]:
     for chain in chains:
         record = records.get(chain)
         edge = next((a for _, _, a in prefix.edges(data=True) if a.get("chain") == chain
-                     and a.get("kind") == "chain"), {})
+                     and a.get("kind") == EdgeKind.CHAIN), {})
         intent = getattr(record, "intent", None) or edge.get("intent") or "no stated intent"
         status = getattr(record, "status", None) or edge.get("status")
         # short: multiselect pills cut long labels
@@ -30,7 +31,7 @@ def node_labels(prefix: Any, nodes: list[str], chains: list[str]) -> dict[str, s
     for n in nodes:
         a = prefix.nodes[n]
         out[n] = (f"Interest: {a.get('intent')} ({chain_name(a.get('chain'), chains)})"
-                  if a["kind"] == "intent" else f"Suggested: {a.get('title')}")
+                  if a["kind"] == NodeKind.INTENT else f"Suggested: {a.get('title')}")
     return out
 
 
@@ -38,6 +39,6 @@ def window_items(prefix: Any, offset: int) -> dict[str, str]:
     """Session item id -> "film 23: title" (its place in the whole history)."""
     out: dict[str, str] = {}
     for _, a in sorted(((n, a) for n, a in prefix.nodes(data=True)
-                        if a["kind"] == "session_item"), key=lambda t: t[1]["step"]):
+                        if a["kind"] == NodeKind.SESSION_ITEM), key=lambda t: t[1]["step"]):
         out.setdefault(str(a["item_id"]), f"film {offset + a['step'] + 1}: {a.get('title')}")
     return out

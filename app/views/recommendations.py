@@ -37,6 +37,7 @@ from app.state import FusionHandle, get_fusion, get_strategies, init_widget, stu
 from models.explain_schema import Counterfactual, Explanation, ItemExplanation, TopK
 from models.runs import latest_run
 from reasonrec.fusion import KEPT_BASE_NOTE, kept_base
+from reasonrec.reasoning_api import NodeKind
 
 
 
@@ -121,7 +122,7 @@ def follow_selected_node(user: str, prefix: Any, titles: dict[int, str], item_ke
         return
     st.session_state[keys.EFFECT_FOLLOWED] = node
     index = prefix.nodes[node].get("item_index")
-    if prefix.nodes[node].get("kind") == "candidate_item" and index in titles:
+    if prefix.nodes[node].get("kind") == NodeKind.CANDIDATE_ITEM and index in titles:
         st.session_state[item_key] = index
 
 

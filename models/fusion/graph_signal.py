@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from models.fusion.samples import PointSet, Role
-from reasoning.graph import prefix_graph
+from reasoning.graph import NodeKind, prefix_graph
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def candidate_signal(points: PointSet, base_ranks: np.ndarray, role: Role) -> Ca
     for point, rank in zip(chosen, base_ranks):
         graph = prefix_graph(point.user.graph, point.step)
         candidates = {int(a["item_index"]) for _, a in graph.nodes(data=True)
-                      if a["kind"] == "candidate_item"}
+                      if a["kind"] == NodeKind.CANDIDATE_ITEM}
         sizes.append(len(candidates))
         in_graph = point.target in candidates
         in_base = int(rank) < len(candidates)
