@@ -29,7 +29,7 @@ import hashlib
 import json
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
@@ -265,14 +265,3 @@ def read_bundle(path: Path) -> tuple[LMScoreKey, list[PointScores]]:
             raise ValueError(f"{path}, line {number}: not a scored point ({exc})") from None
     return key, points
 
-
-def iter_cost(points: Iterable[PointScores]) -> Iterator[tuple[str, int, int, float]]:
-    """``(user, calls, tokens, seconds)`` per user, summed over their points."""
-    totals: dict[str, list[float]] = {}
-    for p in points:
-        row = totals.setdefault(p.user, [0, 0, 0.0])
-        row[0] += p.calls
-        row[1] += p.tokens
-        row[2] += p.seconds
-    for user, (calls, tokens, seconds) in totals.items():
-        yield user, int(calls), int(tokens), float(seconds)

@@ -14,8 +14,8 @@ from tests.models.single_thread import one_torch_thread  # noqa: F401  (autouse 
     (("--shard", "2/2"), "--shard 2/2: K must be 0..N-1"),
     (("--bundle", "scores.json"), "the bundle must be a .jsonl.gz file"),
 ])
-def test_bad_lm_scores_options_are_one_line(cli_args: list[str], args: tuple[str, ...],   # noqa: F811
-                                            message: str) -> None:
+def test_bad_lm_scores_options_are_one_line(
+        cli_args: list[str], args: tuple[str, ...], message: str) -> None:   # noqa: F811
     code, _, err = invoke(*cli_args, "fusion", "lm-scores", *args)
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1 and message in err, err

@@ -144,7 +144,8 @@ def test_the_bench_rows_carry_cost_popularity_and_pairs(ml100k: Dataset, tmp_pat
     result = bench_fusion(workspace, variants=["seqgraph", "lm-only"], min_users=1)
     rows = {r["name"]: r for r in result["rows"]}
     for name in ("base", "seqgraph"):   # no LLM
-        assert rows[name]["cost"]["tokens_per_user"] == 0 == rows[name]["cost"]["llm_calls_per_user"]
+        cost = rows[name]["cost"]
+        assert cost["tokens_per_user"] == 0 == cost["llm_calls_per_user"]
     assert rows["lm-only"]["cost"]["training_seconds"] >= 0
     assert "vs_control" in rows["lm-only"] and "vs_control" not in rows["seqgraph"]
     # the popular set is the top 5% by training interactions, the base's share by hand
