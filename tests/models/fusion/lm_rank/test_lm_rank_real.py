@@ -115,6 +115,17 @@ def test_scores_of_another_base_are_not_reused(scored: tuple[FusionWorkspace, Pa
                             store)
     with pytest.raises(MissingInputsError, match="reasonrec fusion lm-scores"):
         other.provide(workspace.user_graphs, workspace.points, workspace.item_table)
+    # the bench's cost column reads the store: tokens per sampled user
+    from models.bench_fusion_extras import llm_cost
+
+    db = LMScoreStore(store)
+    try:
+        tokens = sum(p.tokens for p in db.points(key))
+    finally:
+        db.close()
+    cost = llm_cost(workspace, VARIANTS["lm-rerank"])
+    assert cost["tokens_per_user"] == pytest.approx(tokens / 3) and tokens > 0
+    assert cost["llm_calls_per_user"] == 2   # one scoring call per valid and test point
     # the stored candidates are the base model's top-N at each scored point
     test = workspace.points.indices("test")
     tops = top_candidates(workspace.points.e_base[test], workspace.item_table, TOP_N)
