@@ -33,7 +33,7 @@ import networkx as nx
 import numpy as np
 
 from models.data import Dataset
-from reasoning.graph import BuildLog, ChainRecord, new_graph
+from reasoning.graph import BuildLog, ChainRecord, ChainStatus, new_graph
 from reasoning.graph_nodes import (add_candidate, add_chain_edge, add_intent, add_sequence_edge,
                                   add_session_item)
 from reasoning.prompts import IntentVocabulary, load_intents
@@ -162,7 +162,8 @@ class GenreGraphSource:
             pairs = zip(chain.item_indices[:-1], chain.item_indices[1:])
             chain.score = float(np.mean([_jaccard(catalogue[a].genres, catalogue[b].genres)
                                          for a, b in pairs]))
-            chain.status = "verified" if chain.score >= self.tau else "rejected"
+            chain.status = (ChainStatus.VERIFIED if chain.score >= self.tau
+                            else ChainStatus.REJECTED)
         for step in chain.steps:
             graph.nodes[f"s{step}"].update(score=chain.score, status=chain.status)
         for a, b in zip(chain.steps[:-1], chain.steps[1:]):
