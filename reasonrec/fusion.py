@@ -258,6 +258,11 @@ KEPT_BASE_NOTE = ("The reasoning does not change this model's recommendations: w
 
 
 def kept_base(run: FusionRun) -> bool:
-    """Whether ``run`` kept its starting point, the base model (no training epoch or
-    validation choice beat it), so its rankings are the base model's."""
-    return run.report.best_epoch == 0
+    """Whether ``run`` tried to improve on its starting point and kept it (no training epoch
+    or validation choice beat it on validation), so its rankings are the base model's.
+
+    Every registered strategy starts as the base model (identity initialisation; LM
+    reranking at weight 0), except ``lm-only``, which has nothing to try: its fit walks
+    no epochs, so it is never reported as having kept the base.
+    """
+    return run.report.best_epoch == 0 and len(run.report.epochs) > 0
