@@ -101,6 +101,8 @@ class ReasoningChange:
     entered: dict[int, list[RankChange]]
     left: dict[int, list[RankChange]]
     target_rank_without: int
+    #: per n, whether the top n is in another order without the reasoning
+    reordered: dict[int, bool] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         def rows(changes: dict[int, list[RankChange]]) -> dict[str, Any]:
@@ -109,7 +111,8 @@ class ReasoningChange:
                     for n, items in changes.items()}
 
         return {"entered": rows(self.entered), "left": rows(self.left),
-                "target_rank_without": self.target_rank_without}
+                "target_rank_without": self.target_rank_without,
+                "reordered": {str(n): value for n, value in self.reordered.items()}}
 
 
 @dataclass(frozen=True)
@@ -175,8 +178,10 @@ def report_input(explainer: Explainer, point: ExplainPoint,
     with_, without = point.fused_scores, explainer.scores(point, [everything])[0]
     entered: dict[int, list[RankChange]] = {}
     left: dict[int, list[RankChange]] = {}
+    reordered: dict[int, bool] = {}
     for n in CHANGE_SIZES:
         top_with, top_without = top_items(with_, n), top_items(without, n)
+        reordered[n] = list(top_with) != list(top_without)
         entered[n] = [RankChange(explainer.item_ref(i), _rank(with_, i), _rank(without, i))
                       for i in top_with if i not in top_without]
         left[n] = [RankChange(explainer.item_ref(i), _rank(with_, i), _rank(without, i))
@@ -186,7 +191,7 @@ def report_input(explainer: Explainer, point: ExplainPoint,
     # the explanation's target ranks do
     if bool(point.masked[target]):
         without = explainer.scores(point, [everything], raw=True)[0]
-    reasoning = ReasoningChange(entered, left, _rank(without, target))
+    reasoning = ReasoningChange(entered, left, _rank(without, target), reordered)
     return ReportInput(explanation, point.prefix, reasoning,
                        provenance(explanation, point.prefix),
                        CounterfactualState(list(state.chains), list(state.nodes),

@@ -75,8 +75,10 @@ def _change_html(data: ReportInput, sizes: tuple[int, ...]) -> str:
     for size in sizes:
         entered, left = r.entered.get(size, []), r.left.get(size, [])
         if not entered and not left:
+            effect = ("the reasoning only reorders them" if r.reordered.get(size, True)
+                      else "in the same order: the reasoning changes nothing here")
             lines.append(f"<p><b>Top {size}:</b> the same films with every reasoning chain "
-                         "and interest removed; the reasoning only reorders them.</p>")
+                         f"and interest removed; {effect}.</p>")
             continue
         parts = []
         if entered:

@@ -137,6 +137,15 @@ def test_reasoning_change_matches_the_explainers_counterfactual(handle: FusionHa
         for c in change.entered[10]:
             if c.item.index == item.index:
                 assert item.without_reasoning.rank_after == c.rank_without
+    # "reordered" is the counterfactual's own order against the fused one, and the page
+    # says "changes nothing" exactly when the order is the same
+    fused_order = [r.index for r in explainer.top_k(point).fused]
+    assert change.reordered[10] == ([r.index for r in cf.top_k] != fused_order)
+    html_text = report_html(data)
+    unchanged = "in the same order: the reasoning changes nothing here"
+    same = [n for n in change.reordered if not (change.entered[n] or change.left[n]
+                                                 or change.reordered[n])]
+    assert (unchanged in html_text) == bool(same)
 
 
 def test_report_runs_nothing_loads_nothing_and_shows_no_jargon(handle: FusionHandle,
