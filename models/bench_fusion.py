@@ -42,7 +42,7 @@ from models.explain import Explainer, explanation_order_faster, user_outcome
 from models.explain_schema import Explanation
 from models.bench_fusion_extras import (POPULAR_SHARE, llm_cost, popular_items,
                                         popularity_share)
-from models.fusion.graph_signal import candidate_signal, signal_sentence
+from models.fusion.graph_signal import CandidateSignal, candidate_signal, signal_sentence
 from models.fusion.samples import BASE_ROW, ROLES, VARIANTS
 from models.fusion.settings import MIN_BENCH_USERS
 from models.fusion.workspace import FusionWorkspace
@@ -95,14 +95,14 @@ def verdict(workspace: FusionWorkspace, llmrg: PairedDifference | None,
     return text
 
 
-def _why_unchanged(workspace: FusionWorkspace, best_epoch: int) -> str:
-    """When validation kept the base model for LLMRG, the plain reason, with the numbers."""
+def _why_unchanged(best_epoch: int, signals: Sequence[CandidateSignal]) -> str:
+    """When validation kept the base model for LLMRG, the plain reason, with the numbers of
+    the test points' candidate signal."""
     if best_epoch != 0:
         return ""
-    test = candidate_signal(workspace.points, workspace.base_ranks("test"), "test")
     return (" Validation kept the starting point for LLMRG (no training epoch beat the base "
             "model), so its row equals the base and the ablations cannot show what "
-            "verification or divergence add on this sample. " + signal_sentence([test]))
+            "verification or divergence add on this sample. " + signal_sentence(signals))
 
 
 def counterfactual_latency(explainer: Explainer, user_ids: Sequence[str],
@@ -285,10 +285,10 @@ def bench_fusion(workspace: FusionWorkspace, *, variants: Sequence[str] = tuple(
             "verdict": verdict(workspace, tables.get("llmrg", {}).get("NDCG@10"),
                                tables.get("seqgraph", {}).get("NDCG@10"), over_control)}
         if "llmrg" in runs:
-            result["verdict"] += _why_unchanged(workspace, runs["llmrg"].report.best_epoch)
-            result["candidate_signal"] = [
-                candidate_signal(workspace.points, workspace.base_ranks(role), role).as_json()
-                for role in ROLES]
+            signals = [candidate_signal(workspace.points, workspace.base_ranks(role), role)
+                       for role in ROLES]
+            result["verdict"] += _why_unchanged(runs["llmrg"].report.best_epoch, signals)
+            result["candidate_signal"] = [signal.as_json() for signal in signals]
         if "llmrg" in runs:
             explainer = workspace.explainer(runs["llmrg"])
             rng = np.random.default_rng(settings.seed)

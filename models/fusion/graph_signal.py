@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from models.fusion.samples import PointSet, Role
-from reasoning.graph import NodeKind, prefix_graph
+from reasoning.graph import prefix_graph
+from reasoning.graph_nodes import candidates
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,10 @@ def candidate_signal(points: PointSet, base_ranks: np.ndarray, role: Role) -> Ca
         raise ValueError(f"{len(base_ranks)} base ranks for {len(chosen)} {role} points")
     sizes, hits, base_hits, only = [], 0, 0, 0
     for point, rank in zip(chosen, base_ranks):
-        graph = prefix_graph(point.user.graph, point.step)
-        candidates = {int(a["item_index"]) for _, a in graph.nodes(data=True)
-                      if a["kind"] == NodeKind.CANDIDATE_ITEM}
-        sizes.append(len(candidates))
-        in_graph = point.target in candidates
-        in_base = int(rank) < len(candidates)
+        found = {c.item_index for c in candidates(prefix_graph(point.user.graph, point.step))}
+        sizes.append(len(found))
+        in_graph = point.target in found
+        in_base = int(rank) < len(found)
         hits += in_graph
         base_hits += in_base
         only += in_graph and not in_base
