@@ -148,8 +148,7 @@ def show_true_item(info: PointInfo, k: int) -> None:
     """The held-out next film and where each model ranks it."""
     base, fused = info.target_rank_base, info.target_rank_fused
     moved = base - fused
-    change = ("the same place" if moved == 0 else
-              f"{abs(moved)} place{'s' if abs(moved) != 1 else ''} "
+    change = (f"{abs(moved)} place{'s' if abs(moved) != 1 else ''} "
               f"{'higher' if moved > 0 else 'lower'}")
     with st.container(key="effect-true-item", border=True):
         st.markdown(f"**The film this user really watched next:** {md(info.target.title)} "
@@ -160,7 +159,8 @@ def show_true_item(info: PointInfo, k: int) -> None:
                  f"{moved:+d} places", delta_color="normal")
         c.metric(f"In the top {k}?", "with reasoning" if fused <= k else
                  ("base only" if base <= k else "no"))
-        st.caption(f"With reasoning it ranks {change} than in the base model.")
+        st.caption("With reasoning it ranks in the same place as in the base model."
+                   if moved == 0 else f"With reasoning it ranks {change} than in the base model.")
 
 
 def path_id_rows(ie: ItemExplanation) -> list[dict[str, Any]]:
