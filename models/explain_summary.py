@@ -93,7 +93,8 @@ def summary(title: str, paths: Sequence[ExplanationPath], without_reasoning: Eff
         if best.kind == PathKind.CHAIN:
             return _chain_sentence(best, title, k)
         return _interest_sentence(best, title, k)
-    if shown:
+    # Paths hidden for having no effect still reach the item: say so, not "no path".
+    if shown or any(p.reaches_item for p in paths):
         return (f"Reasoning paths reach {title}, but removing them does not lower it; it comes "
                 f"from the base model ({_moves(without_reasoning)}).")
     return (f"No reasoning path reaches this item; it comes from the base model "

@@ -115,6 +115,9 @@ def test_summary_names_only_titles_in_the_facts(shipped, explanations) -> None:
             assert not stray, (item.summary, stray)
             if not item.reached:
                 assert item.summary.startswith("No reasoning path reaches this item")
+            elif not any(p.shown for p in item.paths):   # reached, every path without effect
+                assert item.summary.startswith(f"Reasoning paths reach {item.title}, but "
+                                               "removing them does not lower it")
 
 
 def test_removing_a_path_moves_the_item_as_explained(shipped, explanations) -> None:
