@@ -13,12 +13,12 @@ key on its first line and one user per line after it.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from models.data.digest import json_digest
 from reasoning.store import write_atomic
 
 STORE_VERSION = 1
@@ -42,8 +42,7 @@ class InterestKey:
     parser: str
 
     def digest(self) -> str:
-        text = json.dumps(asdict(self), sort_keys=True)
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        return json_digest(asdict(self))
 
 
 @dataclass(frozen=True)

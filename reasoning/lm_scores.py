@@ -25,7 +25,6 @@ their key, so nothing needs LLM hours on first use.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import re
 import sqlite3
@@ -35,6 +34,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from models.data.digest import json_digest
 from reasoning.prompts import load_prompt
 from reasoning.store import write_atomic
 
@@ -121,8 +121,7 @@ class LMScoreKey:
 
     @property
     def digest(self) -> str:
-        text = json.dumps(asdict(self), sort_keys=True)
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        return json_digest(asdict(self))
 
 
 @dataclass(frozen=True)

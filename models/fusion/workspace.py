@@ -17,7 +17,6 @@ index and the encoder, so a new vocabulary or encoder trains a new run.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -29,6 +28,7 @@ import numpy as np
 from torch import Tensor
 
 from models.data import Dataset
+from models.data.digest import json_digest
 from models.explain import Explainer
 from models.fusion.fit import (FusionRun, base_ranks, find_fusion_run, fit_fusion, load_fusion_run,
                                new_strategy, rank_samples, save_fusion_run)
@@ -112,10 +112,6 @@ def choose_base(runs_root: Path, dataset_name: str, split: LeaveOneOut, settings
     score, name, run = max(found)
     model, _config, _metrics = load_run(run, "cpu")
     return BaseChoice(name, model, run, score)
-
-
-def _digest(values: Any) -> str:
-    return hashlib.sha256(json.dumps(values, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
 class FusionWorkspace:
@@ -237,8 +233,8 @@ class FusionWorkspace:
         # still matches, whether its graphs come from a store or the bundle.
         return {"dataset": self.dataset.name,
                 "base_run": f"{self.base.name}/{Path(self.base.run_dir).name}",
-                "graphs": _digest(graphs),
-                "users": _digest([u.user_id for u in self.user_graphs]),
+                "graphs": json_digest(graphs),
+                "users": json_digest([u.user_id for u in self.user_graphs]),
                 # Rows and vectors of the intent table: a new vocabulary or encoder
                 # is a different model input, even over the same graphs.
                 "intents": {"texts": self.intents.digest()[:16], "rows": len(self.intents),
