@@ -21,7 +21,7 @@ def data(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"),
                                                      help="Inactivity gap in minutes.")) -> None:
     """Describe the dataset: users, items, interactions, sessions, source."""
     studio = common.studio(ctx, {"data": {"session_gap_minutes": gap_minutes}})
-    summary = studio.dataset_summary()
+    summary = studio.dataset_summary().to_json()
     common.emit(summary, as_json, "\n".join(f"{k:>20}: {v}" for k, v in summary.items()))
 
 
@@ -43,7 +43,7 @@ def train(ctx: typer.Context,
 def evaluate(ctx: typer.Context, model: str = typer.Option(..., "--model"),
              as_json: bool = typer.Option(False, "--json")) -> None:
     """Test metrics of the latest run of a model (training one first if none exists)."""
-    result = common.studio(ctx).evaluate(model)
+    result = common.studio(ctx).evaluate(model).to_json()
     human = "\n".join(f"{k:>10}: {v:.4f}" if isinstance(v, float) else f"{k:>10}: {v}"
                       for k, v in result.items())
     common.emit(result, as_json, human)
@@ -56,10 +56,10 @@ def recommend(ctx: typer.Context, user: str = typer.Option(..., "--user"),
               as_json: bool = typer.Option(False, "--json")) -> None:
     """A user's history, then their top-k."""
     result = common.studio(ctx).recommend(user, k, model, exclude_seen=not include_seen)
-    lines = [f"user {result['user']}: {len(result['history'])} items in history; "
-             f"top-{k} from {result['model']}:"]
-    lines += [f"{r['rank']:>3}. {r['title']}  ({r['score']:.3f})" for r in result["top_k"]]
-    common.emit(result, as_json, "\n".join(lines))
+    lines = [f"user {result.user}: {len(result.history)} items in history; "
+             f"top-{k} from {result.model}:"]
+    lines += [f"{r.rank:>3}. {r.item.title}  ({r.score:.3f})" for r in result.top_k]
+    common.emit(result.to_json(), as_json, "\n".join(lines))
 
 
 def bench_models_command(ctx: typer.Context,

@@ -21,6 +21,8 @@ from models.protocol import LeaveOneOut, leave_one_out, pad_sequences
 from models.recommenders import Recommender, model_class
 from models.runs import RunInfo, latest_run, load_run, seed_runs, train_and_save
 from reasonrec.config import StudioConfig
+from reasonrec.results import (CatalogueEntry, DatasetSummary, ModelEvaluation, Recommendation,
+                               ScoredItem)
 
 
 @dataclass
@@ -77,13 +79,11 @@ class Studio:
     def session_gap_seconds(self) -> float:
         return self.config.data.session_gap_minutes * 60.0
 
-    def dataset_summary(self) -> dict[str, Any]:
+    def dataset_summary(self) -> DatasetSummary:
         ds = self.dataset
-        return {"dataset": ds.name, "users": ds.n_users, "items": ds.n_items,
-                "interactions": ds.n_interactions,
-                "sessions": ds.n_sessions(self.session_gap_seconds),
-                "session_gap_minutes": self.config.data.session_gap_minutes,
-                "source": str(ds.source)}
+        return DatasetSummary(ds.name, ds.n_users, ds.n_items, ds.n_interactions,
+                              ds.n_sessions(self.session_gap_seconds),
+                              self.config.data.session_gap_minutes, Path(ds.source))
 
     # ---------------------------------------------------------------- models
     def train(self, name: str) -> RunInfo:
@@ -112,20 +112,21 @@ class Studio:
             self._models[name] = LoadedModel(name, model, run, metrics)
             return self._models[name]
 
-    def evaluate(self, name: str) -> dict[str, Any]:
+    def evaluate(self, name: str) -> ModelEvaluation:
         loaded = self.model(name)
-        test = loaded.metrics["test"]
-        return {"model": name, "protocol": "loo", "split": "test",
-                "n_users": loaded.metrics["n_users"], **test, "run_dir": str(loaded.run_dir)}
+        return ModelEvaluation(name, int(loaded.metrics["n_users"]),
+                               {k: float(v) for k, v in loaded.metrics["test"].items()},
+                               loaded.run_dir)
 
     # ----------------------------------------------------------- recommending
-    def item_json(self, index: int) -> dict[str, Any]:
+    def item(self, index: int) -> CatalogueEntry:
+        """The catalogue's film at ``index``, as users see it."""
         item = self.dataset.catalogue[int(index)]
-        return {"item_id": item.item_id, "title": item.display_name, "year": item.year,
-                "genres": list(item.genres)}
+        return CatalogueEntry(int(index), item.item_id, item.display_name, item.year,
+                              tuple(item.genres))
 
     def top_k(self, name: str, history: np.ndarray, k: int,
-              exclude_seen: bool | None = None) -> list[dict[str, Any]]:
+              exclude_seen: bool | None = None) -> list[ScoredItem]:
         """Top-k items for a history (item indices in time order)."""
         if len(history) == 0:
             raise ValueError("cannot recommend from an empty history")
@@ -139,18 +140,17 @@ class Studio:
         if exclude_seen:
             scores[torch.as_tensor(np.unique(history))] = -torch.inf
         # Ties go to the lower item index, as in the metrics.
-        return [{**self.item_json(i), "score": float(scores[i]), "rank": r}
+        return [ScoredItem(self.item(i), float(scores[i]), r)
                 for r, i in enumerate(top_items(scores, k), start=1)]
 
     def recommend(self, user: str, k: int | None = None, name: str | None = None,
-                  exclude_seen: bool | None = None) -> dict[str, Any]:
+                  exclude_seen: bool | None = None) -> Recommendation:
         """History and top-k for a user, recommending after their whole history."""
         name = name or self.config.recommend.default_model
         k = k or self.config.recommend.k
         history = self.dataset.history(user)
-        return {"user": str(user), "model": name,
-                "history": [self.item_json(i) for i in history],
-                "top_k": self.top_k(name, history, k, exclude_seen)}
+        return Recommendation(str(user), name, [self.item(i) for i in history],
+                              self.top_k(name, history, k, exclude_seen))
 
 
 def _model_device(model: Recommender) -> torch.device:

@@ -51,16 +51,18 @@ def show_base_only(studio: Any, user: str, model: str | None, k: int) -> None:
         st.error(f"Could not recommend for user {md(user)} with the {model_words(name)}: "
                  f"{md(exc)}. Train it with `reasonrec train --model {name}`.")
         return
-    if not result["top_k"]:
+    if not result.top_k:
         st.info(f"User {md(user)} has seen every item: nothing new to recommend.")
         return
-    st.dataframe(pd.DataFrame(result["top_k"])[["rank", "title", "year", "score"]],
+    st.dataframe(pd.DataFrame([{"rank": r.rank, "title": r.item.title, "year": r.item.year,
+                                "score": r.score} for r in result.top_k]),
                  hide_index=True, key="effect_base_only")
     st.caption("Recommended after the user's whole history.")
     with st.expander("Details"):
         st.caption(f"Model: {md(name)}.")
-        st.dataframe(pd.DataFrame(result["top_k"])[["title", "item_id"]].rename(
-            columns={"item_id": "film id"}), hide_index=True, key="effect_base_only_ids")
+        st.dataframe(pd.DataFrame([{"title": r.item.title, "film id": r.item.item_id}
+                                   for r in result.top_k]),
+                     hide_index=True, key="effect_base_only_ids")
 
 
 def _fallback_model(studio: Any) -> str:

@@ -277,12 +277,13 @@ def test_score_shape_padding_and_reload(name, trained, split):
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_recommend_after_one_epoch(name, studio, trained):
     result = studio.recommend("196", k=10, name=name)
-    ranks = [r["rank"] for r in result["top_k"]]
+    ranks = [r.rank for r in result.top_k]
     assert ranks == list(range(1, 11))
-    scores = [r["score"] for r in result["top_k"]]
+    scores = [r.score for r in result.top_k]
     assert scores == sorted(scores, reverse=True)
-    seen = {h["item_id"] for h in result["history"]}
-    assert not seen & {r["item_id"] for r in result["top_k"]}
+    seen = {h.item_id for h in result.history}
+    assert not seen & {r.item.item_id for r in result.top_k}
+    assert result.to_json()["top_k"][0]["title"] == result.top_k[0].item.title
 
 
 @pytest.mark.slow
