@@ -26,13 +26,14 @@ import html
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader
 from pyvis.network import Network
+
+from reasonrec.session_window import GraphItem
 
 NEXT_ITEM_ID = "next"
 NEVER_SEEN = "never seen by the models"
@@ -50,29 +51,6 @@ _EMPTY_HEADING = re.compile(r"<center>\s*<h1>\s*</h1>\s*</center>", re.IGNORECAS
 
 class OfflineHTMLError(ValueError):
     """Generated HTML would load a resource from off the machine."""
-
-
-@dataclass(frozen=True)
-class GraphItem:
-    """One item of the drawn window.
-
-    Attributes:
-        position: position in the user's history (0-based).
-        item_id: the dataset's item token.
-        title: the title as given by the data (untrusted).
-        year: release year when known.
-        genres: genre labels (untrusted).
-        timestamp: seconds since the epoch.
-        session: 1-based number of the user's session the item belongs to.
-    """
-
-    position: int
-    item_id: str
-    title: str
-    year: int | None
-    genres: tuple[str, ...]
-    timestamp: float
-    session: int
 
 
 @lru_cache(maxsize=4)

@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timezone
 from importlib import resources
 
-from app.components.session_window import HistorySession, describe_span
+from reasonrec.session_window import HistorySession, describe_span
 
 LEGEND = ('<div class="rr-legend"><span><i class="rr-swatch" style="background:#fdecef;'
           'border-color:#e4405f"></i>in the window</span><span><i class="rr-swatch" '

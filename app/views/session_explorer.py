@@ -15,7 +15,7 @@ import streamlit as st
 from app import keys
 from app.components.effect_state import md
 from app.components.explanation_view import ordinal
-from app.components.session_window import (
+from reasonrec.session_window import (
     HistoryFilm,
     HistorySession,
     SessionWindow,

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from app.components.session_timeline import timeline_html
-from app.components.session_window import find_films, history_sessions
+from reasonrec.session_window import find_films, history_sessions
 from models.data import Dataset, load_dataset
 from tests.app.hostile_data import HOSTILE_TITLES, HOSTILE_USER, write_hostile_dataset
 

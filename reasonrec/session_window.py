@@ -1,4 +1,4 @@
-"""The session window a page shows: plain look-ups on ``models.data.Dataset``.
+"""The session window and history a page shows: plain look-ups on ``models.data.Dataset``.
 
 No modelling here: the window is the last ``l_tru`` history items before a
 chosen point, exactly what the reasoning layer will be given, and the item at
@@ -13,8 +13,30 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.graph_html import GraphItem
 from models.data import Dataset
+
+
+@dataclass(frozen=True)
+class GraphItem:
+    """One film of a drawn history window.
+
+    Attributes:
+        position: position in the user's history (0-based).
+        item_id: the dataset's item token.
+        title: the title as given by the data (untrusted).
+        year: release year when known.
+        genres: genre labels (untrusted).
+        timestamp: seconds since the epoch.
+        session: 1-based number of the user's session the item belongs to.
+    """
+
+    position: int
+    item_id: str
+    title: str
+    year: int | None
+    genres: tuple[str, ...]
+    timestamp: float
+    session: int
 
 
 @dataclass
