@@ -12,7 +12,8 @@ so ids, kinds, stages and attributes follow one convention:
   intents propose it, joined to each by a weighted ``diverge`` edge.
 
 Readers return typed records (:class:`SessionItemNode`, :class:`IntentNode`,
-:class:`CandidateNode`) in place of attribute lookups by string.
+:class:`CandidateNode`, :class:`GraphEdge`, the chains' :class:`ChainRecord`) and
+enum kinds in place of attribute lookups by string.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from typing import Any
 
 import networkx as nx
 
-from reasoning.graph import ChainStatus, EdgeKind, NodeKind, Stage
+from reasoning.graph import (ChainRecord, ChainStatus, EdgeKind, GraphFormatError, NodeKind,
+                             Stage)
 
 
 def session_node(step: int) -> str:
@@ -136,12 +138,13 @@ class SessionItemNode:
 
 @dataclass(frozen=True)
 class IntentNode:
-    """A next intent proposed from a chain's end."""
+    """A next intent proposed from a chain's end (``reason``: why, when the LLM said)."""
 
     id: str
     step: int
     chain: str
     text: str
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,26 +158,127 @@ class CandidateNode:
     title: str
 
 
+GraphNode = SessionItemNode | IntentNode | CandidateNode
+
+
+@dataclass(frozen=True)
+class GraphEdge:
+    """An edge as the graph holds it; attributes its kind does not carry are None.
+
+    ``chain`` edges carry the chain, its intent, the reason and the chain's score
+    and status; ``diverge`` edges the chain and intent they extend and, into a
+    candidate, the localizer's ``weight``; ``sequence`` edges only their step.
+    """
+
+    source: str
+    target: str
+    kind: EdgeKind
+    step: int
+    chain: str | None = None
+    intent: str | None = None
+    reason: str | None = None
+    score: float | None = None
+    status: ChainStatus | None = None
+    weight: float | None = None
+
+
+def _require(node: str, attrs: dict[str, Any], *names: str) -> None:
+    missing = [name for name in names if attrs.get(name) is None]
+    if missing:
+        raise GraphFormatError(f"{attrs.get('kind', 'graph')} node {node!r} has no "
+                               f"{', '.join(missing)}")
+
+
+def _session_item(node: str, a: dict[str, Any]) -> SessionItemNode:
+    _require(node, a, "step", "item_index", "item_id", "title", "intent", "chain")
+    return SessionItemNode(node, a["step"], a["item_index"], a["item_id"], a["title"],
+                           a["intent"], a["chain"], a.get("reason", ""), a.get("score"),
+                           a.get("status"))
+
+
+def _intent(node: str, a: dict[str, Any]) -> IntentNode:
+    _require(node, a, "step", "chain", "intent")
+    return IntentNode(node, a["step"], a["chain"], a["intent"], a.get("reason"))
+
+
+def _candidate(node: str, a: dict[str, Any]) -> CandidateNode:
+    _require(node, a, "step", "item_index", "item_id", "title")
+    return CandidateNode(node, a["step"], a["item_index"], a["item_id"], a["title"])
+
+
+_RECORDS = {NodeKind.SESSION_ITEM: _session_item, NodeKind.INTENT: _intent,
+            NodeKind.CANDIDATE_ITEM: _candidate}
+
+
+def _edge(source: str, target: str, a: dict[str, Any]) -> GraphEdge:
+    return GraphEdge(source, target, EdgeKind(a["kind"]), a["step"], a.get("chain"),
+                     a.get("intent"), a.get("reason"), a.get("score"), a.get("status"),
+                     a.get("weight"))
+
+
+def node_kind(graph: nx.DiGraph, node: str) -> NodeKind:
+    """What ``node`` is."""
+    return NodeKind(graph.nodes[node]["kind"])
+
+
+def edge_kind(graph: nx.DiGraph, source: str, target: str) -> EdgeKind:
+    """What the edge ``source -> target`` is."""
+    return EdgeKind(graph.edges[source, target]["kind"])
+
+
+def node_ids(graph: nx.DiGraph, *kinds: NodeKind) -> list[str]:
+    """The ids of the nodes of ``kinds``, in the graph's order."""
+    return [n for n, a in graph.nodes(data=True) if a["kind"] in kinds]
+
+
+def node_record(graph: nx.DiGraph, node: str) -> GraphNode:
+    """``node`` as the typed record of its kind."""
+    attrs = graph.nodes[node]
+    return _RECORDS[NodeKind(attrs["kind"])](node, attrs)
+
+
+def node_text(graph: nx.DiGraph, node: str) -> str:
+    """A node in words: an intent's text or an item's title ("" when it has none)."""
+    record = node_record(graph, node)
+    return str((record.text if isinstance(record, IntentNode) else record.title) or "")
+
+
+def node_chain(graph: nx.DiGraph, node: str) -> str | None:
+    """The chain a window item belongs to or an intent extends (None for a candidate)."""
+    record = node_record(graph, node)
+    return None if isinstance(record, CandidateNode) else record.chain
+
+
+def graph_edge(graph: nx.DiGraph, source: str, target: str) -> GraphEdge:
+    """The edge ``source -> target`` as a typed record."""
+    return _edge(source, target, graph.edges[source, target])
+
+
+def graph_edges(graph: nx.DiGraph, *kinds: EdgeKind,
+                chain: str | None = None) -> list[GraphEdge]:
+    """The edges of ``kinds`` (every kind when none is given), of ``chain`` when it is
+    given, in the graph's order."""
+    return [_edge(u, v, a) for u, v, a in graph.edges(data=True)
+            if (not kinds or a["kind"] in kinds) and (chain is None or a.get("chain") == chain)]
+
+
 def session_items(graph: nx.DiGraph) -> list[SessionItemNode]:
     """The window items, in window order."""
-    found = [SessionItemNode(n, a["step"], a["item_index"], a["item_id"], a["title"],
-                             a["intent"], a["chain"], a.get("reason", ""), a.get("score"),
-                             a.get("status"))
-             for n, a in graph.nodes(data=True) if a["kind"] == NodeKind.SESSION_ITEM]
+    found = [_session_item(n, a) for n, a in graph.nodes(data=True)
+             if a["kind"] == NodeKind.SESSION_ITEM]
     return sorted(found, key=lambda node: node.step)
 
 
 def intents(graph: nx.DiGraph) -> list[IntentNode]:
     """The divergent intents, by step then id."""
-    found = [IntentNode(n, a["step"], a["chain"], a["intent"])
-             for n, a in graph.nodes(data=True) if a["kind"] == NodeKind.INTENT]
+    found = [_intent(n, a) for n, a in graph.nodes(data=True) if a["kind"] == NodeKind.INTENT]
     return sorted(found, key=lambda node: (node.step, node.id))
 
 
 def candidates(graph: nx.DiGraph) -> list[CandidateNode]:
     """The candidate items, by step then catalogue index."""
-    found = [CandidateNode(n, a["step"], a["item_index"], a["item_id"], a["title"])
-             for n, a in graph.nodes(data=True) if a["kind"] == NodeKind.CANDIDATE_ITEM]
+    found = [_candidate(n, a) for n, a in graph.nodes(data=True)
+             if a["kind"] == NodeKind.CANDIDATE_ITEM]
     return sorted(found, key=lambda node: (node.step, node.item_index))
 
 
@@ -183,3 +287,35 @@ def candidates_of(graph: nx.DiGraph, intent: str) -> list[tuple[CandidateNode, f
     by_id = {c.id: c for c in candidates(graph)}
     return [(by_id[target], attrs.get("weight"))
             for _, target, attrs in graph.out_edges(intent, data=True) if target in by_id]
+
+
+def candidate_of_item(graph: nx.DiGraph, item_index: int) -> CandidateNode | None:
+    """The candidate node of catalogue item ``item_index``, if an intent proposed it."""
+    return next((c for c in candidates(graph) if c.item_index == item_index), None)
+
+
+def intent_anchors(graph: nx.DiGraph, intent: str) -> list[SessionItemNode]:
+    """The window items the intent node ``intent`` was proposed from (its chain's end),
+    in window order."""
+    anchors = set(graph.predecessors(intent))
+    return [item for item in session_items(graph) if item.id in anchors]
+
+
+def chain_records(graph: nx.DiGraph) -> list[ChainRecord]:
+    """The graph's chain records, in its order (plain dicts from JSON are validated)."""
+    return [c if isinstance(c, ChainRecord) else ChainRecord.model_validate(c)
+            for c in graph.graph.get("chains", [])]
+
+
+def chain_items(graph: nx.DiGraph, chain: str, up_to: int | None = None) -> list[SessionItemNode]:
+    """The window items of ``chain`` (up to window step ``up_to``), in window order."""
+    return [item for item in session_items(graph)
+            if item.chain == chain and (up_to is None or item.step <= up_to)]
+
+
+def chain_status(graph: nx.DiGraph, chain: str) -> ChainStatus | None:
+    """The chain's verification status: its record's, else its items', else None."""
+    record = next((c for c in chain_records(graph) if c.id == chain), None)
+    if record is not None:
+        return record.status
+    return next((item.status for item in chain_items(graph, chain) if item.status), None)
