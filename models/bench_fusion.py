@@ -50,6 +50,7 @@ from models.graph_data import reasoning_elements
 from models.metrics import per_user_metrics
 from models.stats import Interval, PairedDifference, bootstrap_mean, paired_bootstrap, paired_table
 from reasoning.graph import NodeKind
+from reasoning.graph_nodes import node_ids
 
 #: The issue's aims, reported next to the measurements.
 AIM_NDCG_GAIN = 0.10
@@ -120,8 +121,7 @@ def counterfactual_latency(explainer: Explainer, user_ids: Sequence[str],
     for n, user_id in enumerate(user_ids):
         point = explainer.point(user_id)
         chains, nodes = reasoning_elements(point.prefix)
-        session = [s for s, a in point.prefix.nodes(data=True)
-                   if a["kind"] == NodeKind.SESSION_ITEM]
+        session = node_ids(point.prefix, NodeKind.SESSION_ITEM)
         options = {"chain": chains, "node": nodes, "session_item": session}
         kind = str(rng.choice([k for k, v in options.items() if v]))
         chosen = str(rng.choice(options[kind]))

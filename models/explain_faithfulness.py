@@ -22,7 +22,7 @@ from models.explain_removal import NOTHING, REASONING_EDGES, Edge, Removal
 from models.graph_data import reasoning_elements
 from models.explain_schema import DeletionCurve, Effect, Faithfulness, Fidelity, ItemExplanation
 from models.metrics import target_ranks
-from reasoning.graph import NodeKind
+from reasoning.graph_nodes import graph_edges, intents, node_chain
 
 if TYPE_CHECKING:
     from models.explain import Explainer, ExplainPoint
@@ -35,7 +35,7 @@ def rank_rows(scores: Tensor, item: int) -> Tensor:
 
 
 def reasoning_edges(prefix: nx.DiGraph) -> list[Edge]:
-    return [(u, v) for u, v, a in prefix.edges(data=True) if a["kind"] in REASONING_EDGES]
+    return [(e.source, e.target) for e in graph_edges(prefix, *REASONING_EDGES)]
 
 
 def complement(prefix: nx.DiGraph, kept: Removal) -> Removal:
@@ -49,10 +49,11 @@ def complement(prefix: nx.DiGraph, kept: Removal) -> Removal:
         return Removal(edges=tuple(e for e in reasoning_edges(prefix) if e not in set(kept.edges)))
     chains, nodes = reasoning_elements(prefix)
     kept_nodes = set(kept.nodes)
-    parents = {prefix.nodes[n].get("chain") for n in kept_nodes if n in prefix}
+    parents = {node_chain(prefix, n) for n in kept_nodes if n in prefix}
+    chain_of = {i.id: i.chain for i in intents(prefix)}
     drop_chains = tuple(c for c in chains if c not in set(kept.chains) | parents)
-    drop_nodes = tuple(n for n in nodes if prefix.nodes[n]["kind"] == NodeKind.INTENT
-                       and n not in kept_nodes and prefix.nodes[n].get("chain") not in kept.chains)
+    drop_nodes = tuple(n for n in nodes if n in chain_of
+                       and n not in kept_nodes and chain_of[n] not in kept.chains)
     return Removal(chains=drop_chains, nodes=drop_nodes)
 
 

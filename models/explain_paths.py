@@ -31,7 +31,10 @@ from models.evidence import CoWatchIndex, InterestSimilarity, chain_facts, inter
 from models.explain_schema import (Effect, EvidenceFact, ExplanationPath, PathEdge, PathEnd,
                                    PathFlag, PathKind, PathNode, PathRemoval)
 from models.explain_removal import Removal
-from reasoning.graph import EdgeKind, NodeKind
+from reasoning.graph import ChainStatus, EdgeKind, NodeKind
+from reasoning.graph_nodes import (IntentNode, candidate_of_item, chain_items, chain_status,
+                                   graph_edge, graph_edges, intent_anchors, intents, node_kind,
+                                   node_record, node_text)
 
 #: A change smaller than this in the item's score is rounding, not an effect.
 EFFECT_EPS = 1e-6
@@ -69,28 +72,15 @@ class CandidatePath:
         return bool(self.evidence)
 
 
-def chain_status(prefix: nx.DiGraph, chain: str) -> str | None:
-    """The chain's verification status, from its record or its items."""
-    for record in prefix.graph.get("chains", []):
-        if record.id == chain and getattr(record, "status", None):
-            return record.status
-    statuses = [a.get("status") for _, a in prefix.nodes(data=True)
-                if a["kind"] == NodeKind.SESSION_ITEM and a.get("chain") == chain and a.get("status")]
-    return statuses[0] if statuses else None
-
-
 def _chain_items(prefix: nx.DiGraph, chain: str, up_to: int | None = None) -> list[str]:
     """The chain's session nodes (up to window step ``up_to``), in window order."""
-    nodes = [(a["step"], n) for n, a in prefix.nodes(data=True)
-             if a["kind"] == NodeKind.SESSION_ITEM and a.get("chain") == chain
-             and (up_to is None or a["step"] <= up_to)]
-    return [n for _, n in sorted(nodes)]
+    return [item.id for item in chain_items(prefix, chain, up_to)]
 
 
 def _chain_edges(prefix: nx.DiGraph, chain: str, nodes: list[str]) -> list[tuple[str, str]]:
     members = set(nodes)
-    return [(u, v) for u, v, a in prefix.edges(data=True)
-            if a["kind"] == EdgeKind.CHAIN and a.get("chain") == chain and u in members and v in members]
+    return [(e.source, e.target) for e in graph_edges(prefix, EdgeKind.CHAIN, chain=chain)
+            if e.source in members and e.target in members]
 
 
 def candidate_paths(prefix: nx.DiGraph, item: int, catalogue: Catalogue,
@@ -106,45 +96,41 @@ def candidate_paths(prefix: nx.DiGraph, item: int, catalogue: Catalogue,
         similarity: the localizer (``encoder_scores``), or None for no encoder facts.
         chains: the chain ids at the point (``reasoning_elements``).
     """
-    candidate = next((n for n, a in prefix.nodes(data=True)
-                      if a["kind"] == NodeKind.CANDIDATE_ITEM and a.get("item_index") == item), None)
+    found = candidate_of_item(prefix, item)
+    candidate = found.id if found is not None else None
     item_node = candidate or f"item{item}"
     paths = []
     for chain in chains:
-        nodes = _chain_items(prefix, chain)
-        if not nodes:
+        members = chain_items(prefix, chain)
+        if not members:
             continue
-        items = [int(prefix.nodes[n]["item_index"]) for n in nodes]
+        nodes = [m.id for m in members]
         paths.append(CandidatePath(
             id=chain, kind=PathKind.CHAIN, chain=chain, nodes=nodes,
             edges=_chain_edges(prefix, chain, nodes), item_node=item_node,
             removal=Removal(chains=(chain,)),
-            evidence=chain_facts(catalogue, co_watch, items, item),
-            rejected=chain_status(prefix, chain) == "rejected"))
-    for intent, attrs in sorted(prefix.nodes(data=True), key=lambda t: t[0]):
-        if attrs["kind"] != "intent":
-            continue
-        anchors = sorted((a for a in prefix.predecessors(intent)
-                          if prefix.nodes[a]["kind"] == NodeKind.SESSION_ITEM),
-                         key=lambda n: prefix.nodes[n]["step"])
-        chain = attrs.get("chain") or (prefix.nodes[anchors[-1]].get("chain") if anchors
-                                       else None)
-        anchor_step = prefix.nodes[anchors[-1]]["step"] if anchors else None
+            evidence=chain_facts(catalogue, co_watch, [m.item_index for m in members], item),
+            rejected=chain_status(prefix, chain) == ChainStatus.REJECTED))
+    for interest in sorted(intents(prefix), key=lambda i: i.id):
+        intent = interest.id
+        anchors = intent_anchors(prefix, intent)
+        chain = interest.chain or (anchors[-1].chain if anchors else None)
+        anchor_step = anchors[-1].step if anchors else None
         nodes = _chain_items(prefix, chain, anchor_step) if chain else []
-        nodes += [a for a in anchors if a not in nodes]
-        edges = _chain_edges(prefix, chain, nodes) if chain else []
-        edges += [(a, intent) for a in anchors]
-        localized = (prefix.edges[intent, candidate].get("weight")
+        nodes += [a.id for a in anchors if a.id not in nodes]
+        edges_along = _chain_edges(prefix, chain, nodes) if chain else []
+        edges_along += [(a.id, intent) for a in anchors]
+        localized = (graph_edge(prefix, intent, candidate).weight
                      if candidate is not None and prefix.has_edge(intent, candidate) else None)
-        text = str(attrs.get("intent") or "")
+        text = str(interest.text or "")
         facts = interest_facts(catalogue, text, item, similarity,
                                None if localized is None else float(localized)) if text else []
         measured = next((f.similarity for f in facts if f.kind == "interest_similarity"), None)
         paths.append(CandidatePath(
             id=f"{chain}>{intent}" if chain else intent, kind=PathKind.INTEREST, chain=chain,
-            nodes=[*nodes, intent], edges=edges, item_node=item_node,
+            nodes=[*nodes, intent], edges=edges_along, item_node=item_node,
             removal=Removal(nodes=(intent,)), evidence=facts,
-            rejected=chain is not None and chain_status(prefix, chain) == "rejected",
+            rejected=chain is not None and chain_status(prefix, chain) == ChainStatus.REJECTED,
             similarity=measured))
     return paths
 
@@ -176,31 +162,34 @@ def path_json(prefix: nx.DiGraph, path: CandidatePath, effect: Effect, item: int
     """The typed path: graph nodes and edges, then the evidence hop to the item."""
     nodes = []
     for n in path.nodes:
-        a = prefix.nodes[n]
-        label = a.get("title") if a["kind"] != "intent" else a.get("intent")
-        nodes.append(PathNode(id=n, kind=a["kind"], step=a["step"], label=str(label or n),
-                              item_index=a.get("item_index")))
-    edges = []
+        record = node_record(prefix, n)
+        nodes.append(PathNode(id=n, kind=node_kind(prefix, n), step=record.step,
+                              label=node_text(prefix, n) or n,
+                              item_index=None if isinstance(record, IntentNode)
+                              else record.item_index))
+    path_edges = []
     for u, v in path.edges:
-        a = prefix.edges[u, v]
-        edges.append(PathEdge(source=u, target=v, kind=a["kind"], reason=a.get("reason"),
-                              intent=a.get("intent"), score=a.get("score"),
-                              status=a.get("status"), weight=a.get("weight")))
+        e = graph_edge(prefix, u, v)
+        path_edges.append(PathEdge(source=u, target=v, kind=e.kind, reason=e.reason,
+                                   intent=e.intent, score=e.score, status=e.status,
+                                   weight=e.weight))
     reached = path.reaches_item
     if reached:   # the last hop: the strongest fact, from the path's last node to the item
         in_graph = path.item_node in prefix
         nodes.append(PathNode(id=path.item_node,
-                              kind="candidate_item" if in_graph else "recommended_item",
-                              step=prefix.nodes[path.item_node]["step"] if in_graph else step,
+                              kind=NodeKind.CANDIDATE_ITEM if in_graph else "recommended_item",
+                              step=node_record(prefix, path.item_node).step if in_graph else step,
                               label=titles[item], item_index=item))
         strongest = path.evidence[0]
-        edges.append(PathEdge(source=path.nodes[-1], target=path.item_node, kind="evidence",
-                              reason=strongest.text, weight=strongest.similarity))
+        path_edges.append(PathEdge(source=path.nodes[-1], target=path.item_node,
+                                   kind="evidence", reason=strongest.text,
+                                   weight=strongest.similarity))
     flagged = flags(path, effect)
     removal = PathRemoval(chains=list(path.removal.chains), nodes=list(path.removal.nodes),
                           edges=[list(e) for e in path.removal.edges])
     return ExplanationPath(id=path.id, kind=path.kind,
                            ends_at=PathEnd.ITEM if reached else PathEnd.CHAIN_END,
-                           chain=path.chain, similarity=path.similarity, nodes=nodes, edges=edges,
+                           chain=path.chain, similarity=path.similarity, nodes=nodes,
+                           edges=path_edges,
                            effect=effect, evidence=path.evidence, flags=flagged, removal=removal,
                            reaches_item=reached, shown=not flagged)

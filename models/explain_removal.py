@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reasoning.graph import EdgeKind
+
 #: Graph edges a removal may take out one by one (the window order goes with its items).
-REASONING_EDGES = ("chain", "diverge")
+REASONING_EDGES = (EdgeKind.CHAIN, EdgeKind.DIVERGE)
 Edge = tuple[str, str]
 
 

@@ -32,7 +32,8 @@ from models.graph_sources import GraphSource, source_label
 from models.metrics import mask_padding
 from models.protocol import pad_sequences
 from models.recommenders import Recommender
-from reasoning.graph import NodeKind, prefix_graph
+from reasoning.graph import prefix_graph
+from reasoning.graph_nodes import edge_kind, session_items
 
 
 @dataclass
@@ -156,15 +157,14 @@ class CounterfactualScorer:
             if len(edge) != 2:
                 raise KeyError(f"an edge is a (source, target) pair, got {edge!r}")
             u, v = str(edge[0]), str(edge[1])
-            if not prefix.has_edge(u, v) or prefix.edges[u, v]["kind"] not in REASONING_EDGES:
+            if not prefix.has_edge(u, v) or edge_kind(prefix, u, v) not in REASONING_EDGES:
                 raise KeyError(f"no chain or diverge edge {u}->{v} in user "
                                f"{point.user.user_id}'s graph at step {point.step}")
             resolved_edges.append((u, v))
         item_nodes = []
         for item_id in items:
             index = self.dataset.catalogue.by_id(str(item_id)).index
-            found = [n for n, a in prefix.nodes(data=True)
-                     if a["kind"] == NodeKind.SESSION_ITEM and a.get("item_index") == index]
+            found = [i.id for i in session_items(prefix) if i.item_index == index]
             if not found:
                 raise KeyError(f"item {item_id} is not in user {point.user.user_id}'s window "
                                f"up to step {point.step}")

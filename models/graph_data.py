@@ -64,12 +64,14 @@ from models.graph_edits import reasoning_elements, remove  # noqa: F401  (re-exp
 from models.intent_table import (INTENT_TABLE_VERSION, IntentIndex, TextEncoder,  # noqa: F401
                                  cached_intent_table, intent_cache_path, intent_texts,
                                  standardize_vectors)
-from reasoning.graph import EdgeKind, NodeKind, prefix_graph
+from reasoning.graph import ChainRecord, ChainStatus, EdgeKind, NodeKind, prefix_graph
+from reasoning.graph_nodes import (CandidateNode, GraphEdge, IntentNode, SessionItemNode,
+                                   chain_records, graph_edges, node_record, session_items)
 
 #: ``node_kind`` values.
 SESSION_ITEM, INTENT, CANDIDATE_ITEM = 0, 1, 2
-NODE_KINDS: dict[str, int] = {"session_item": SESSION_ITEM, "intent": INTENT,
-                              "candidate_item": CANDIDATE_ITEM}
+NODE_KINDS: dict[NodeKind, int] = {NodeKind.SESSION_ITEM: SESSION_ITEM, NodeKind.INTENT: INTENT,
+                                   NodeKind.CANDIDATE_ITEM: CANDIDATE_ITEM}
 
 #: ``edge_type`` values. ``diverge`` edges are split by what they join: a chain
 #: end proposing an intent is not the same relation as an intent matching an item.
@@ -208,14 +210,7 @@ def sequence_graph(items: Sequence[int]) -> GraphData:
                  alias[-1:], node_ids)
 
 
-def _item_index(node: str, attrs: dict[str, Any]) -> int:
-    index = attrs.get("item_index")
-    if index is None:
-        raise ValueError(f"item node {node!r} has no catalogue item_index")
-    return int(index)
-
-
-def _chain_weight(attrs: dict[str, Any], record: Any, options: GraphOptions,
+def _chain_weight(edge: GraphEdge, record: ChainRecord | None, options: GraphOptions,
                   unscored: Collection[str]) -> float | None:
     """Weight of a chain edge; None when the edge is left out.
 
@@ -224,79 +219,74 @@ def _chain_weight(attrs: dict[str, Any], record: Any, options: GraphOptions,
     """
     if not options.verification:
         return 1.0
-    if attrs.get("chain") in unscored:
+    if edge.chain in unscored:
         return options.unverified_weight
-    status = attrs.get("status") or getattr(record, "status", None)
-    if status == "rejected" and options.drop_rejected:
+    status = edge.status or (record.status if record is not None else None)
+    if status == ChainStatus.REJECTED and options.drop_rejected:
         return None
-    score = attrs.get("score")
-    score = getattr(record, "score", None) if score is None else score
+    score = edge.score
+    score = (record.score if record is not None else None) if score is None else score
     return options.unverified_weight if score is None else float(score)
 
 
 def _rea_graph(graph: nx.DiGraph, options: GraphOptions,
                unscored: Collection[str]) -> tuple[GraphData, list[int]]:
-    session = sorted(((a["step"], n) for n, a in graph.nodes(data=True)
-                      if a["kind"] == NodeKind.SESSION_ITEM))
-    items = [_item_index(n, graph.nodes[n]) for _, n in session]
-    nodes, alias, edges, node_ids = _session_graph(items, [n for _, n in session])
-    node_of = {n: alias[p] for p, (_, n) in enumerate(session)}
-    records = {c.id: c for c in graph.graph.get("chains", [])}
-    for u, v, attrs in graph.edges(data=True):
-        if attrs["kind"] != "chain" or u not in node_of or v not in node_of:
+    session = session_items(graph)
+    items = [int(s.item_index) for s in session]
+    nodes, alias, edges, node_ids = _session_graph(items, [s.id for s in session])
+    node_of = {s.id: alias[p] for p, s in enumerate(session)}
+    records = {c.id: c for c in chain_records(graph)}
+    for edge in graph_edges(graph, EdgeKind.CHAIN):
+        if edge.source not in node_of or edge.target not in node_of:
             continue
-        weight = _chain_weight(attrs, records.get(attrs.get("chain")), options, unscored)
+        weight = _chain_weight(edge, records.get(edge.chain) if edge.chain else None, options,
+                               unscored)
         if weight is not None:
-            _add_edge(edges, (CHAIN, node_of[u], node_of[v]), weight)
+            _add_edge(edges, (CHAIN, node_of[edge.source], node_of[edge.target]), weight)
     rea = _make(nodes, [0] * len(nodes), [SESSION_ITEM] * len(nodes), edges, alias, alias[-1:],
                 node_ids)
     return rea, items
 
 
 def _div_graph(graph: nx.DiGraph, intents: IntentIndex, options: GraphOptions) -> GraphData:
-    diverge = [(u, v, a) for u, v, a in graph.edges(data=True) if a["kind"] == EdgeKind.DIVERGE]
-    if not options.divergent:
-        diverge = []
-    members = {n for u, v, _ in diverge for n in (u, v)}
-    kinds = {n: graph.nodes[n]["kind"] for n in members}
-    anchors = sorted((n for n in members if kinds[n] == NodeKind.SESSION_ITEM),
-                     key=lambda n: graph.nodes[n]["step"])
+    diverge = graph_edges(graph, EdgeKind.DIVERGE) if options.divergent else []
+    members = {n: node_record(graph, n) for e in diverge for n in (e.source, e.target)}
+    anchors = sorted((r for r in members.values() if isinstance(r, SessionItemNode)),
+                     key=lambda r: r.step)
     # Chain ends merge by item like G_rea's session items; intents keep their
     # own node each; candidates are one node per catalogue item already (c<index>).
-    anchor_items = [_item_index(n, graph.nodes[n]) for n in anchors]
-    anchor_nodes, anchor_alias = _session_nodes(anchor_items)
-    intent_ids = sorted((n for n in members if kinds[n] == NodeKind.INTENT),
-                        key=lambda n: (graph.nodes[n]["step"], n))
-    candidate_ids = sorted((n for n in members if kinds[n] == NodeKind.CANDIDATE_ITEM),
-                           key=lambda n: _item_index(n, graph.nodes[n]))
-    node_of: dict[str, int] = {n: anchor_alias[p] for p, n in enumerate(anchors)}
+    anchor_nodes, anchor_alias = _session_nodes([int(r.item_index) for r in anchors])
+    intent_nodes = sorted((r for r in members.values() if isinstance(r, IntentNode)),
+                          key=lambda r: (r.step, r.id))
+    candidate_nodes = sorted((r for r in members.values() if isinstance(r, CandidateNode)),
+                             key=lambda r: int(r.item_index))
+    node_of: dict[str, int] = {r.id: anchor_alias[p] for p, r in enumerate(anchors)}
     node_ids: list[list[str]] = [[] for _ in anchor_nodes]
-    for n in anchors:
-        node_ids[node_of[n]].append(n)
+    for r in anchors:
+        node_ids[node_of[r.id]].append(r.id)
     x = list(anchor_nodes)
     intent = [0] * len(x)
     kind = [SESSION_ITEM] * len(x)
-    for n in intent_ids:
-        node_of[n] = len(x)
+    for r in intent_nodes:
+        node_of[r.id] = len(x)
         x.append(0)
-        intent.append(intents[graph.nodes[n].get("intent")])
+        intent.append(intents[r.text])
         kind.append(INTENT)
-        node_ids.append([n])
-    for n in candidate_ids:
-        node_of[n] = len(x)
-        x.append(_item_index(n, graph.nodes[n]))
+        node_ids.append([r.id])
+    for r in candidate_nodes:
+        node_of[r.id] = len(x)
+        x.append(int(r.item_index))
         intent.append(0)
         kind.append(CANDIDATE_ITEM)
-        node_ids.append([n])
+        node_ids.append([r.id])
     edges: dict[tuple[int, int, int], float] = {}
-    for u, v, attrs in diverge:
-        relation = DIVERGE_ITEM if kinds[v] == NodeKind.CANDIDATE_ITEM else DIVERGE_INTENT
-        weight = attrs.get("weight")
-        weight = 1.0 if weight is None else float(weight)
-        _add_edge(edges, (relation, node_of[u], node_of[v]), weight)
+    for e in diverge:
+        relation = DIVERGE_ITEM if isinstance(members[e.target], CandidateNode) else DIVERGE_INTENT
+        weight = 1.0 if e.weight is None else float(e.weight)
+        _add_edge(edges, (relation, node_of[e.source], node_of[e.target]), weight)
     # The readout's "last" node is the most recent chain end: the divergent
     # graph's counterpart of SR-GNN's last clicked item.
-    last = [node_of[anchors[-1]]] if anchors else ([0] if x else [])
+    last = [node_of[anchors[-1].id]] if anchors else ([0] if x else [])
     return _make(x, intent, kind, edges, list(range(len(x))), last, [tuple(n) for n in node_ids])
 
 
@@ -329,9 +319,8 @@ def _pair(graph: nx.DiGraph, intents: IntentIndex, options: GraphOptions,
 
 def _chains_after(graph: nx.DiGraph, step: int) -> frozenset[str]:
     """Chains with an item after window step ``step`` (from records and item nodes)."""
-    late = {c.id for c in graph.graph.get("chains", []) if max(c.steps, default=-1) > step}
-    late |= {a["chain"] for _, a in graph.nodes(data=True)
-             if a["kind"] == NodeKind.SESSION_ITEM and a["step"] > step and a.get("chain")}
+    late = {c.id for c in chain_records(graph) if max(c.steps, default=-1) > step}
+    late |= {item.chain for item in session_items(graph) if item.step > step and item.chain}
     return frozenset(late)
 
 

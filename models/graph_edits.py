@@ -12,6 +12,8 @@ from collections.abc import Collection
 import networkx as nx
 
 from reasoning.graph import EdgeKind, NodeKind
+from reasoning.graph_nodes import (chain_records, edge_kind, graph_edges, intents, node_ids,
+                                   node_kind)
 
 
 def reasoning_elements(graph: nx.DiGraph) -> tuple[list[str], list[str]]:
@@ -19,10 +21,9 @@ def reasoning_elements(graph: nx.DiGraph) -> tuple[list[str], list[str]]:
 
     Removing both (:func:`remove`) leaves the plain session: the control's input.
     """
-    chains = sorted({a["chain"] for _, _, a in graph.edges(data=True)
-                     if a["kind"] == EdgeKind.CHAIN and a.get("chain") is not None}
-                    | {c.id for c in graph.graph.get("chains", [])})
-    nodes = sorted(n for n, a in graph.nodes(data=True) if a["kind"] != NodeKind.SESSION_ITEM)
+    chains = sorted({e.chain for e in graph_edges(graph, EdgeKind.CHAIN) if e.chain is not None}
+                    | {c.id for c in chain_records(graph)})
+    nodes = sorted(node_ids(graph, NodeKind.INTENT, NodeKind.CANDIDATE_ITEM))
     return chains, nodes
 
 
@@ -52,28 +53,30 @@ def remove(graph: nx.DiGraph, chains: Collection[str] = (),
         raise KeyError(f"not in the graph: {', '.join(map(str, unknown))}")
     out = graph.copy()
     drop_chains = set(chains)
-    out.remove_edges_from([(u, v) for u, v, a in out.edges(data=True)
-                           if a["kind"] == EdgeKind.CHAIN and a.get("chain") in drop_chains])
-    out.remove_nodes_from([n for n, a in out.nodes(data=True)
-                           if a["kind"] == NodeKind.INTENT and a.get("chain") in drop_chains])
+    out.remove_edges_from([(e.source, e.target) for e in graph_edges(out, EdgeKind.CHAIN)
+                           if e.chain in drop_chains])
+    out.remove_nodes_from([i.id for i in intents(out) if i.chain in drop_chains])
     for node in nodes:
         if node not in out:   # already gone with a removed chain
             continue
-        if out.nodes[node]["kind"] == NodeKind.SESSION_ITEM:
+        if node_kind(out, node) == NodeKind.SESSION_ITEM:
             _bridge_chains(out, node)
         out.remove_node(node)
-    for kind in ("intent", "candidate_item"):
-        orphans = [n for n, a in out.nodes(data=True) if a["kind"] == kind
-                   and not any(out.edges[p, n]["kind"] == EdgeKind.DIVERGE for p in out.predecessors(n))]
+    for kind in (NodeKind.INTENT, NodeKind.CANDIDATE_ITEM):
+        orphans = [n for n in node_ids(out, kind)
+                   if not any(edge_kind(out, p, n) == EdgeKind.DIVERGE for p in out.predecessors(n))]
         out.remove_nodes_from(orphans)
-    out.graph["chains"] = [c for c in out.graph.get("chains", []) if c.id not in drop_chains]
+    out.graph["chains"] = [c for c in chain_records(out) if c.id not in drop_chains]
     return out
 
 
 def _bridge_chains(graph: nx.DiGraph, node: str) -> None:
-    incoming = [(u, a) for u, _, a in graph.in_edges(node, data=True) if a["kind"] == EdgeKind.CHAIN]
-    outgoing = [(v, a) for _, v, a in graph.out_edges(node, data=True) if a["kind"] == EdgeKind.CHAIN]
-    for u, a_in in incoming:
-        for v, a_out in outgoing:
-            if a_in.get("chain") == a_out.get("chain") and u != node and v != node:
-                graph.add_edge(u, v, **a_out)
+    chain_edges = graph_edges(graph, EdgeKind.CHAIN)
+    incoming = [e for e in chain_edges if e.target == node]
+    outgoing = [e for e in chain_edges if e.source == node]
+    for e_in in incoming:
+        for e_out in outgoing:
+            u, v = e_in.source, e_out.target
+            if e_in.chain == e_out.chain and u != node and v != node:
+                # The bridge is the outgoing edge itself, moved back to ``u``.
+                graph.add_edge(u, v, **graph.edges[node, v])

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from models.data.atomic import write_atomic
-from reasoning.graph import NodeKind
+from reasoning.graph_nodes import intents
 
 
 class TextEncoder(Protocol):
@@ -44,8 +44,7 @@ INTENT_TABLE_VERSION = "intent-table-v1"   # bump when the table's layout change
 
 def intent_texts(graphs: Iterable[nx.DiGraph]) -> set[str]:
     """The texts of every ``intent`` node of ``graphs`` (the LLM's divergent intents)."""
-    return {str(a["intent"]) for graph in graphs for _, a in graph.nodes(data=True)
-            if a.get("kind") == NodeKind.INTENT and a.get("intent")}
+    return {i.text for graph in graphs for i in intents(graph) if i.text}
 
 
 class IntentIndex:

@@ -35,7 +35,8 @@ from reasoning.builder import EmptySessionError, GraphBuilder, SessionWindow, se
 from reasoning.chain import build_chains
 from reasoning.config import ReasoningConfig
 from reasoning.diverge import candidate_support_share, chain_candidates
-from reasoning.graph import BuildLog, NodeKind
+from reasoning.graph import BuildLog
+from reasoning.graph_nodes import chain_records, session_items
 from reasoning.localization_eval import evaluate_localizer, load_labelled_set
 from reasoning.localizer import IntentLocalizer, open_localizer
 from reasoning.prompts import load_intents
@@ -119,8 +120,7 @@ def calibration_windows(dataset: Dataset, excluded: set[int], l_tru: int) -> lis
 
 
 def _reasons(graph: nx.DiGraph) -> list[tuple[str, str]]:
-    return [(str(a.get("reason") or ""), str(a.get("intent") or ""))
-            for _, a in graph.nodes(data=True) if a.get("kind") == NodeKind.SESSION_ITEM]
+    return [(item.reason or "", item.intent or "") for item in session_items(graph)]
 
 
 def _chain_samples(asker: Asker, windows: list[SessionWindow], limit: int) -> list[ChainSample]:
@@ -160,7 +160,7 @@ def measure_model(dataset: Dataset, config: ReasoningConfig, localizer: IntentLo
         if progress:
             progress(f"{model_name}: cold sessions", done, n_sessions)
     reasons = [pair for graph in graphs for pair in _reasons(graph)]
-    chains = [c for graph in graphs for c in graph.graph["chains"]]
+    chains = [c for graph in graphs for c in chain_records(graph)]
     scored = [c for c in chains if c.score is not None]
     pairs = sum(len(chain_candidates(graph)) for graph in graphs)
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from models.explain_schema import (Effect, ExplanationPath, ItemExplanation, PathKind,
                                    RankedItem)
 from reasoning.graph import EdgeKind, NodeKind
+from reasoning.graph_nodes import session_items
 from reasonrec.report_rows import shift_rows
 from reasonrec.report_svg import chain_names, deletion_svg, esc, graph_svg, node_words, slope_svg
 
@@ -101,11 +102,8 @@ def details_html(data: ReportInput) -> str:
     x = data.explanation
     cf = data.counterfactual
     rows = shift_rows(x.top_k, cf.result if cf.active else None)
-    window = [a for _, a in sorted(((a["step"], a) for _, a in data.graph.nodes(data=True)
-                                    if a.get("kind") == NodeKind.SESSION_ITEM),
-                                   key=lambda t: t[0])]
-    history = " → ".join(f'<span class="chip">{esc(a.get("title", ""))}</span>'
-                         for a in window)
+    history = " → ".join(f'<span class="chip">{esc(item.title)}</span>'
+                         for item in session_items(data.graph))
     return f"""<section>
 <h1>Details</h1>
 <h2>Why each film is recommended</h2>
@@ -228,8 +226,7 @@ def _counterfactual_html(data: ReportInput) -> str:
         return "<p>Nothing switched off: the lists above are the original ones.</p>"
     names = chain_names(data.graph)
     graph = data.graph
-    titles = {str(a.get("item_id")): str(a.get("title", "")) for _, a in graph.nodes(data=True)
-              if a.get("kind") == NodeKind.SESSION_ITEM}
+    titles = {item.item_id: item.title for item in session_items(graph)}
     parts = [names.get(c, "a reasoning chain") for c in state.chains]
     parts += [node_words(graph, n) if n in graph else "a graph node" for n in state.nodes]
     parts += [f"the history film {titles.get(i, '')}" for i in state.items]

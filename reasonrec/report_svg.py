@@ -19,7 +19,10 @@ from collections.abc import Sequence
 import networkx as nx
 
 from models.explain_schema import DeletionCurve
-from reasoning.graph import EdgeKind, NodeKind
+from reasoning.graph import EdgeKind
+from reasoning.graph_nodes import candidates as candidate_records
+from reasoning.graph_nodes import chain_records, graph_edges, node_record, node_text, session_items
+from reasoning.graph_nodes import intents as intent_records
 from reasonrec.report_rows import DOWN, SAME, UP, ShiftRow
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -47,95 +50,83 @@ def _svg(width: float, height: float, body: list[str], label: str,
     return f'<div style="overflow-x:auto">{svg}</div>' if scroll else svg
 
 
-EDGE_WORDS = {"chain": "reasoning chain", "diverge": "divergent interest",
-              "sequence": "watched next", "evidence": "evidence"}
+EDGE_WORDS = {EdgeKind.CHAIN: "reasoning chain", EdgeKind.DIVERGE: "divergent interest",
+              EdgeKind.SEQUENCE: "watched next", "evidence": "evidence"}
 
 
 def node_words(graph: nx.DiGraph, node: str) -> str:
     """A node in words: its title or interest text, never its id."""
-    a = graph.nodes[node]
-    return str(a.get("title") or a.get("intent") or "")
+    return node_text(graph, node)
 
 
 def chain_names(graph: nx.DiGraph) -> dict[str, str]:
     """Chain id -> "chain N: <its intent>" (numbered in id order, as the graph lists them)."""
-    def field(record: object, name: str) -> str:   # records, or plain dicts from JSON
-        value = record.get(name) if isinstance(record, dict) else getattr(record, name, None)
-        return str(value or "")
-
-    records = [(field(c, "id"), field(c, "intent")) for c in graph.graph.get("chains", [])]
-    return {cid: f"chain {i}: {intent}" if intent else f"chain {i}"
-            for i, (cid, intent) in enumerate(records, start=1)}
+    return {c.id: f"chain {i}: {c.intent}" if c.intent else f"chain {i}"
+            for i, c in enumerate(chain_records(graph), start=1)}
 
 
 def graph_svg(graph: nx.DiGraph) -> str:
     """The prefix reasoning graph: session items in time order with chain arcs above,
     divergent intents below their chain end, candidate items below those."""
-    kinds = nx.get_node_attributes(graph, "kind")
-    session = sorted((n for n, k in kinds.items() if k == NodeKind.SESSION_ITEM),
-                     key=lambda n: graph.nodes[n]["step"])
-    intents = sorted(n for n, k in kinds.items() if k == "intent")
-    candidates = sorted((n for n, k in kinds.items() if k == NodeKind.CANDIDATE_ITEM),
-                        key=lambda n: str(graph.nodes[n].get("title", n)))
-    chains = sorted({str(a["chain"]) for _, _, a in graph.edges(data=True)
-                     if a.get("kind") == EdgeKind.CHAIN and a.get("chain") is not None})
+    session = session_items(graph)
+    intents = sorted(i.id for i in intent_records(graph))
+    candidates = [c.id for c in sorted(candidate_records(graph), key=lambda c: c.title)]
+    chains = sorted({e.chain for e in graph_edges(graph, EdgeKind.CHAIN) if e.chain is not None})
     colour = {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(chains)}
     gap = 120
     width = max(len(session), len(intents), (len(candidates) + 1) // 2, len(chains) * 1.25, 4
                 ) * gap + 80
     y_session, y_intent, y_cand = 150, 300, 430
     pos: dict[str, tuple[float, float]] = {}
-    for i, n in enumerate(session):
-        pos[n] = (60 + i * gap, y_session)
+    for i, item in enumerate(session):
+        pos[item.id] = (60 + i * gap, y_session)
     for i, n in enumerate(intents):
         pos[n] = (60 + (i + 0.5) * (width - 120) / max(len(intents), 1), y_intent)
     for i, n in enumerate(candidates):   # two staggered rows so labels do not overlap
         step = (width - 120) / max(len(candidates), 1)
         pos[n] = (60 + (i + 0.5) * step, y_cand + (i % 2) * 40)
     body: list[str] = []
-    for u, v, a in graph.edges(data=True):
+    for e in graph_edges(graph):
+        u, v = e.source, e.target
         if u not in pos or v not in pos:
             continue
         (x1, y1), (x2, y2) = pos[u], pos[v]
-        kind = a.get("kind")
         tip = f"{node_words(graph, u)} → {node_words(graph, v)}"
-        reason = a.get("reason")
-        tip_text = f"{EDGE_WORDS.get(str(kind), 'link')}: {tip}" + (f"\n{reason}" if reason else "")
-        if kind == EdgeKind.CHAIN:
-            lift = 30 + 12 * abs(graph.nodes[v]["step"] - graph.nodes[u]["step"])
-            c = colour.get(str(a.get("chain")), SAME)
+        tip_text = (f"{EDGE_WORDS.get(e.kind, 'link')}: {tip}"
+                    + (f"\n{e.reason}" if e.reason else ""))
+        if e.kind == EdgeKind.CHAIN:
+            lift = 30 + 12 * abs(node_record(graph, v).step - node_record(graph, u).step)
+            c = colour.get(str(e.chain), SAME)
             body.append(f'<path d="M{x1:.0f},{y1 - 14} Q{(x1 + x2) / 2:.0f},{y1 - 14 - lift} '
                         f'{x2:.0f},{y2 - 14}" fill="none" stroke="{c}" stroke-width="2.5">'
                         f"<title>{esc(tip_text)}</title></path>")
-        elif kind == EdgeKind.SEQUENCE:
+        elif e.kind == EdgeKind.SEQUENCE:
             body.append(f'<line x1="{x1 + 14:.0f}" y1="{y1}" x2="{x2 - 14:.0f}" y2="{y2}" '
                         f'stroke="#bbb" stroke-dasharray="3 3"/>')
         else:
             body.append(f'<line x1="{x1:.0f}" y1="{y1:.0f}" x2="{x2:.0f}" y2="{y2:.0f}" '
                         f'stroke="#999" stroke-width="1" opacity="0.6">'
                         f"<title>{esc(tip_text)}</title></line>")
-    for n in session:
-        a = graph.nodes[n]
-        x, y = pos[n]
-        c = colour.get(str(a.get("chain")), SAME)
-        title = node_words(graph, n)
-        tip = f"{title} (film {int(a.get('step', 0)) + 1} of the history window)"
+    for item in session:
+        x, y = pos[item.id]
+        c = colour.get(item.chain, SAME)
+        title = node_words(graph, item.id)
+        tip = f"{title} (film {item.step + 1} of the history window)"
         body.append(f'<circle cx="{x:.0f}" cy="{y}" r="13" fill="{c}">'
                     f"<title>{esc(tip)}</title></circle>"
                     f'<text x="{x:.0f}" y="{y + 30}" text-anchor="middle">{esc(_short(title, 16))}'
                     f"</text>")
+    reasons = {i.id: i.reason for i in intent_records(graph)}
     for n in intents:
-        a = graph.nodes[n]
         x, y = pos[n]
         label = node_words(graph, n)
-        reason = esc(a.get("reason") or "")
+        reason = esc(reasons[n] or "")
         body.append(f'<rect x="{x - 50:.0f}" y="{y - 12}" width="100" height="24" rx="6" '
                     f'fill="#fff3e0" stroke="#ef6c00"><title>{esc(label)}\n'
                     f"{reason}</title></rect>"
                     f'<text x="{x:.0f}" y="{y + 4}" text-anchor="middle">{esc(_short(label, 15))}'
                     f"</text>")
     for n in candidates:
-        a = graph.nodes[n]
         x, y = pos[n]
         title = node_words(graph, n)
         body.append(f'<rect x="{x - 6:.0f}" y="{y - 6:.0f}" width="12" height="12" '

@@ -13,6 +13,7 @@ from typing import Any
 
 from models.fusion.fit import FusionRun
 from models.fusion.workspace import FusionWorkspace
+from reasoning.graph_nodes import chain_records
 
 
 def verification_pass_rate(chains: list[dict[str, Any]] | list[Any]) -> float | None:
@@ -39,7 +40,7 @@ def user_outcomes(workspace: FusionWorkspace, run: FusionRun) -> list[dict[str, 
         user = point.user
         target = catalogue[int(point.target)]
         base_rank, fused_rank = int(base[position]) + 1, int(fused[position]) + 1
-        chains = user.graph.graph.get("chains", [])
+        chains = chain_records(user.graph)
         rows.append({
             "user": user.user_id,
             "target_item": target.item_id,
