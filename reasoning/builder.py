@@ -18,8 +18,6 @@ to produce (with the fallback used).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from typing import Any, Callable, Iterator
 import networkx as nx
 
 from models.data import Catalogue, Dataset, Item
+from models.data.digest import json_digest
 from reasoning.backend import LLMBackend
 from reasoning.chain import Chain, Link, build_chains, viewer_text
 from reasoning.config import ReasoningConfig
@@ -162,8 +161,7 @@ class GraphBuilder:
                       "localizer": self.localizer.identity if self.localizer else None,
                       "distractors_by_popularity": self.verify_setup.ranks is not None,
                       "candidates_by_co_watch": self.co_watch is not None}
-            text = json.dumps(values, sort_keys=True, separators=(",", ":"))
-            values["key"] = hashlib.sha256(text.encode()).hexdigest()[:16]
+            values["key"] = json_digest(values, compact=True)
             self._settings = values
         return self._settings
 

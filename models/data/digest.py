@@ -7,6 +7,11 @@ import json
 from typing import Any
 
 
-def json_digest(values: Any) -> str:
-    """The first 16 hex digits of the sha256 of ``values`` as sorted-key JSON."""
-    return hashlib.sha256(json.dumps(values, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+def json_digest(values: Any, *, compact: bool = False) -> str:
+    """The first 16 hex digits of the sha256 of ``values`` as sorted-key JSON.
+
+    ``compact`` drops the spaces after separators: the graph builder's settings key
+    was always made so, and stored graphs keep their keys only if it still is.
+    """
+    text = json.dumps(values, sort_keys=True, separators=(",", ":") if compact else None)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
