@@ -14,9 +14,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, List, Optional
 
+import networkx as nx
 import typer
 
-from reasoning.graph import EdgeKind, NodeKind
+from reasoning.graph import BuildLog, EdgeKind, NodeKind
+from reasoning.graph_nodes import (chain_records, graph_edges, intents, node_ids, node_text,
+                                   session_items)
 from reasonrec import cli_common as common
 from reasonrec.cli_common import CommandGroups
 kb_app = typer.Typer(help="The reasoning knowledge base (reusable LLM answers).",
@@ -88,38 +91,37 @@ def reason(ctx: typer.Context, user: str = typer.Option(..., "--user", help="Use
             def on_token(stage: str, piece: str) -> None:
                 typer.echo(piece, err=True, nl=piece.endswith("}"))
         graph = builder.build(session, on_token=on_token)
-    document = graph_to_json(graph)
     if as_json:
-        typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(graph_to_json(graph), indent=2, ensure_ascii=False))
         return
-    typer.echo(_describe(document))
+    typer.echo(_describe(graph))
 
 
-def _describe(document: dict[str, Any]) -> str:
-    """A short human summary of a graph document (titles are printed as plain text)."""
-    log = document["build_log"]
-    lines = [f"user {document['user']}: {len(document['window'])}-item window, "
-             f"{len(document['chains'])} chains"]
-    titles = {n["id"]: n.get("title") or n["id"] for n in document["nodes"]}
-    reasons = {n.get("step"): n.get("reason") for n in document["nodes"]
-               if n["kind"] == NodeKind.SESSION_ITEM}
-    window_titles = {n.get("step"): n.get("title") for n in document["nodes"]
-                     if n["kind"] == NodeKind.SESSION_ITEM}
-    for chain in document["chains"]:
-        score = "-" if chain.get("score") is None else f"{chain['score']:.2f}"
-        lines.append(f"  {chain['id']} [{chain['status']}, score {score}] {chain['intent']}:")
-        lines += [f"    {window_titles.get(step)} ({reasons.get(step) or 'no reason'})"
-                  for step in chain["steps"]]
-    intents = [n for n in document["nodes"] if n["kind"] == NodeKind.INTENT]
-    for node in intents:
-        items = [titles[e["target"]] for e in document["edges"]
-                 if e["source"] == node["id"] and e["kind"] == EdgeKind.DIVERGE]
-        lines.append(f"  next after {node['chain']}: {node['intent']!r} -> "
+def _describe(graph: nx.DiGraph) -> str:
+    """A short human summary of a graph (titles are printed as plain text)."""
+    log: BuildLog = graph.graph["build_log"]
+    chains = chain_records(graph)
+    lines = [f"user {graph.graph['user']}: {len(graph.graph['window'])}-item window, "
+             f"{len(chains)} chains"]
+    window = {item.step: item for item in session_items(graph)}
+    for chain in chains:
+        score = "-" if chain.score is None else f"{chain.score:.2f}"
+        lines.append(f"  {chain.id} [{chain.status}, score {score}] {chain.intent}:")
+        for step in chain.steps:
+            item = window.get(step)
+            lines.append(f"    {item.title if item else None} "
+                         f"({(item.reason if item else None) or 'no reason'})")
+    diverge = graph_edges(graph, EdgeKind.DIVERGE)
+    proposed = {i.id: i for i in intents(graph)}
+    for node in node_ids(graph, NodeKind.INTENT):   # in the order they were proposed
+        intent = proposed[node]
+        items = [node_text(graph, e.target) or e.target for e in diverge if e.source == node]
+        lines.append(f"  next after {intent.chain}: {intent.text!r} -> "
                      f"{'; '.join(items) or 'none'}")
-    lines.append(f"build: {log['wall_seconds']:.2f} s, {log['llm_calls']} LLM calls "
-                 f"({log['llm_seconds']:.2f} s), {log['kb_hits']} KB hits, "
-                 f"{log['tokens_in']} tokens in, {log['tokens_out']} out, "
-                 f"{len(log['dropped'])} dropped pieces")
+    lines.append(f"build: {log.wall_seconds:.2f} s, {log.llm_calls} LLM calls "
+                 f"({log.llm_seconds:.2f} s), {log.kb_hits} KB hits, "
+                 f"{log.tokens_in} tokens in, {log.tokens_out} out, "
+                 f"{len(log.dropped)} dropped pieces")
     return "\n".join(lines)
 
 
