@@ -35,7 +35,7 @@ import numpy as np
 from models.data import Dataset
 from reasoning.graph import BuildLog, ChainRecord, ChainStatus, new_graph
 from reasoning.graph_nodes import (add_candidate, add_chain_edge, add_intent, add_sequence_edge,
-                                  add_session_item)
+                                  add_session_item, set_chain_verdict)
 from reasoning.prompts import IntentVocabulary, load_intents
 
 COVIEW_SPAN = 3
@@ -146,7 +146,7 @@ class GenreGraphSource:
                              reason=reason)
         for chain in chains:
             self._verify(graph, chain, window)
-            if chain.status != "rejected":
+            if chain.status != ChainStatus.REJECTED:
                 self._diverge(graph, chain, history, start, own)
         graph.graph["chains"] = chains
         graph.graph["build_log"] = BuildLog(
@@ -164,10 +164,7 @@ class GenreGraphSource:
                                          for a, b in pairs]))
             chain.status = (ChainStatus.VERIFIED if chain.score >= self.tau
                             else ChainStatus.REJECTED)
-        for step in chain.steps:
-            graph.nodes[f"s{step}"].update(score=chain.score, status=chain.status)
-        for a, b in zip(chain.steps[:-1], chain.steps[1:]):
-            graph.edges[f"s{a}", f"s{b}"].update(score=chain.score, status=chain.status)
+        set_chain_verdict(graph, chain)
 
     def _diverge(self, graph: nx.DiGraph, chain: ChainRecord, history: np.ndarray, start: int,
                  own: dict[int, Counter[int]]) -> None:

@@ -120,6 +120,16 @@ def add_candidate(graph: nx.DiGraph, intent: str, *, item_index: int, item_id: s
     return node
 
 
+def set_chain_verdict(graph: nx.DiGraph, chain: ChainRecord) -> None:
+    """Stamp ``chain``'s score and status on its window items and chain edges, for a
+    producer that verifies a chain after writing it."""
+    for step in chain.steps:
+        graph.nodes[session_node(step)].update(score=chain.score, status=chain.status)
+    for previous, step in zip(chain.steps[:-1], chain.steps[1:]):
+        graph.edges[session_node(previous), session_node(step)].update(score=chain.score,
+                                                                      status=chain.status)
+
+
 @dataclass(frozen=True)
 class SessionItemNode:
     """A window item as the graph holds it."""

@@ -11,7 +11,8 @@ from reasoning.graph_nodes import (CandidateNode, IntentNode, add_candidate, add
                                    candidate_of_item, candidates, candidates_of, chain_items,
                                    chain_records, chain_status, edge_kind, graph_edge,
                                    graph_edges, intent_anchors, intents, node_chain, node_ids,
-                                   node_kind, node_record, node_text, session_items)
+                                   node_kind, node_record, node_text, session_items,
+                                   set_chain_verdict)
 
 
 def _graph():
@@ -148,3 +149,15 @@ def test_intent_anchors_and_the_candidate_of_an_item() -> None:
     assert [a.id for a in intent_anchors(graph, "dc2.1")] == ["s3"]
     assert candidate_of_item(graph, 41).id == "c41"
     assert candidate_of_item(graph, 11) is None   # a window item, not a candidate
+
+
+def test_a_verdict_given_after_the_chain_is_written_reaches_its_items_and_edges() -> None:
+    graph = _two_chains()
+    record = ChainRecord(id="c2", intent="c2 mood", steps=[1, 3], item_indices=[12, 14],
+                         score=0.1, status=ChainStatus.REJECTED)
+    set_chain_verdict(graph, record)
+    assert [(i.score, i.status) for i in chain_items(graph, "c2")] == [
+        (0.1, ChainStatus.REJECTED)] * 2
+    stamped = graph_edge(graph, "s1", "s3")
+    assert (stamped.score, stamped.status) == (0.1, ChainStatus.REJECTED)
+    assert [i.score for i in chain_items(graph, "c1")] == [0.5, 0.5]   # other chains untouched
