@@ -173,12 +173,9 @@ class FusionHandle:
 @st.cache_resource(show_spinner="Loading the base and fused models…")
 def get_fusion() -> FusionHandle:
     """The configured fused model; trains it first when no saved run matches (minutes)."""
-    from reasonrec.fusion import workspace
-
     studio = get_studio()
-    settings = studio.config.fusion
-    ws = workspace(studio, settings)
-    run = ws.fused(settings.variant)
+    ws = studio.fusion_workspace()
+    run = ws.fused(studio.config.fusion.variant)
     return FusionHandle(ws, run, ws.explainer(run))
 
 
@@ -220,11 +217,9 @@ class StrategyHandles:
 def get_strategies() -> StrategyHandles:
     """The registered strategies and their runs for the configured base model and sample
     (read once per process: a run trained later shows after a restart)."""
-    from reasonrec.fusion import strategy_runs
-
     fusion = get_fusion()
     with fusion.lock:
-        return StrategyHandles(fusion, strategy_runs(fusion.workspace))
+        return StrategyHandles(fusion, get_studio().strategy_runs(fusion.workspace))
 
 
 
@@ -240,7 +235,7 @@ def reasoning_config(studio: Studio, overrides: dict[str, Any] | None = None) ->
         ValueError: a bad value, naming the field (``reasoning.tau: ...``).
     """
     values = reasoning_overrides() if overrides is None else overrides
-    return studio.config.reasoning_settings(**values)
+    return studio.reasoning_settings(**values)
 
 
 # ------------------------------------------------------------- the reasoning LLM
@@ -275,9 +270,7 @@ def builder_load(overrides: dict[str, Any] | None = None) -> Any:
     config = reasoning_config(studio, values)
 
     def open_it() -> Any:
-        from reasonrec.reasoning_api import open_builder
-
-        return open_builder(studio.dataset, config)
+        return studio.open_builder(config)
 
     return _builder_loads().get(_settings_key(values), open_it)
 

@@ -96,12 +96,11 @@ def build_missing_graph(studio: Studio, user: str,
         reasoning.backend.LLMError: the LLM could not be loaded or reached.
         reasoning.builder.EmptySessionError: the user has no history before the target.
     """
-    from reasoning.builder import open_builder, session_window
-    from reasoning.store import GraphStore
+    from reasoning.builder import session_window
 
     config = reasoning_config(studio)
     session = session_window(studio.dataset, user, config.l_tru)
-    builder = open_builder(studio.dataset, config)
+    builder = studio.open_builder(config)
     seen: set[str] = set()
 
     def on_token(stage: str, _piece: str) -> None:
@@ -113,7 +112,7 @@ def build_missing_graph(studio: Studio, user: str,
         f"{len(session.items)} items on the local LLM")
     try:
         graph = builder.build(session, on_token=on_token)
-        store = GraphStore(config.graphs_dir)
+        store = studio.graph_store(config)
         store.claim(studio.dataset.name, builder.settings)
         path = store.save(graph)
     finally:
@@ -266,3 +265,21 @@ def kept_base(run: FusionRun) -> bool:
     no epochs, so it is never reported as having kept the base.
     """
     return run.report.best_epoch == 0 and len(run.report.epochs) > 0
+
+
+def strategy_description(name: str) -> str | None:
+    """The registry's description of strategy ``name`` in words (None: not registered)."""
+    from models.fusion.registry import variant_spec
+
+    try:
+        return variant_spec(name).description
+    except ValueError:
+        return None
+
+
+def user_outcomes(ws: FusionWorkspace, run: FusionRun) -> list[dict[str, object]]:
+    """One row per sampled user's test point: the held-out film's base and fused ranks and
+    the outcome (``models.fusion.error_analysis.user_outcomes``)."""
+    from models.fusion.error_analysis import user_outcomes as outcomes
+
+    return outcomes(ws, run)

@@ -1,8 +1,11 @@
-"""The studio facade: one object the CLI and the app call for data and models.
+"""The studio facade: the one object the CLI and the app call.
 
-It owns no modelling logic; it wires config to ``models/`` (and later
-``reasoning/``), and caches what is expensive to load. Thread-safe, because the
-app shares one instance across browser sessions.
+Data, base models, reasoning (the LLMRG builder, knowledge base, graph store),
+fused strategies and the shipped benches are all reached through
+:class:`Studio`. It owns no modelling logic: it wires the config to ``models/``
+and ``reasoning/`` and caches what is expensive to load. Thread-safe, because
+the app shares one instance across browser sessions. Heavy layers (the LLM
+stack, fusion) are imported on first use, so opening a studio stays quick.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,10 +23,25 @@ from models.data import Dataset, ensure_ml100k, load_dataset
 from models.metrics import mask_padding, top_items
 from models.protocol import LeaveOneOut, leave_one_out, pad_sequences
 from models.recommenders import Recommender, model_class
-from models.runs import RunInfo, latest_run, load_run, seed_runs, train_and_save
+from models.runs import RunInfo, latest_run, load_run, seed_runs, shipped_bench, train_and_save
 from reasonrec.config import StudioConfig
 from reasonrec.results import (CatalogueEntry, DatasetSummary, ModelEvaluation, Recommendation,
                                ScoredItem)
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from models.fusion.settings import FusionSettings
+    from models.fusion.workspace import FusionWorkspace
+    from reasoning.builder import GraphBuilder
+    from reasoning.config import ReasoningConfig
+    from reasoning.kb import KnowledgeBase
+    from reasoning.store import GraphStore
+    from reasonrec.fusion import StrategyRun
+
+
+def _quiet(_: str) -> None:
+    return None
 
 
 @dataclass
@@ -112,6 +131,14 @@ class Studio:
             self._models[name] = LoadedModel(name, model, run, metrics)
             return self._models[name]
 
+    def has_trained_run(self, name: str) -> bool:
+        """Whether a complete trained run of base model ``name`` is on this machine."""
+        return latest_run(self.runs_dir, self.dataset.name, name) is not None
+
+    def shipped_bench(self, name: str) -> Path:
+        """The bench result ``name`` shipped for this dataset (it may not exist)."""
+        return shipped_bench(self.dataset.name, name)
+
     def evaluate(self, name: str) -> ModelEvaluation:
         loaded = self.model(name)
         return ModelEvaluation(name, int(loaded.metrics["n_users"]),
@@ -151,6 +178,56 @@ class Studio:
         history = self.dataset.history(user)
         return Recommendation(str(user), name, [self.item(i) for i in history],
                               self.top_k(name, history, k, exclude_seen))
+
+    # -------------------------------------------------------------- reasoning
+    def reasoning_settings(self, **overrides: Any) -> ReasoningConfig:
+        """The validated ``[reasoning]`` settings, ``overrides`` on top (ValueError: a bad
+        value, naming the field)."""
+        return self.config.reasoning_settings(**overrides)
+
+    def open_builder(self, settings: ReasoningConfig | None = None) -> GraphBuilder:
+        """The LLMRG builder with ``settings``' backend, knowledge base and localizer (loads
+        the LLM and the text encoder: seconds)."""
+        from reasoning.builder import open_builder
+
+        return open_builder(self.dataset, settings or self.reasoning_settings())
+
+    def graph_store(self, settings: ReasoningConfig | None = None) -> GraphStore:
+        """The store of reasoning graphs built on this machine."""
+        from reasoning.store import GraphStore
+
+        return GraphStore((settings or self.reasoning_settings()).graphs_dir)
+
+    def knowledge_base(self, settings: ReasoningConfig | None = None) -> KnowledgeBase:
+        """The knowledge base of LLM answers (KnowledgeBaseError: unreadable)."""
+        from reasoning.kb import KnowledgeBase
+
+        return KnowledgeBase((settings or self.reasoning_settings()).kb_path)
+
+    # ----------------------------------------------------------------- fusion
+    def fusion_workspace(self, settings: FusionSettings | None = None,
+                         log: Callable[[str], None] = _quiet) -> FusionWorkspace:
+        """Base model, graph source and user sample of the fused strategies (``[fusion]``
+        unless ``settings``); trains the base model when none matches."""
+        from reasonrec.fusion import workspace
+
+        return workspace(self, settings or self.config.fusion, log)
+
+    def strategy_runs(self, workspace: FusionWorkspace) -> list[StrategyRun]:
+        """Every registered strategy with its trained run in ``workspace``, or why it has
+        none (nothing is trained here)."""
+        from reasonrec.fusion import strategy_runs
+
+        return strategy_runs(workspace)
+
+    def fusion_graph(self, user: str) -> tuple[nx.DiGraph | None, str]:
+        """``user``'s graph from the source the fused models read, and that source's name in
+        words (ValueError / OSError: the source cannot be read)."""
+        from models.graph_sources import source_label
+        from reasonrec.fusion import graph_source
+
+        source = graph_source(self, self.config.fusion)
+        return source.get(user), source_label(source)
 
 
 def _model_device(model: Recommender) -> torch.device:

@@ -1,4 +1,5 @@
-"""Live progress of one reasoning-graph build: streamed LLM text per stage and KB lookups.
+"""Live progress of one reasoning-graph build: streamed LLM text per stage, KB lookups, and
+the model-load wait before a first build.
 
 The builder reports generated text through ``on_token(stage, piece)``; KB
 lookups are seen through :class:`ObservedKB`, a per-build wrapper around the
@@ -16,6 +17,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import streamlit as st
 
 TAIL_CHARS = 600
 STAGE_ORDER = ("chain", "verify", "diverge", "localize")
@@ -139,3 +142,37 @@ class LiveBuild:
         kinds = sorted(set(self.kb_hits) | set(self.kb_misses))
         per = ", ".join(f"{k} {self.kb_hits[k]}/{self.kb_hits[k] + self.kb_misses[k]}" for k in kinds)
         return f"KB lookups: {hits} hits, {misses} misses ({per} hit)"
+
+
+def draw_progress(live: LiveBuild, boxes: dict[str, Any]) -> None:
+    """Stage checklist, KB lookups and the tail of the current stage's streamed text."""
+    lines = []
+    for stage in STAGE_ORDER:
+        # Words, not emoji: the machines that run the app may have no emoji font.
+        if stage == live.stage:
+            state = "running"
+        elif stage in live.stages_seen:
+            state = "done"
+        else:
+            state = "not needed" if live.finished else "waiting"
+        count = live.tokens.get(stage, 0)
+        lines.append(f"**{stage}**: {state}" + (f", {count} tokens streamed" if count else ""))
+    boxes["stages"].markdown("  \n".join(lines))
+    rate = live.live_rate()
+    boxes["kb"].caption(live.kb_line() + (f" · streaming at about {rate:.1f} tokens/s"
+                                          if rate else ""))
+    if live.streaming:
+        # st.code shows the model's text as plain text (it is untrusted).
+        boxes["stream"].code(f"[{live.streaming}] " + tail(live.text[live.streaming]),
+                             language=None, wrap_lines=True)
+
+
+def wait_for_load(load: Any, status: Any) -> None:
+    """Show the background load's progress until it is over (the first build after start)."""
+    line = st.empty()
+    while not load.wait(timeout=0.5):
+        line.caption(f"Loading: {load.step} ({load.seconds:.0f} s so far). The graph is built "
+                     "as soon as the model is ready.")
+    line.empty()
+    # expanded given again: an update without it lets the browser fold the box.
+    status.update(label="Building the reasoning graph on the local LLM…", expanded=True)

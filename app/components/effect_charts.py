@@ -13,7 +13,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from models.explain_schema import BranchEffects, Counterfactual, DeletionCurve, RankedItem
+from reasonrec.explain_api import BranchEffects, Counterfactual, DeletionCurve, RankedItem
 # The rows live below the app: the offline report (reasonrec.report) draws them too.
 from reasonrec.report_rows import DOWN, SAME, UP, ShiftRow, shift_rows  # noqa: F401
 

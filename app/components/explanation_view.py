@@ -18,7 +18,7 @@ import streamlit as st
 
 from app import keys
 from app.components.effect_state import md
-from models.explain_schema import (Effect, EvidenceFact, EvidenceKind, ExplanationPath,
+from reasonrec.explain_api import (Effect, EvidenceFact, EvidenceKind, ExplanationPath,
                                    ItemExplanation, PathFlag, PathKind, PointInfo)
 from reasonrec.reasoning_api import NodeKind
 

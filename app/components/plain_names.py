@@ -35,12 +35,9 @@ def strategy_words(name: str, fallback: str | None = None) -> str:
     ``fallback`` (a bench row's own description) serves a variant the registry no longer
     lists; without one the name itself is shown.
     """
-    from models.fusion.registry import variant_spec
+    from reasonrec.fusion import strategy_description
 
-    try:
-        text = variant_spec(name).description or fallback or name
-    except ValueError:
-        text = fallback or name
+    text = strategy_description(name) or fallback or name
     return text[:1].upper() + text[1:]
 
 

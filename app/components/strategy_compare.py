@@ -28,7 +28,7 @@ def place_for(explainer: Any, dataset: Any, user: str, built: Any) -> Any:
     page when there is one, else the graph source's (LookupError: none)."""
     if built is None:
         return explainer.user_graph(user)
-    from models.fusion.samples import place_graph
+    from reasonrec.explain_api import place_graph
 
     return place_graph(dataset, user, built, explainer.intents)
 

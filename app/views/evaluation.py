@@ -24,7 +24,6 @@ from app.components.fusion_results import show_fusion_results
 from app.state import get_fusion, get_strategies, set_current_user, studio_or_stop
 from reasonrec.bench_reference import (ours_ndcg10, reference_bench_name, reference_ndcg10,
                                     reference_seeds)
-from models.runs import shipped_bench
 from reasonrec.top_k_outcomes import ORDER, label, top_k_outcome
 
 METRICS_AT_10 = ("HR@10", "NDCG@10", "MRR@10")
@@ -40,7 +39,7 @@ def read_bench(name: str) -> dict[str, Any] | None:
     """This machine's bench JSON, else the one shipped for the dataset, else ``None`` (with a
     warning when a file is there but unreadable)."""
     local = bench_dir / f"{name}.json"
-    shipped = shipped_bench(studio.dataset.name, name)
+    shipped = studio.shipped_bench(name)
     for path in (local, shipped):
         if not path.is_file():
             continue
@@ -218,7 +217,7 @@ with users_tab:
         cached = st.session_state.get(keys.EVAL_OUTCOMES)
         if cached is None or cached[0] != str(handle.run.directory):
             with handle.lock:
-                from models.fusion.error_analysis import user_outcomes
+                from reasonrec.fusion import user_outcomes
                 cached = (str(handle.run.directory), user_outcomes(handle.workspace, handle.run))
             st.session_state[keys.EVAL_OUTCOMES] = cached
         rows = cached[1]

@@ -28,10 +28,10 @@ except ValueError as exc:
 
 
 def open_kb():
-    from reasonrec.reasoning_api import KnowledgeBaseError, knowledge_base
+    from reasonrec.reasoning_api import KnowledgeBaseError
 
     try:
-        return knowledge_base(config)
+        return studio.knowledge_base(config)
     except KnowledgeBaseError as exc:
         st.error(f"{exc}. Clear it with `reasonrec kb clear` (or delete the file) and reload.")
         st.stop()

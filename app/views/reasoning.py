@@ -19,7 +19,7 @@ import networkx as nx
 import pandas as pd
 import streamlit as st
 
-from app.components.build_progress import STAGE_ORDER, LiveBuild, per_build_builder, tail
+from app.components.build_progress import LiveBuild, draw_progress, per_build_builder, wait_for_load
 from app.components.graph_select import graph_select
 from app.components.build_log_view import offload_state, stage_rows, tokens_per_second
 from app.components.node_details import details_html, node_details, node_label
@@ -57,9 +57,9 @@ def load_existing(user: str) -> tuple[nx.DiGraph | None, str]:
     Raises:
         GraphFormatError: the store's file for ``user`` is not a valid graph.
     """
-    from reasonrec.reasoning_api import GraphStoreError, graph_store
+    from reasonrec.reasoning_api import GraphStoreError
 
-    store = graph_store(rconfig)
+    store = studio.graph_store(rconfig)
     try:
         graph = store.load(user)
     except GraphStoreError as exc:   # a user id that cannot name a file: nothing stored
@@ -68,23 +68,18 @@ def load_existing(user: str) -> tuple[nx.DiGraph | None, str]:
     if graph is not None:
         return graph, f"this machine's saved graphs ({store.path(user)})"
     try:
-        from models.graph_sources import source_label
-        from reasonrec.fusion import graph_source
-
-        source = graph_source(studio, studio.config.fusion)
-        graph = source.get(user)
+        graph, source = studio.fusion_graph(user)
     except Exception as exc:  # a missing bundle or a bad source: the build button still works
         st.caption(f"The fused model's graph source was not read: {exc}")
         return None, ""
-    return graph, (f"the graphs the fused model reads ({source_label(source)})"
-                   if graph is not None else "")
+    return graph, (f"the graphs the fused model reads ({source})" if graph is not None else "")
 
 
 def save_to_store(graph: nx.DiGraph) -> str | None:
     """Save a fresh graph where the other pages and the fused model look; returns the path."""
-    from reasonrec.reasoning_api import GraphStoreError, graph_store
+    from reasonrec.reasoning_api import GraphStoreError
 
-    store = graph_store(rconfig)
+    store = studio.graph_store(rconfig)
     try:
         manifest = store.manifest()
         if manifest is not None and manifest.get("dataset") != dataset.name:
@@ -96,40 +91,6 @@ def save_to_store(graph: nx.DiGraph) -> str | None:
         st.warning(f"The graph was built but not saved ({exc}); it stays in this browser "
                    "session. Check that the data directory is writable.")
         return None
-
-
-def draw_progress(live: LiveBuild, boxes: dict[str, Any]) -> None:
-    """Stage checklist, KB lookups and the tail of the current stage's streamed text."""
-    lines = []
-    for stage in STAGE_ORDER:
-        # Words, not emoji: the machines that run the app may have no emoji font.
-        if stage == live.stage:
-            state = "running"
-        elif stage in live.stages_seen:
-            state = "done"
-        else:
-            state = "not needed" if live.finished else "waiting"
-        count = live.tokens.get(stage, 0)
-        lines.append(f"**{stage}**: {state}" + (f", {count} tokens streamed" if count else ""))
-    boxes["stages"].markdown("  \n".join(lines))
-    rate = live.live_rate()
-    boxes["kb"].caption(live.kb_line() + (f" · streaming at about {rate:.1f} tokens/s"
-                                          if rate else ""))
-    if live.streaming:
-        # st.code shows the model's text as plain text (it is untrusted).
-        boxes["stream"].code(f"[{live.streaming}] " + tail(live.text[live.streaming]),
-                             language=None, wrap_lines=True)
-
-
-def wait_for_load(load: Any, status: Any) -> None:
-    """Show the background load's progress until it is over (the first build after start)."""
-    line = st.empty()
-    while not load.wait(timeout=0.5):
-        line.caption(f"Loading: {load.step} ({load.seconds:.0f} s so far). The graph is built "
-                     "as soon as the model is ready.")
-    line.empty()
-    # expanded given again: an update without it lets the browser fold the box.
-    status.update(label="Building the reasoning graph on the local LLM…", expanded=True)
 
 
 def build_graph(user: str) -> nx.DiGraph | None:

@@ -107,8 +107,9 @@ def test_knowledge_base_browse_search_export_and_clear(ml100k_dir: Path, tmp_pat
 
 def no_shipped_bench(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     """The Evaluation page's shipped results come from ``folder`` (``<name>.json``)."""
-    import models.runs
-    monkeypatch.setattr(models.runs, "shipped_bench", lambda _dataset, name: folder / f"{name}.json")
+    import reasonrec.studio
+    monkeypatch.setattr(reasonrec.studio, "shipped_bench",
+                        lambda _dataset, name: folder / f"{name}.json")
 
 
 def local_bench_only(ml100k_dir: Path, tmp_path: Path, use_config: UseConfig,
