@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from models.explain import Explainer
     from models.explain_schema import RankedItem
+    from models.fusion.error_analysis import UserOutcome
     from models.fusion.fit import FusionRun
     from models.fusion.samples import UserGraph
     from models.fusion.settings import FusionSettings
@@ -277,7 +278,7 @@ def strategy_description(name: str) -> str | None:
         return None
 
 
-def user_outcomes(ws: FusionWorkspace, run: FusionRun) -> list[dict[str, object]]:
+def user_outcomes(ws: FusionWorkspace, run: FusionRun) -> list[UserOutcome]:
     """One row per sampled user's test point: the held-out film's base and fused ranks and
     the outcome (``models.fusion.error_analysis.user_outcomes``)."""
     from models.fusion.error_analysis import user_outcomes as outcomes
