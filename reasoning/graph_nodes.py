@@ -159,13 +159,15 @@ class IntentNode:
 
 @dataclass(frozen=True)
 class CandidateNode:
-    """A catalogue item an intent was localized to (``step``: the earliest proposal)."""
+    """A catalogue item an intent was localized to (``step``: the earliest proposal;
+    ``weight``: the highest match weight over its proposals, None when unweighted)."""
 
     id: str
     step: int
     item_index: int
     item_id: str
     title: str
+    weight: float | None = None
 
 
 GraphNode = SessionItemNode | IntentNode | CandidateNode
@@ -213,7 +215,8 @@ def _intent(node: str, a: dict[str, Any]) -> IntentNode:
 
 def _candidate(node: str, a: dict[str, Any]) -> CandidateNode:
     _require(node, a, "step", "item_index", "item_id", "title")
-    return CandidateNode(node, a["step"], a["item_index"], a["item_id"], a["title"])
+    return CandidateNode(node, a["step"], a["item_index"], a["item_id"], a["title"],
+                         a.get("weight"))
 
 
 _RECORDS = {NodeKind.SESSION_ITEM: _session_item, NodeKind.INTENT: _intent,
@@ -229,6 +232,12 @@ def _edge(source: str, target: str, a: dict[str, Any]) -> GraphEdge:
 def node_kind(graph: nx.DiGraph, node: str) -> NodeKind:
     """What ``node`` is."""
     return NodeKind(graph.nodes[node]["kind"])
+
+
+def node_stage(graph: nx.DiGraph, node: str) -> Stage | None:
+    """The build stage that added ``node`` (None when the graph does not say)."""
+    stage = graph.nodes[node].get("stage")
+    return None if stage is None else Stage(stage)
 
 
 def edge_kind(graph: nx.DiGraph, source: str, target: str) -> EdgeKind:

@@ -3,7 +3,9 @@
 The app never imports ``reasoning.*`` (an import-linter contract in
 ``pyproject.toml``): it opens the builder, the knowledge base and the graph
 store through :class:`reasonrec.studio.Studio`, reads the types and errors
-named here, and cuts graphs to a point with :func:`prefix_graph`.
+named here, cuts graphs to a point with :func:`prefix_graph`, and reads a
+graph's nodes, edges and chains through the typed readers of
+``reasoning.graph_nodes`` named here.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from typing import TYPE_CHECKING
 from reasoning.backend import LLMError, LLMTimeout, ModelFileError
 from reasoning.backend_info import BackendInfo, BackendKind
 from reasoning.config import MODEL_INSTALL_HINT
-from reasoning.graph import EdgeKind, GraphFormatError, NodeKind, prefix_graph
+from reasoning.graph import ChainStatus, EdgeKind, GraphFormatError, NodeKind, prefix_graph
+from reasoning.graph_nodes import (CandidateNode, IntentNode, SessionItemNode, candidates_of,
+                                   chain_records, edge_kind, graph_edge, graph_edges, node_chain,
+                                   node_kind, node_record, node_stage, session_items)
 from reasoning.kb import KnowledgeBase, KnowledgeBaseError
 from reasoning.store import GraphStore, GraphStoreError
 
@@ -32,8 +37,10 @@ def __getattr__(name: str) -> object:
         return getattr(builder, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-__all__ = ["BackendInfo", "BackendKind", "EdgeKind", "EmptySessionError", "GraphFormatError",
-           "GraphStore",
-           "GraphStoreError", "KnowledgeBase", "KnowledgeBaseError", "LLMError", "LLMTimeout",
-           "MODEL_INSTALL_HINT", "ModelFileError", "NodeKind", "prefix_graph", "session_window"]
-
+__all__ = ["BackendInfo", "BackendKind", "CandidateNode", "ChainStatus", "EdgeKind",
+           "EmptySessionError", "GraphFormatError", "GraphStore", "GraphStoreError",
+           "IntentNode", "KnowledgeBase", "KnowledgeBaseError", "LLMError", "LLMTimeout",
+           "MODEL_INSTALL_HINT", "ModelFileError", "NodeKind", "SessionItemNode",
+           "candidates_of", "chain_records", "edge_kind", "graph_edge", "graph_edges",
+           "node_chain", "node_kind", "node_record", "node_stage", "prefix_graph", "session_items",
+           "session_window"]

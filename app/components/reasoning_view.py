@@ -35,7 +35,9 @@ from pyvis.network import Network
 
 from app.graph_html import (NEVER_SEEN, graph_script, load_css, offline_document,
                             share_template, short_label)
-from reasonrec.reasoning_api import EdgeKind, NodeKind
+from reasonrec.reasoning_api import (CandidateNode, ChainStatus, EdgeKind, IntentNode, NodeKind,
+                                     SessionItemNode, chain_records, graph_edges, node_chain,
+                                     node_kind, node_record, node_stage, session_items)
 
 TARGET_ID = "target"
 X_STEP = 190            # px between session items (a label's width at the fitted zoom)
@@ -59,8 +61,8 @@ REJECTED_ITEM = "#d9d9d9"
 CHAIN_PALETTE = ("#1f77b4", "#17becf", "#bcbd22", "#8c564b", "#e377c2", "#7f7f7f",
                  "#aec7e8", "#98df8a", "#c49c94", "#f7b6d2")
 
-KIND_LABELS = {"session_item": "session item", "intent": "divergent intent",
-               "candidate_item": "divergent candidate item", TARGET_ID: "true next item"}
+KIND_LABELS = {NodeKind.SESSION_ITEM: "session item", NodeKind.INTENT: "divergent intent",
+               NodeKind.CANDIDATE_ITEM: "divergent candidate item", TARGET_ID: "true next item"}
 
 ItemLookup = Callable[[int], Any]   # catalogue index -> models.data.Item
 
@@ -83,13 +85,13 @@ def score_colour(score: float | None) -> str:
     return "#" + "".join(f"{c:02x}" for c in rgb)
 
 
-def chain_edge_style(score: float | None, status: str | None) -> EdgeStyle:
+def chain_edge_style(score: float | None, status: ChainStatus | None) -> EdgeStyle:
     """A chain edge: width and colour from its chain's score, dashed when rejected."""
     if score is None or not math.isfinite(score):
         width = 1.5
     else:
         width = 1.0 + 6.0 * min(1.0, max(0.0, float(score)))
-    return EdgeStyle(score_colour(score), round(width, 2), status == "rejected")
+    return EdgeStyle(score_colour(score), round(width, 2), status == ChainStatus.REJECTED)
 
 
 def chain_colour(chain: str | None, chains: list[str]) -> str:
@@ -115,19 +117,20 @@ def hidden_chains(graph: nx.DiGraph, show_rejected: bool) -> set[str]:
     """Chains not drawn: the rejected ones, unless ``show_rejected``."""
     if show_rejected:
         return set()
-    return {c.id for c in graph.graph.get("chains", []) if getattr(c, "status", None) == "rejected"}
+    return {c.id for c in chain_records(graph) if c.status == ChainStatus.REJECTED}
 
 
 def visible_nodes(graph: nx.DiGraph, show_rejected: bool) -> list[str]:
     """Node ids drawn: every session item; intents and candidates of drawn chains only."""
     hidden = hidden_chains(graph, show_rejected)
     keep = []
-    for node, attrs in graph.nodes(data=True):
-        if attrs["kind"] == NodeKind.INTENT and attrs.get("chain") in hidden:
+    for node in graph.nodes:
+        kind = node_kind(graph, node)
+        if kind == NodeKind.INTENT and node_chain(graph, node) in hidden:
             continue
-        if attrs["kind"] == NodeKind.CANDIDATE_ITEM:
-            sources = [u for u, _ in graph.in_edges(node)]
-            if sources and all(graph.nodes[u].get("chain") in hidden for u in sources):
+        if kind == NodeKind.CANDIDATE_ITEM:
+            proposers = list(graph.predecessors(node))
+            if proposers and all(node_chain(graph, u) in hidden for u in proposers):
                 continue
         keep.append(node)
     return keep
@@ -136,33 +139,33 @@ def visible_nodes(graph: nx.DiGraph, show_rejected: bool) -> list[str]:
 def _positions(graph: nx.DiGraph, nodes: list[str]) -> dict[str, tuple[int, int]]:
     """Session row in time order; each chain end's intents on a row below it, and each
     intent's candidate items in a column under the intent (a compact, readable shape)."""
-    kinds = {n: graph.nodes[n]["kind"] for n in nodes}
+    records = [node_record(graph, n) for n in nodes]
     pos: dict[str, tuple[int, int]] = {}
-    for node in nodes:
-        if kinds[node] == NodeKind.SESSION_ITEM:
-            pos[node] = (graph.nodes[node]["step"] * X_STEP, 0)
-    intents = sorted((n for n in nodes if kinds[n] == NodeKind.INTENT),
-                     key=lambda n: (graph.nodes[n]["step"], n))
+    for record in records:
+        if isinstance(record, SessionItemNode):
+            pos[record.id] = (record.step * X_STEP, 0)
+    intents = sorted((r for r in records if isinstance(r, IntentNode)),
+                     key=lambda r: (r.step, r.id))
     last_x = -10 ** 6
-    for node in intents:
-        siblings = [m for m in intents if graph.nodes[m].get("chain") == graph.nodes[node].get("chain")]
-        offset = (siblings.index(node) - (len(siblings) - 1) / 2) * INTENT_GAP
-        x = max(int(graph.nodes[node]["step"] * X_STEP + offset), last_x + INTENT_GAP)
-        pos[node] = (x, INTENT_Y)
+    for intent in intents:
+        siblings = [other.id for other in intents if other.chain == intent.chain]
+        offset = (siblings.index(intent.id) - (len(siblings) - 1) / 2) * INTENT_GAP
+        x = max(int(intent.step * X_STEP + offset), last_x + INTENT_GAP)
+        pos[intent.id] = (x, INTENT_Y)
         last_x = x
     placed: set[str] = set()
     drawn = set(nodes)
     for intent in intents:
         row = 0
-        for _, candidate in sorted(graph.out_edges(intent)):
+        for candidate in sorted(graph.successors(intent.id)):
             if candidate in placed or candidate not in drawn:
                 continue
             placed.add(candidate)
-            pos[candidate] = (pos[intent][0], CANDIDATE_Y + row * CANDIDATE_GAP)
+            pos[candidate] = (pos[intent.id][0], CANDIDATE_Y + row * CANDIDATE_GAP)
             row += 1
-    for node in nodes:   # candidates with no drawn intent (not made by the builder)
-        if kinds[node] == NodeKind.CANDIDATE_ITEM and node not in pos:
-            pos[node] = (graph.nodes[node]["step"] * X_STEP, CANDIDATE_Y)
+    for record in records:   # candidates with no drawn intent (not made by the builder)
+        if isinstance(record, CandidateNode) and record.id not in pos:
+            pos[record.id] = (record.step * X_STEP, CANDIDATE_Y)
     return pos
 
 
@@ -175,22 +178,22 @@ def chain_words(chain: Any) -> str | None:
 
 
 def _node_tooltip(graph: nx.DiGraph, node: str, lookup: ItemLookup | None) -> str:
-    attrs = graph.nodes[node]
-    kind = attrs["kind"]
-    where = f"window step {attrs['step'] + 1} · stage {attrs.get('stage', '?')}"
-    if kind == NodeKind.INTENT:
-        return _tip([("kind", KIND_LABELS[kind]), ("chain", chain_words(attrs.get("chain"))),
-                     ("where", where)], attrs.get("intent") or "intent")
-    rows: list[tuple[str, Any]] = [("kind", KIND_LABELS[kind]), ("film id", attrs.get("item_id")),
+    record = node_record(graph, node)
+    kind = node_kind(graph, node)
+    where = f"window step {record.step + 1} · stage {node_stage(graph, node) or '?'}"
+    if isinstance(record, IntentNode):
+        return _tip([("kind", KIND_LABELS[kind]), ("chain", chain_words(record.chain)),
+                     ("where", where)], record.text or "intent")
+    rows: list[tuple[str, Any]] = [("kind", KIND_LABELS[kind]), ("film id", record.item_id),
                                    ("where", where)]
-    rows += catalogue_rows(attrs.get("item_index"), lookup)
-    if kind == NodeKind.SESSION_ITEM:
-        rows += [("chain", chain_words(attrs.get("chain"))), ("intent", attrs.get("intent")),
-                 ("reason", attrs.get("reason")),
-                 ("chain score", f"{fmt_score(attrs.get('score'))} ({attrs.get('status', '?')})")]
+    rows += catalogue_rows(record.item_index, lookup)
+    if isinstance(record, SessionItemNode):
+        rows += [("chain", chain_words(record.chain)), ("intent", record.intent),
+                 ("reason", record.reason),
+                 ("chain score", f"{fmt_score(record.score)} ({record.status or '?'})")]
     else:
-        rows += [("match weight", fmt_score(attrs.get("weight")))]
-    return _tip(rows, attrs.get("title") or "untitled")
+        rows += [("match weight", fmt_score(record.weight))]
+    return _tip(rows, record.title or "untitled")
 
 
 def catalogue_rows(index: Any, lookup: ItemLookup | None) -> list[tuple[str, Any]]:
@@ -222,70 +225,70 @@ def build_network(graph: nx.DiGraph, *, show_rejected: bool = False, height_px: 
     nodes = visible_nodes(graph, show_rejected)
     drawn = set(nodes)
     hidden = hidden_chains(graph, show_rejected)
-    chains = sorted({a.get("chain") for _, a in graph.nodes(data=True)
-                     if a["kind"] == NodeKind.SESSION_ITEM and a.get("chain")}, key=str)
+    chains = sorted({item.chain for item in session_items(graph) if item.chain}, key=str)
     pos = _positions(graph, nodes)
     target = true_next_item(graph, lookup) if show_target else None
-    for node in nodes:
-        attrs = graph.nodes[node]
-        kind = attrs["kind"]
+    records = {node: node_record(graph, node) for node in nodes}
+    for node, record in records.items():
         x, y = pos[node]
-        common = dict(x=x, y=y, tooltip_html=_node_tooltip(graph, node, lookup), kind=kind)
-        if kind == NodeKind.SESSION_ITEM:
-            colour = chain_colour(attrs.get("chain"), chains)
-            rejected = attrs.get("status") == "rejected"
-            net.add_node(node, label=f"{attrs['step'] + 1}. {short_label(attrs.get('title') or '', LABEL_CHARS)}",
+        common = dict(x=x, y=y, tooltip_html=_node_tooltip(graph, node, lookup),
+                      kind=node_kind(graph, node))
+        if isinstance(record, SessionItemNode):
+            colour = chain_colour(record.chain, chains)
+            rejected = record.status == ChainStatus.REJECTED
+            net.add_node(node, label=f"{record.step + 1}. {short_label(record.title or '', LABEL_CHARS)}",
                          shape="dot", size=16, borderWidth=3,
                          color={"background": REJECTED_ITEM if rejected else colour, "border": colour,
                                 "highlight": {"background": colour, "border": "#000000"}},
                          **common)
-        elif kind == NodeKind.INTENT:
-            net.add_node(node, label=short_label(attrs.get("intent") or "intent", LABEL_CHARS),
+        elif isinstance(record, IntentNode):
+            net.add_node(node, label=short_label(record.text or "intent", LABEL_CHARS),
                          shape="diamond", size=14, color=INTENT_COLOUR, **common)
         else:
-            hit = target is not None and attrs.get("item_index") == target.index
-            net.add_node(node, label=("★ " if hit else "") + short_label(attrs.get("title") or "",
+            hit = target is not None and record.item_index == target.index
+            net.add_node(node, label=("★ " if hit else "") + short_label(record.title or "",
                                                                          CANDIDATE_CHARS),
                          shape="box", borderWidth=3 if hit else 1,
                          color={"background": CANDIDATE_COLOUR,
                                 "border": TARGET_COLOUR if hit else CANDIDATE_BORDER},
                          **common)
-    for u, v, attrs in graph.edges(data=True):
+    for edge in graph_edges(graph):
+        u, v = edge.source, edge.target
         if u not in drawn or v not in drawn:
             continue
-        kind = attrs["kind"]
-        if kind == EdgeKind.CHAIN and attrs.get("chain") in hidden:
+        span = records[v].step - records[u].step
+        if edge.kind == EdgeKind.CHAIN and edge.chain in hidden:
             # A hidden chain edge between neighbours also stood for their sequence edge.
-            if graph.nodes[v]["step"] - graph.nodes[u]["step"] == 1:
-                net.add_edge(u, v, color=SEQUENCE_COLOUR, width=1, dashes=True, kind="sequence")
+            if span == 1:
+                net.add_edge(u, v, color=SEQUENCE_COLOUR, width=1, dashes=True,
+                             kind=EdgeKind.SEQUENCE)
             continue
-        if kind == EdgeKind.SEQUENCE:
-            net.add_edge(u, v, color=SEQUENCE_COLOUR, width=1, dashes=True, kind=kind)
-        elif kind == EdgeKind.CHAIN:
-            style = chain_edge_style(attrs.get("score"), attrs.get("status"))
-            span = graph.nodes[v]["step"] - graph.nodes[u]["step"]
+        if edge.kind == EdgeKind.SEQUENCE:
+            net.add_edge(u, v, color=SEQUENCE_COLOUR, width=1, dashes=True, kind=edge.kind)
+        elif edge.kind == EdgeKind.CHAIN:
+            style = chain_edge_style(edge.score, edge.status)
             net.add_edge(
-                u, v, kind=kind, color=style.colour, width=style.width, dashes=style.dashes,
+                u, v, kind=edge.kind, color=style.colour, width=style.width, dashes=style.dashes,
                 # no canvas label: long reasons on arcs overlap at the fitted zoom; the
                 # reason is in the edge's tooltip and the details panel
                 smooth={"enabled": True, "type": "curvedCW", "roundness": min(0.5, 0.15 * span)},
-                tooltip_html=_tip([("chain", chain_words(attrs.get("chain"))),
-                                   ("intent", attrs.get("intent")),
-                                   ("reason", attrs.get("reason")),
-                                   ("score", f"{fmt_score(attrs.get('score'))} "
-                                             f"({attrs.get('status', '?')})")],
+                tooltip_html=_tip([("chain", chain_words(edge.chain)),
+                                   ("intent", edge.intent),
+                                   ("reason", edge.reason),
+                                   ("score", f"{fmt_score(edge.score)} ({edge.status or '?'})")],
                                   "chain edge"))
         else:  # diverge
-            weight = attrs.get("weight")
+            weight = edge.weight
             width = 1.0 + 4.0 * float(weight) if isinstance(weight, (int, float)) else 1.5
-            net.add_edge(u, v, kind=kind, color=INTENT_COLOUR if weight is None else CANDIDATE_BORDER,
+            net.add_edge(u, v, kind=edge.kind, color=INTENT_COLOUR if weight is None else CANDIDATE_BORDER,
                          width=round(width, 2), dashes=weight is None,
-                         tooltip_html=_tip([("chain", chain_words(attrs.get("chain"))),
-                                            ("intent", attrs.get("intent")),
+                         tooltip_html=_tip([("chain", chain_words(edge.chain)),
+                                            ("intent", edge.intent),
                                             ("match weight", fmt_score(weight))], "divergent edge"))
     if target is not None:
-        steps = [graph.nodes[n]["step"] for n in nodes if graph.nodes[n]["kind"] == NodeKind.SESSION_ITEM]
-        end = max(steps, default=-1)
+        last = max((r for r in records.values() if isinstance(r, SessionItemNode)),
+                   key=lambda r: r.step, default=None)
+        end = -1 if last is None else last.step
         net.add_node(TARGET_ID, label=f"NEXT ({NEVER_SEEN})\n{short_label(target.title, LABEL_CHARS)}",
                      # Above the row, past its end: its wide box never covers a session item.
                      shape="box", x=(end + 1) * X_STEP + X_STEP // 2, y=TARGET_Y, kind=TARGET_ID,
@@ -295,8 +298,8 @@ def build_network(graph: nx.DiGraph, *, show_rejected: bool = False, height_px: 
                                         *catalogue_rows(target.index, lookup),
                                         ("note", f"{NEVER_SEEN.capitalize()}: shown for error "
                                                  "analysis only")], target.title))
-        if f"s{end}" in drawn:
-            net.add_edge(f"s{end}", TARGET_ID, color=TARGET_COLOUR, dashes=True, width=1.5,
+        if last is not None:
+            net.add_edge(last.id, TARGET_ID, color=TARGET_COLOUR, dashes=True, width=1.5,
                          kind="target")
     net.options = {
         "physics": {"enabled": False},

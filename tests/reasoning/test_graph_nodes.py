@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from reasoning.graph import (ChainRecord, ChainStatus, EdgeKind, GraphFormatError, NodeKind,
-                             graph_from_json, graph_to_json, new_graph)
+                             Stage, graph_from_json, graph_to_json, new_graph)
 from reasoning.graph_nodes import (CandidateNode, IntentNode, add_candidate, add_chain_edge,
                                    add_intent, add_sequence_edge, add_session_item,
                                    candidate_of_item, candidates, candidates_of, chain_items,
                                    chain_records, chain_status, edge_kind, graph_edge,
                                    graph_edges, intent_anchors, intents, node_chain, node_ids,
-                                   node_kind, node_record, node_text, session_items,
-                                   set_chain_verdict)
+                                   node_kind, node_record, node_stage, node_text,
+                                   session_items, set_chain_verdict)
 
 
 def _graph():
@@ -99,6 +99,10 @@ def test_kinds_ids_and_records_of_single_nodes() -> None:
                                                                       "sad films", 2)
     assert isinstance(node_record(graph, "c40"), CandidateNode)
     assert node_record(graph, "c40").step == 2   # the earlier of its two proposals
+    assert node_record(graph, "c40").weight == 0.8   # the higher of its two weights
+    assert node_record(graph, "c41").weight is None
+    assert [node_stage(graph, n) for n in ("s0", "dc1.1", "c40")] == [Stage.CHAIN, Stage.DIVERGE,
+                                                                      Stage.DIVERGE]
     assert (node_text(graph, "s1"), node_text(graph, "dc2.1")) == ("Movie 12", "heists")
     assert [node_chain(graph, n) for n in ("s1", "dc1.1", "c40")] == ["c2", "c1", None]
 
