@@ -175,6 +175,12 @@ class LLMBackend(ABC):
         Optional: backends without a prompt cache do nothing.
         """
 
+    def prime_scored(self, heads: list[str]) -> None:
+        """Prepare for scored prefixes (:meth:`score_continuations`) that start with these raw texts.
+
+        Optional: backends without a prompt cache do nothing.
+        """
+
     def close(self) -> None:
         """Release the model or connections."""
 

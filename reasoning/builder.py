@@ -188,6 +188,7 @@ class GraphBuilder:
         heads = [load_prompt(name).head({"k": self.config.k_intents} if name == "diverge" else None)
                  for name in STAGE_PROMPTS if name not in SCORED_PROMPTS]
         self.backend.prime(heads)
+        self.backend.prime_scored([load_prompt(name).scored_head() for name in SCORED_PROMPTS])
         seconds["prompt_cache"] = time.perf_counter() - started
         if self.localizer is not None and self.localizer.uses_encoder:
             started = time.perf_counter()

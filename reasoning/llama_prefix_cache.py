@@ -3,6 +3,12 @@
 Stage prompts share their task and example turn (about 200 tokens). Stages
 interleave, so llama-cpp-python's own reuse (the previous prompt only) would
 re-read them on most calls; a saved per-prefix state costs a few MB.
+
+Scored prompts (multiple-choice log-likelihood) register their raw head too
+(:meth:`PrefixStateCache.register`): before a scored prefix is read, the
+longest registered head it starts with is restored when the context does not
+already hold it. A restored state is the KV the tokens themselves would give,
+so scores are unchanged.
 """
 
 from __future__ import annotations
@@ -21,7 +27,31 @@ class PrefixStateCache:
         self._llama_cpp = llama_cpp
         self._capacity = capacity
         self._states: OrderedDict[tuple[int, ...], bytes] = OrderedDict()
+        self._heads: set[tuple[int, ...]] = set()   # registered raw heads of scored prompts
         self.restores = 0
+
+    def register(self, llm: Any, head: list[int]) -> None:
+        """Keep ``head``'s state from now on: :meth:`reuse_head` restores it for prompts starting with it."""
+        if not head:
+            return
+        key = tuple(head)
+        self._heads.add(key)
+        self.reuse(llm, head)
+        if key not in self._states:   # the context already held it: keep it from there
+            llm._ctx.kv_cache_seq_rm(-1, len(head), -1)
+            llm.n_tokens = len(head)
+            self._save(llm, key)
+
+    def reuse_head(self, llm: Any, tokens: list[int]) -> None:
+        """Put the longest registered head that ``tokens`` start with in the context, when the
+        context holds less of ``tokens`` than that head."""
+        best = max((h for h in self._heads if len(h) < len(tokens) and tuple(tokens[: len(h)]) == h),
+                   key=len, default=None)
+        if best is None:
+            return
+        current = llm.input_ids[: llm.n_tokens].tolist()
+        if llm.longest_token_prefix(current, tokens) < len(best):
+            self.reuse(llm, list(best))
 
     def reuse(self, llm: Any, prefix: list[int]) -> None:
         """Put the KV state of ``prefix`` in ``llm``'s context, restoring it or computing it once."""
@@ -45,9 +75,14 @@ class PrefixStateCache:
             shared = 0
         llm.n_tokens = shared
         llm.eval(prefix[shared:])
+        self._save(llm, key)
+
+    def _save(self, llm: Any, key: tuple[int, ...]) -> None:
+        """Keep the context's KV state (which holds exactly ``key``) under ``key``."""
+        llama_cpp = self._llama_cpp
         size = llama_cpp.llama_state_seq_get_size(llm.ctx, 0)
         buffer = (ctypes.c_uint8 * size)()
         written = llama_cpp.llama_state_seq_get_data(llm.ctx, buffer, size, 0)
         self._states[key] = bytes(buffer[:written])
         while len(self._states) > self._capacity:
-            self._states.popitem(last=False)
+            self._states.popitem(last=False)   # a registered head evicted is read again when used

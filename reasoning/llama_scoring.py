@@ -14,19 +14,23 @@ from typing import Any
 import numpy as np
 
 from reasoning.backend import ContinuationScores
+from reasoning.llama_prefix_cache import PrefixStateCache
 
 
-def score_continuations(llama_cpp: Any, llm: Any, prefix: str,
-                        continuations: list[str]) -> ContinuationScores:
+def score_continuations(llama_cpp: Any, llm: Any, prefix: str, continuations: list[str],
+                        heads: PrefixStateCache | None = None) -> ContinuationScores:
     """Total log-probability of each continuation after ``prefix`` (the caller holds ``llm``'s lock).
 
     The prefix is read once (only the part the context does not already hold:
-    consecutive questions share their instructions); each continuation is then
+    consecutive questions share their instructions, and a registered head in
+    ``heads`` is restored instead of read); each continuation is then
     decoded on top of it with logits for every token, and the KV cache is cut
     back to the prefix before the next one.
     """
     started = time.perf_counter()
     prefix_tokens = llm.tokenize(prefix.encode("utf-8"), add_bos=True, special=False)
+    if heads is not None:
+        heads.reuse_head(llm, prefix_tokens)
     current = llm.input_ids[: llm.n_tokens].tolist()
     # Keep what the context already holds, but re-read at least the last prefix
     # token: its logits score each continuation's first token.

@@ -61,8 +61,12 @@ class Prompt:
         The example's answer and every scored option start with a space; the
         text ends where the option begins.
         """
-        return (f"{self.task}\n\n{self.example_input}{self.example_output}\n\n"
-                f"{self.input.format(**input_fields)}")
+        return f"{self.scored_head()}\n\n{self.input.format(**input_fields)}"
+
+    def scored_head(self) -> str:
+        """What every :meth:`scored_text` of this prompt starts with: the task and the worked
+        example (up to the example's last word, so its tokens start every scored text's)."""
+        return f"{self.task}\n\n{self.example_input}{self.example_output}"
 
     def messages(self, task_fields: dict[str, object] | None = None,
                  **input_fields: object) -> list[dict[str, str]]:

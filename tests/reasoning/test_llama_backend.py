@@ -206,3 +206,24 @@ def test_scores_with_a_cached_prefix_equal_scores_read_from_scratch(llama_backen
     assert again.logprobs == pytest.approx(alone, abs=1e-3)
     assert all(lp < 0 for lp in cached.logprobs) and cached.lengths == again.lengths
     assert max(range(3), key=lambda i: cached.logprobs[i] / cached.lengths[i]) == 0
+
+
+@pytest.mark.llm
+def test_a_registered_scored_head_is_restored_and_scores_the_same(llama_backend: LLMBackend) -> None:
+    """A scored prompt's head (task and example) registered with prime_scored is restored, not read
+    again, after another prompt took the context; the options score exactly as before."""
+    prompt = load_prompt("reason_new")
+    head = prompt.scored_head()
+    prefix = prompt.scored_text(new="Heat (1995) [Action, Crime, Thriller]")
+    other = "Quite another question, sharing no token.\n\nAnswer:"
+    options = [" a 1990s crime thriller", " a thriller such as Heat"]
+    llama_backend.score_continuations(other, options)
+    cold = llama_backend.score_continuations(prefix, options)   # head read with the prefix
+    llama_backend.prime_scored([head])
+    llama_backend.score_continuations(other, options)
+    restores = llama_backend.prefix_restores
+    warm = llama_backend.score_continuations(prefix, options)
+    assert llama_backend.prefix_restores == restores + 1
+    assert warm.logprobs == cold.logprobs
+    head_tokens = len(llama_backend._llm.tokenize(head.encode(), add_bos=True, special=False))
+    assert warm.tokens_read == cold.tokens_read - head_tokens
