@@ -8,28 +8,27 @@ for the graph itself.
 from __future__ import annotations
 
 import html
-from typing import Any
 
 import networkx as nx
 
 from app.components.reasoning_view import (KIND_LABELS, TARGET_ID, ItemLookup, catalogue_rows,
                                            chain_words, fmt_score, true_next_item)
 from app.graph_html import NEVER_SEEN, short_label
-from reasonrec.reasoning_api import EdgeKind, NodeKind
+from reasonrec.reasoning_api import (ChainStatus, EdgeKind, IntentNode, SessionItemNode,
+                                     candidates_of, chain_records, graph_edge, node_kind,
+                                     node_record, node_stage)
 
 
 def node_label(graph: nx.DiGraph, node: str) -> str:
     """A one-line plain-text name for a node (for a select box; never HTML)."""
     if node == TARGET_ID:
         return f"true next item ({NEVER_SEEN})"
-    attrs = graph.nodes[node]
-    kind = attrs["kind"]
-    if kind == NodeKind.SESSION_ITEM:
-        return f"step {attrs['step'] + 1}: {short_label(attrs.get('title') or '', 48)}"
-    if kind == NodeKind.INTENT:
-        return (f"interest ({chain_words(attrs.get('chain'))}): "
-                f"{short_label(attrs.get('intent') or '', 48)}")
-    return f"candidate: {short_label(attrs.get('title') or '', 48)}"
+    record = node_record(graph, node)
+    if isinstance(record, SessionItemNode):
+        return f"step {record.step + 1}: {short_label(record.title or '', 48)}"
+    if isinstance(record, IntentNode):
+        return f"interest ({chain_words(record.chain)}): {short_label(record.text or '', 48)}"
+    return f"candidate: {short_label(record.title or '', 48)}"
 
 
 def node_details(graph: nx.DiGraph, node: str, lookup: ItemLookup | None = None
@@ -48,56 +47,50 @@ def node_details(graph: nx.DiGraph, node: str, lookup: ItemLookup | None = None
         return [("kind", KIND_LABELS[TARGET_ID]), ("title", item.title),
                 ("catalogue item", f"id {item.item_id}"), *catalogue_rows(item.index, lookup),
                 ("note", f"{NEVER_SEEN.capitalize()}: shown for error analysis only.")]
-    attrs = graph.nodes[node]
-    kind = attrs["kind"]
+    record = node_record(graph, node)
     window = len(graph.graph.get("window") or [])
-    rows: list[tuple[str, str]] = [("kind", KIND_LABELS.get(kind, kind))]
-    if kind in ("session_item", "candidate_item"):
-        rows.append(("title", str(attrs.get("title") or "untitled")))
-        rows.append(("catalogue item", f"film id {attrs.get('item_id')}"))
-        rows += [(k, str(v)) for k, v in catalogue_rows(attrs.get("item_index"), lookup)]
-    step = attrs["step"] + 1
+    rows: list[tuple[str, str]] = [("kind", KIND_LABELS[node_kind(graph, node)])]
+    if not isinstance(record, IntentNode):
+        rows.append(("title", str(record.title or "untitled")))
+        rows.append(("catalogue item", f"film id {record.item_id}"))
+        rows += [(k, str(v)) for k, v in catalogue_rows(record.item_index, lookup)]
+    step = record.step + 1
     rows.append(("step", f"{step} of {window}" if window else str(step)))
-    rows.append(("source stage", str(attrs.get("stage", "?"))))
-    if kind == NodeKind.SESSION_ITEM:
-        rows += [("chain", str(chain_words(attrs.get("chain")))),
-                 ("intent", str(attrs.get("intent") or "")),
-                 ("reason", str(attrs.get("reason") or "")),
-                 ("chain score", fmt_score(attrs.get("score"))),
-                 ("chain status", str(attrs.get("status") or "unverified"))]
+    rows.append(("source stage", str(node_stage(graph, node) or "?")))
+    if isinstance(record, SessionItemNode):
+        rows += [("chain", str(chain_words(record.chain))),
+                 ("intent", str(record.intent or "")),
+                 ("reason", str(record.reason or "")),
+                 ("chain score", fmt_score(record.score)),
+                 ("chain status", str(record.status or ChainStatus.UNVERIFIED))]
         rows += _chain_neighbours(graph, node)
-    elif kind == NodeKind.INTENT:
-        rows += [("intent", str(attrs.get("intent") or "")),
-                 ("from chain", str(chain_words(attrs.get("chain"))))]
-        chain = _chain(graph, attrs.get("chain"))
+    elif isinstance(record, IntentNode):
+        rows += [("intent", str(record.text or "")),
+                 ("from chain", str(chain_words(record.chain)))]
+        chain = next((c for c in chain_records(graph) if c.id == record.chain), None)
         if chain is not None:
             rows += [("chain score", fmt_score(chain.score)), ("chain status", str(chain.status))]
-        items = [graph.nodes[v].get("title") or v for _, v in graph.out_edges(node)]
-        rows.append(("localized to", "; ".join(str(t) for t in items) or "no catalogue item"))
+        items = [candidate.title or candidate.id for candidate, _ in candidates_of(graph, node)]
+        rows.append(("localized to", "; ".join(items) or "no catalogue item"))
     else:
-        rows.append(("match weight", fmt_score(attrs.get("weight"))))
-        intents = [graph.nodes[u].get("intent") or u for u, _ in graph.in_edges(node)]
-        rows.append(("from intents", "; ".join(str(t) for t in intents)))
+        rows.append(("match weight", fmt_score(record.weight)))
+        proposers = [node_record(graph, u) for u in graph.predecessors(node)]
+        rows.append(("from intents", "; ".join(p.text or p.id for p in proposers
+                                               if isinstance(p, IntentNode))))
         target = graph.graph.get("target")
-        if target is not None and attrs.get("item_index") == target:
+        if target is not None and record.item_index == target:
             rows.append(("note", "this candidate is the true next item"))
     return rows
 
 
-def _chain(graph: nx.DiGraph, chain_id: Any) -> Any | None:
-    return next((c for c in graph.graph.get("chains", []) if c.id == chain_id), None)
-
-
 def _chain_neighbours(graph: nx.DiGraph, node: str) -> list[tuple[str, str]]:
     """The chain edges into and out of a session item, with their reasons."""
-    rows = []
-    for u, _, a in graph.in_edges(node, data=True):
-        if a["kind"] == EdgeKind.CHAIN:
-            rows.append(("continues", f"{node_label(graph, u)} — because: {a.get('reason') or ''}"))
-    for _, v, a in graph.out_edges(node, data=True):
-        if a["kind"] == EdgeKind.CHAIN:
-            rows.append(("continued by", f"{node_label(graph, v)} — because: {a.get('reason') or ''}"))
-    return rows
+    into = [graph_edge(graph, u, node) for u in graph.predecessors(node)]
+    out_of = [graph_edge(graph, node, v) for v in graph.successors(node)]
+    return ([("continues", f"{node_label(graph, e.source)} — because: {e.reason or ''}")
+             for e in into if e.kind == EdgeKind.CHAIN]
+            + [("continued by", f"{node_label(graph, e.target)} — because: {e.reason or ''}")
+               for e in out_of if e.kind == EdgeKind.CHAIN])
 
 
 def details_html(rows: list[tuple[str, str]]) -> str:
