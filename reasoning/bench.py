@@ -32,6 +32,7 @@ from reasoning.builder import EmptySessionError, GraphBuilder, session_window
 from reasoning.config import ReasoningConfig
 from reasoning.diverge import training_co_watch
 from reasoning.graph import graph_to_json
+from reasoning.graph_nodes import chain_records
 from reasoning.kb import KnowledgeBase
 from reasoning.localizer import open_localizer
 from reasoning.verify import training_popularity
@@ -150,7 +151,7 @@ def bench_reasoning(dataset: Dataset, config: ReasoningConfig, n_users: int,
             kb.close()
 
     def chains_of(graphs: list[Any]) -> list[list[Any]]:
-        return [g.graph["chains"] for g in graphs]
+        return [chain_records(g) for g in graphs]
 
     a, b, c = _summary(logs_a, chains_of(graphs_a)), _summary(logs_b, chains_of(graphs_b)), \
         _summary(logs_c, chains_of(graphs_c))

@@ -25,6 +25,8 @@ import networkx as nx
 
 from models.data import Dataset, Item
 from models.evidence import CoWatch, CoWatchIndex
+from reasoning.graph import EdgeKind
+from reasoning.graph_nodes import candidates, chain_records, graph_edges, node_chain
 from reasoning.localizer import IntentLocalizer
 from reasoning.prompts import load_prompt
 from reasoning.schemas import DivergeAnswer, diverge_schema
@@ -115,14 +117,15 @@ def candidate_support(co_watch: CoWatchIndex, chain_items: Sequence[int],
 
 def chain_candidates(graph: nx.DiGraph) -> list[tuple[tuple[int, ...], int]]:
     """Every ``(chain's item indices, candidate index)`` pair of ``graph``'s divergent extension."""
-    chains = {record.id: tuple(record.item_indices) for record in graph.graph.get("chains", [])}
+    chains = {record.id: tuple(record.item_indices) for record in chain_records(graph)}
+    by_id = {candidate.id: candidate for candidate in candidates(graph)}
     pairs = set()
-    for source, target, data in graph.edges(data=True):
-        node = graph.nodes[target]
-        if data.get("kind") == "diverge" and node.get("kind") == "candidate_item":
-            chain = chains.get(data.get("chain") or graph.nodes[source].get("chain"))
+    for edge in graph_edges(graph, EdgeKind.DIVERGE):
+        candidate = by_id.get(edge.target)
+        if candidate is not None:
+            chain = chains.get(edge.chain or node_chain(graph, edge.source))
             if chain:
-                pairs.add((chain, int(node["item_index"])))
+                pairs.add((chain, candidate.item_index))
     return sorted(pairs)
 
 

@@ -14,7 +14,9 @@ from models.protocol import leave_one_out
 from reasoning.builder import session_window
 from reasoning.diverge import (candidate_support, candidate_support_share, chain_candidates,
                                localize, training_co_watch)
-from reasoning.graph import ChainRecord, new_graph
+from reasoning.graph import ChainRecord, graph_from_json, graph_to_json, new_graph
+from reasoning.graph_nodes import (add_candidate, add_intent, add_sequence_edge,
+                                   add_session_item)
 from reasoning.localizer import IntentLocalizer
 
 
@@ -84,19 +86,22 @@ def test_candidate_support_is_lift_above_one_after_a_chain_item() -> None:
 
 def test_candidate_support_share_reads_each_chains_candidates() -> None:
     graph = new_graph("toy", "u", [1, 3], ["1", "3"], None)
-    graph.add_node("s0", kind="session_item", step=0, item_index=1)
-    graph.add_node("s1", kind="session_item", step=1, item_index=3)
+    for step, (item, chain) in enumerate(((1, "c1"), (3, "c2"))):
+        add_session_item(graph, step, item_index=item, item_id=str(item), title=f"Movie {item}",
+                         intent="x", chain=chain, reason="")
+    add_sequence_edge(graph, 1)
     graph.graph["chains"] = [ChainRecord(id="c1", intent="x", steps=[0], item_indices=[1],
                                          status="verified"),
                              ChainRecord(id="c2", intent="y", steps=[1], item_indices=[3],
                                          status="verified")]
-    for chain, end, candidates in (("c1", "s0", (2, 5)), ("c2", "s1", (2,))):
-        graph.add_node(f"d{chain}.1", kind="intent", chain=chain, intent="next")
-        graph.add_edge(end, f"d{chain}.1", kind="diverge", chain=chain)
+    for chain, end, candidates in (("c1", 0, (2, 5)), ("c2", 1, (2,))):
+        intent = add_intent(graph, chain=chain, n=1, end_step=end, text="next")
         for index in candidates:
-            graph.add_node(f"c{index}", kind="candidate_item", item_index=index)
-            graph.add_edge(f"d{chain}.1", f"c{index}", kind="diverge", chain=chain, weight=0.5)
+            add_candidate(graph, intent, item_index=index, item_id=str(index),
+                          title=f"Movie {index}", weight=0.5)
     assert chain_candidates(graph) == [((1,), 2), ((1,), 5), ((3,), 2)]
+    # The same pairs once the graph has been through its JSON form.
+    assert chain_candidates(graph_from_json(graph_to_json(graph))) == chain_candidates(graph)
     train = [np.array([1, 2, 3]), np.array([1, 2, 3]), np.array([1, 2, 3]), np.array([3, 4]),
              np.array([3, 5]), np.array([3, 5])]
     # (1 -> 2) lift 2; (1 -> 5) never together; (3 -> 2): 3 is watched after 2
