@@ -17,8 +17,8 @@ from reasoning.backend_info import BackendInfo, BackendKind
 from reasoning.config import MODEL_INSTALL_HINT
 from reasoning.graph import ChainStatus, EdgeKind, GraphFormatError, NodeKind, prefix_graph
 from reasoning.graph_nodes import (CandidateNode, IntentNode, SessionItemNode, candidates_of,
-                                   chain_records, edge_kind, graph_edge, graph_edges, node_chain,
-                                   node_kind, node_record, node_stage, session_items)
+                                   chain_records, graph_edge, graph_edges, node_chain, node_kind,
+                                   node_record, node_stage, session_items)
 from reasoning.kb import KnowledgeBase, KnowledgeBaseError
 from reasoning.store import GraphStore, GraphStoreError
 
@@ -41,6 +41,6 @@ __all__ = ["BackendInfo", "BackendKind", "CandidateNode", "ChainStatus", "EdgeKi
            "EmptySessionError", "GraphFormatError", "GraphStore", "GraphStoreError",
            "IntentNode", "KnowledgeBase", "KnowledgeBaseError", "LLMError", "LLMTimeout",
            "MODEL_INSTALL_HINT", "ModelFileError", "NodeKind", "SessionItemNode",
-           "candidates_of", "chain_records", "edge_kind", "graph_edge", "graph_edges",
+           "candidates_of", "chain_records", "graph_edge", "graph_edges",
            "node_chain", "node_kind", "node_record", "node_stage", "prefix_graph", "session_items",
            "session_window"]
