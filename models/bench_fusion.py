@@ -259,7 +259,10 @@ def bench_fusion(workspace: FusionWorkspace, *, variants: Sequence[str] = tuple(
                          "fit": {"best_epoch": run.report.best_epoch,
                                  "epochs_run": len(run.report.epochs),
                                  "seconds": run.report.seconds,
-                                 "best_valid_ndcg10": run.report.best_valid.get("NDCG@10")},
+                                 "best_valid_ndcg10": run.report.best_valid.get("NDCG@10"),
+                                 "start_valid_ndcg10": (run.report.start_valid or {}).get(
+                                     "NDCG@10"),
+                                 "selection": settings.selection.value},
                          "run_dir": str(run.directory),
                          "cost": {**llm_cost(workspace, VARIANTS[name]),
                                   "training_seconds": run.report.seconds},

@@ -25,13 +25,17 @@ class EarlyStopping:
     Args:
         module: the model whose ``state_dict`` is kept at its best epoch.
         patience: epochs without a strictly better score before stopping.
-        start: validation metrics of the untrained starting point: it counts
-            as epoch 0, so a fit where no epoch beats it returns the start.
-            None: the first epoch is the first candidate.
+        start: validation metrics of the untrained starting point, recorded in the
+            report (``start_valid``). None: no start was scored.
+        start_is_candidate: the start counts as epoch 0, so a fit where no epoch
+            beats it returns the start. False: the first epoch is the first
+            candidate, and the start is only reported (a fused model must be a
+            trained one to show what its inputs do).
     """
 
     def __init__(self, module: nn.Module, patience: int,
-                 start: Mapping[str, float] | None = None) -> None:
+                 start: Mapping[str, float] | None = None,
+                 start_is_candidate: bool = True) -> None:
         if patience < 1:
             raise ValueError(f"patience must be at least 1, got {patience}")
         self.module = module
@@ -41,7 +45,9 @@ class EarlyStopping:
         self.best_state: dict | None = None
         self.bad_epochs = 0
         if start is not None:
-            self._keep(0, start)
+            self.report.start_valid = dict(start)
+            if start_is_candidate:
+                self._keep(0, start)
 
     def _keep(self, epoch: int, valid: Mapping[str, float]) -> None:
         self.best_score, self.bad_epochs = float(valid[METRIC]), 0

@@ -261,11 +261,26 @@ def kept_base(run: FusionRun) -> bool:
     """Whether ``run`` tried to improve on its starting point and kept it (no training epoch
     or validation choice beat it on validation), so its rankings are the base model's.
 
-    Every registered strategy starts as the base model (identity initialisation; LM
-    reranking at weight 0), except ``lm-only``, which has nothing to try: its fit walks
-    no epochs, so it is never reported as having kept the base.
+    Only a fit under ``[fusion] selection = "best"`` can keep its start. Every registered
+    strategy starts as the base model (identity initialisation; LM reranking at weight 0),
+    except ``lm-only``, which has nothing to try: its fit walks no epochs, so it is never
+    reported as having kept the base.
     """
     return run.report.best_epoch == 0 and len(run.report.epochs) > 0
+
+
+def below_base_note(run: FusionRun) -> str | None:
+    """A plain finding when ``run``'s trained model scores below its untrained start (the
+    base model) on validation, else None (it beats the start, or kept it)."""
+    start = (run.report.start_valid or {}).get("NDCG@10")
+    best = run.report.best_valid.get("NDCG@10")
+    if start is None or best is None or run.report.best_epoch == 0 or best >= start:
+        return None
+    return (f"No round of training beat the base model on the held-out validation films "
+            f"(NDCG@10 {best:.4f} against the base model's {start:.4f}). This fused model is "
+            "its best trained round: the reasoning does move films in it, and the "
+            "explanations below measure how, but on average it does not recommend better "
+            "than the base model. The Evaluation page compares the two on the test films.")
 
 
 def strategy_description(name: str) -> str | None:

@@ -32,7 +32,7 @@ from app.components.strategy_compare import strategy_comparison
 from app.report import CounterfactualState, ReportInput, export_input, report_html, report_json
 from app.state import FusionHandle, get_fusion, get_strategies, studio_or_stop
 from reasonrec.explain_api import Explanation, ItemExplanation, TopK
-from reasonrec.fusion import KEPT_BASE_NOTE, kept_base
+from reasonrec.fusion import KEPT_BASE_NOTE, below_base_note, kept_base
 from reasonrec.reasoning_api import NodeKind
 
 
@@ -279,8 +279,11 @@ def page() -> None:
         return
     point = cache["point"]
     explanation: Explanation = cache["explanation"]
+    below_base = below_base_note(handle.run)
     if kept_base(handle.run):   # a finding, not an error: the fused list is the base list
         st.info(KEPT_BASE_NOTE)
+    elif below_base is not None:   # a finding too: what the reasoning does, not a win
+        st.info(below_base)
     show_true_item(explanation.point, k)
     show_summaries(explanation.items)
 

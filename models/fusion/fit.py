@@ -2,11 +2,13 @@
 
 Training is seeded and deterministic on the CPU: the seed fixes the weight
 initialization (drawn inside a forked torch RNG, so callers' random streams
-are untouched) and the shuffling order. The starting point counts as epoch 0:
-with ``identity_init`` the fused model starts as the base model, so when no
-epoch beats the base model on validation NDCG@10 the fit keeps the base
-model's behaviour and says so (``best_epoch == 0``) instead of returning a
-worse model.
+are untouched) and the shuffling order. With ``identity_init`` the fused model
+starts as the base model; its validation NDCG@10 is recorded as the report's
+``start_valid``. Under ``selection = "trained"`` (the default) early stopping
+keeps the best trained epoch, so a fused model always shows what its inputs
+do, and a reader compares its ``best_valid`` with ``start_valid``; under
+``"best"`` the start counts as epoch 0, so when no epoch beats the base model
+the fit keeps the base model's behaviour and says so (``best_epoch == 0``).
 
 Run layout: ``RUNS_ROOT/DATASET/fusion-VARIANT/YYYYmmdd-HHMMSS-xxxx/`` with
 ``model.pt``, ``fusion.json`` (strategy, JSON constructor arguments,
@@ -38,7 +40,7 @@ from models.data.atomic import publish_dir
 from models.early_stopping import EarlyStopping
 from models.fusion import create
 from models.fusion.base import FusionStrategy
-from models.fusion.settings import FusionSettings
+from models.fusion.settings import FusionSettings, Selection
 from models.fusion.train import FusionSample, score_samples, train_epoch
 from models.graph_data import IntentIndex
 from models.metrics import mask_padding, metrics_from_ranks, target_ranks
@@ -98,7 +100,8 @@ def fit_fusion(strategy: FusionStrategy, train: Sequence[FusionSample],
         log: called with one line per epoch (progress).
 
     Returns:
-        the report; ``best_epoch == 0`` means no epoch beat the starting point.
+        the report; ``start_valid`` is the untrained start's validation metrics, and
+        ``best_epoch == 0`` means the start was kept (``selection = "best"`` only).
     """
     if not train or not valid:
         raise ValueError(f"fusion needs training and validation samples, got {len(train)} "
@@ -114,7 +117,8 @@ def fit_fusion(strategy: FusionStrategy, train: Sequence[FusionSample],
     strategy.attach(optimizer, settings)
     rng = np.random.default_rng(settings.seed)
     stopper = EarlyStopping(strategy, settings.patience,
-                            start=metrics_from_ranks(rank_samples(strategy, valid)))
+                            start=metrics_from_ranks(rank_samples(strategy, valid)),
+                            start_is_candidate=settings.selection is Selection.BEST)
     for epoch in range(1, settings.epochs + 1):
         epoch_start = time.perf_counter()
         loss = train_epoch(strategy, train, optimizer, batch_size=settings.batch_size, rng=rng)
@@ -140,7 +144,8 @@ def _choose_on_validation(strategy: FusionStrategy, valid: Sequence[FusionSample
                           log: Callable[[str], None] | None) -> FitReport:
     """Walk the strategy's validation choices as epochs; keep the best (ties: the earlier)."""
     stopper = EarlyStopping(strategy, settings.patience,
-                            start=metrics_from_ranks(rank_samples(strategy, valid)))
+                            start=metrics_from_ranks(rank_samples(strategy, valid)),
+                            start_is_candidate=settings.selection is Selection.BEST)
     for epoch, label in enumerate(strategy.validation_choices(), start=1):
         epoch_start = time.perf_counter()
         strategy.apply_choice(epoch - 1)

@@ -7,6 +7,7 @@ flag and the dotted field (``fusion.users``); flags override the section.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -17,6 +18,22 @@ from models.fusion.registry import VARIANT_NAMES
 #: The bench compares base and fused on a sample of users; fewer than this and
 #: the paired confidence intervals are too wide to say anything (issue #4).
 MIN_BENCH_USERS = 300
+
+
+class Selection(StrEnum):
+    """Which fitted state early stopping keeps, on validation NDCG@10.
+
+    Every strategy starts as the base model (identity initialisation; LM
+    reranking at weight 0). ``TRAINED`` keeps the best *trained* epoch (or
+    validation choice), so the fused model always shows what its inputs do,
+    and the start's score is reported beside it; ``BEST`` lets the untrained
+    start win, so a fit where no epoch beats the base model keeps the base
+    model's behaviour (its rankings, and every explanation effect, are then
+    those of the base).
+    """
+
+    TRAINED = "trained"
+    BEST = "best"
 
 
 class FusionSettings(BaseModel):
@@ -41,6 +58,8 @@ class FusionSettings(BaseModel):
             graphs serve (besides the validation and test targets).
         gnn_steps: gated propagation steps of the graph encoders.
         epochs, patience: early stopping on the sample's validation NDCG@10.
+        selection: whether early stopping may keep the untrained start
+            (:class:`Selection`; default: the best trained epoch).
         freeze_items: keep the item table at the base model's embeddings. The
             sample is a few thousand cases: training 1,700 item vectors on
             them mostly overfits.
@@ -73,6 +92,7 @@ class FusionSettings(BaseModel):
     gnn_steps: int = Field(1, ge=1, le=8)
     epochs: int = Field(100, ge=1)
     patience: int = Field(5, ge=1)
+    selection: Selection = Selection.TRAINED
     batch_size: int = Field(128, ge=1)
     # chosen on validation NDCG@10 of the llmrg variant (300-user sample): 1e-3 0.0853
     # (best epoch 1), 3e-4 0.0889, 1e-4 0.0904 (best epoch 6)
@@ -110,5 +130,5 @@ class FusionSettings(BaseModel):
         return self.model_dump(include={"users", "seed", "window", "train_steps", "gnn_steps",
                                         "epochs", "patience", "batch_size", "learning_rate",
                                         "weight_decay", "freeze_items",
-                                        "freeze_base"})
+                                        "freeze_base", "selection"})
 

@@ -38,11 +38,13 @@ class EpochLog(BaseModel):
 
 
 class FitReport(BaseModel):
-    """What training did: per-epoch log, the best epoch and its validation metrics."""
+    """What training did: per-epoch log, the best epoch and its validation metrics, and
+    (when the fit scored its untrained start) the start's validation metrics."""
 
     epochs: list[EpochLog] = []
     best_epoch: int = 0
     best_valid: dict[str, float] = {}
+    start_valid: dict[str, float] | None = None
     seconds: float = 0.0
 
 

@@ -74,7 +74,7 @@ def test_report_opens_offline_and_renders_the_first_page(chromium: Any, report: 
             assert sentence in text
         assert page.get_by_role("heading", name="Details", exact=True).is_visible()
         # the graph and the rank shift, then a deletion curve for each item that has one (none
-        # when the fused run kept the base model: no path moves a rank)
+        # when no path of the item moves its rank)
         curves = document.count("<summary>Deletion curve</summary>")
         assert page.locator("svg").count() >= 2 + curves
         assert page.evaluate("document.scripts.length") == 0

@@ -15,13 +15,13 @@ from models.bench_fusion import bench_fusion
 from models.data import Dataset
 from models.fusion import create as create_fusion
 from models.fusion.fit import find_fusion_run, load_fusion_run, rank_samples, save_fusion_run
-from models.fusion.samples import VARIANTS, place_graph, sample_users
+from models.fusion.samples import VARIANTS, place_graph, sample_users, variant
 from models.fusion.strategy import StrategyContext
-from models.fusion.settings import VARIANT_NAMES, FusionSettings
+from models.fusion.settings import VARIANT_NAMES, FusionSettings, Selection
 from models.fusion.train import score_samples
 from models.fusion.workspace import FusionWorkspace, choose_base
 from models.graph_data import IntentIndex
-from models.metrics import per_user_metrics
+from models.metrics import metrics_from_ranks, per_user_metrics
 from models.protocol import leave_one_out
 from models.recommenders import TrainConfig, create
 from models.stats import bootstrap_indices, bootstrap_mean, paired_bootstrap, paired_table
@@ -243,15 +243,40 @@ def test_same_seed_same_model_and_frozen_parts_stay(workspace: FusionWorkspace) 
 
 def test_fit_keeps_the_base_model_when_no_epoch_beats_it(workspace: FusionWorkspace,
                                                          tmp_path: Path) -> None:
-    # A learning rate this large wrecks the first epoch; early stopping must
-    # then return the starting point, which scores exactly as the base model.
+    # A learning rate this large wrecks the first epoch; with selection "best", early
+    # stopping must then return the starting point, which scores exactly as the base model.
     settings = workspace.settings.model_copy(update={
-        "users": 12, "learning_rate": 50.0, "freeze_base": False, "epochs": 2, "patience": 1})
+        "users": 12, "learning_rate": 50.0, "freeze_base": False, "epochs": 2, "patience": 1,
+        "selection": Selection.BEST})
     ws = FusionWorkspace(workspace.dataset, workspace.split, workspace.base, workspace.source,
                          settings, tmp_path)
     run = ws.fit("llmrg")
     assert run.report.best_epoch == 0 and len(run.report.epochs) == 1
     assert np.array_equal(ws.ranks(run, "test"), ws.base_ranks("test"))
+    assert run.report.start_valid == run.report.best_valid
+
+
+def test_trained_selection_keeps_a_trained_epoch_and_reports_the_start(
+        workspace: FusionWorkspace, tmp_path: Path) -> None:
+    # The same wrecked first epoch: the default selection keeps a trained epoch anyway (the
+    # fused model must show what its inputs do) and reports the start's score beside it.
+    settings = workspace.settings.model_copy(update={
+        "users": 12, "learning_rate": 50.0, "freeze_base": False, "epochs": 2, "patience": 1})
+    assert settings.selection is Selection.TRAINED
+    ws = FusionWorkspace(workspace.dataset, workspace.split, workspace.base, workspace.source,
+                         settings, tmp_path)
+    run = ws.fit("llmrg")
+    report = run.report
+    assert report.best_epoch >= 1 and report.start_valid is not None
+    assert report.best_valid["NDCG@10"] == max(e.valid_ndcg10 for e in report.epochs)
+    base_valid = metrics_from_ranks(ws.base_ranks("valid"))
+    assert report.start_valid["NDCG@10"] == pytest.approx(base_valid["NDCG@10"])
+    assert not np.array_equal(ws.ranks(run, "test"), ws.base_ranks("test"))
+    # a run of the other rule is another model: it is never reused for this one
+    assert ws.run_fingerprint(variant("llmrg")) != FusionWorkspace(
+        workspace.dataset, workspace.split, workspace.base, workspace.source,
+        settings.model_copy(update={"selection": Selection.BEST}), tmp_path
+    ).run_fingerprint(variant("llmrg"))
 
 
 def test_choose_base_takes_the_best_saved_run(ml100k: Dataset, tmp_path: Path) -> None:
@@ -297,7 +322,11 @@ def test_bench_refuses_a_small_sample_and_reports_rows(workspace: FusionWorkspac
     assert [s["role"] for s in result["candidate_signal"]] == ["train", "valid", "test"]
     test_signal = result["candidate_signal"][2]
     assert test_signal["points"] == 24
-    kept_base = result["rows"][2]["fit"]["best_epoch"] == 0
+    fit = result["rows"][2]["fit"]
+    assert fit["selection"] == "trained" and fit["best_epoch"] >= 1
+    base_valid = metrics_from_ranks(workspace.base_ranks("valid"))["NDCG@10"]
+    assert fit["start_valid_ndcg10"] == pytest.approx(base_valid)
+    kept_base = fit["best_epoch"] == 0
     assert ("Validation kept the starting point" in result["verdict"]) == kept_base
     if kept_base:
         assert f"{test_signal['target_in_candidates']:.1%}" in result["verdict"]
