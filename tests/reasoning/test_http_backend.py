@@ -22,6 +22,7 @@ from reasoning.localizer import IntentLocalizer
 from reasoning.prompts import load_prompt
 from reasoning.schemas import IntentAnswer, answer_prefix, intent_schema
 from reasonrec.bench_app import free_port
+from reasonrec.local_servers import ServerStartError, start_server
 from tests.reasoning.conftest import MakeConfig
 from tests.reasoning.test_builder import _check_graph
 
@@ -144,10 +145,22 @@ def test_build_graphs_over_http_with_concurrent_users(server_url: str, ml100k_di
     config.write_text(f'[data]\npath = {json.dumps(str(ml100k_dir))}\n\n[reasoning]\n'
                       'lexical_weight = 1.0\nl_tru = 1\nmasks_per_chain = 1\nn_distractors = 1\n'
                       'http_score_prefix = "<|im_start|>"\n')
-    result = CliRunner().invoke(app, ["--config", str(config), "--data-dir", str(tmp_path / "d"),
-                                      "build-graphs", "--users", "2", "--backend", "http", "--url",
-                                      server_url, "--concurrency", "2", "--quiet"])
+    # A second server, so the two users' sessions really run at once: llama_cpp.server answers
+    # one request at a time, and on one server they would only take turns (half the wall time on
+    # two cores). Concurrent requests on one server are test_concurrent_requests' job.
+    try:
+        second = start_server(default_model_path(), tmp_path / "logs")
+    except ServerStartError as exc:
+        pytest.fail(str(exc))
+    try:
+        result = CliRunner().invoke(app, ["--config", str(config), "--data-dir", str(tmp_path / "d"),
+                                          "build-graphs", "--users", "2", "--backend", "http",
+                                          "--url", server_url, "--url", second.url,
+                                          "--concurrency", "2", "--quiet"])
+    finally:
+        second.kill()
     assert result.exit_code == 0, result.output
+    assert '"POST /v1/completions HTTP/1.1" 200' in second.log.read_text(errors="replace")
     store = GraphStore(tmp_path / "d" / "reasoning" / "graphs")
     assert store.users() == ["186", "196"]
     assert store.load("196").graph["build_log"].backend["concurrency"] == 2
