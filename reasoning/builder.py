@@ -179,7 +179,8 @@ class GraphBuilder:
     def warm_up(self, encoder: bool = False) -> dict[str, float]:
         """Do the one-time work before the first session; returns seconds per part.
 
-        Reads each stage prompt's fixed head into the LLM's prompt cache, loads
+        Reads each stage prompt's fixed head (the chat turns of generated stages, the raw
+        task and example of scored ones) into the LLM's prompt cache, loads
         (or computes and caches) the catalogue's item vectors, and with
         ``encoder`` loads the text encoder that new intent texts need.
         """

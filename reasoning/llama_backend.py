@@ -11,10 +11,11 @@ CPU cores):
   (``{"intent": "``) is appended to the prompt and read in the same batch
   instead of being generated one forward pass per token (about a third of the
   generated tokens of a short answer).
-* **Log-likelihood scoring** (:mod:`reasoning.llama_scoring`) reads a shared prefix once.
+* **Log-likelihood scoring** (:mod:`reasoning.llama_scoring`) reads a shared prefix once,
+  with the first option in the same batch.
 * **Stage prompt states** (:mod:`reasoning.llama_prefix_cache`). Each stage's
   task and example turn is evaluated once and its KV state kept, so interleaved
-  stages do not re-read it.
+  stages do not re-read it; scored stages' raw heads too (:meth:`prime_scored`).
 * **Time limit.** A stopping criterion ends a generation after
   ``call_timeout_s`` and the call raises :class:`LLMTimeout`.
 
