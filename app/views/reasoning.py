@@ -27,7 +27,7 @@ from app.components.reasoning_view import TARGET_ID, reasoning_graph_html, visib
 from app.components.explanation_view import chain_name
 from app.components.pickers import clamp_note, point_picker, user_picker
 from app.graph_html import OfflineHTMLError
-from reasonrec.reasoning_api import BackendInfo
+from reasonrec.reasoning_api import BackendInfo, chain_records
 from app import keys
 from app.state import (
     builder_load,
@@ -185,7 +185,7 @@ def show_details(graph: nx.DiGraph, source: str) -> None:
 
 def chain_table(graph: nx.DiGraph, offset: int) -> pd.DataFrame:
     """One row per chain, in words: its films by their place in the history."""
-    records = graph.graph.get("chains", [])
+    records = chain_records(graph)
     ids = [c.id for c in records]
     rows = [{"chain": chain_name(c.id, ids).capitalize(), "intent": c.intent,
              "films": ", ".join(str(offset + s + 1) for s in c.steps),

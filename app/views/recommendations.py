@@ -33,7 +33,7 @@ from app.report import CounterfactualState, ReportInput, export_input, report_ht
 from app.state import FusionHandle, get_fusion, get_strategies, studio_or_stop
 from reasonrec.explain_api import Explanation, ItemExplanation, TopK
 from reasonrec.fusion import KEPT_BASE_NOTE, below_base_note, kept_base
-from reasonrec.reasoning_api import NodeKind
+from reasonrec.reasoning_api import CandidateNode, node_record
 
 
 
@@ -114,9 +114,9 @@ def follow_selected_node(user: str, prefix: Any, titles: dict[int, str], item_ke
     if node == st.session_state.get(keys.EFFECT_FOLLOWED) or node not in prefix:
         return
     st.session_state[keys.EFFECT_FOLLOWED] = node
-    index = prefix.nodes[node].get("item_index")
-    if prefix.nodes[node].get("kind") == NodeKind.CANDIDATE_ITEM and index in titles:
-        st.session_state[item_key] = index
+    record = node_record(prefix, node)
+    if isinstance(record, CandidateNode) and record.item_index in titles:
+        st.session_state[item_key] = record.item_index
 
 
 def explained(handle: FusionHandle, cache: dict[str, Any], item: int) -> ItemExplanation:
