@@ -50,6 +50,8 @@ removed session items; :func:`counterfactual_pair` converts the result.
 
 from __future__ import annotations
 
+import weakref
+from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -333,9 +335,41 @@ def counterfactual_pair(graph: nx.DiGraph, intents: IntentIndex, step: int | Non
     """
     unscored: frozenset[str] = frozenset()
     if step is not None:
-        unscored = _chains_after(graph, step) if options.hide_future_scores else frozenset()
-        graph = prefix_graph(graph, step)
+        graph, late = _PREFIXES.get(graph, step)
+        unscored = late if options.hide_future_scores else frozenset()
     return _pair(remove(graph, chains, nodes), intents, options, unscored)
+
+
+class _PrefixCache:
+    """The most recent prefix graphs (with :func:`_chains_after`), by graph identity and step.
+
+    An explanation scores hundreds of counterfactuals of one user's graph at one step;
+    cutting the prefix each time was most of their cost. Entries hold the graph weakly
+    (an id reused by a new graph is no hit) and are read, never modified: callers get
+    copies through :func:`remove`. A graph must not change after its first counterfactual
+    (placed user graphs never do).
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[int, int], tuple[weakref.ref[nx.DiGraph], nx.DiGraph,
+                                                          frozenset[str]]] = OrderedDict()
+
+    def get(self, graph: nx.DiGraph, step: int) -> tuple[nx.DiGraph, frozenset[str]]:
+        key = (id(graph), int(step))
+        entry = self._entries.get(key)
+        if entry is not None and entry[0]() is graph:
+            self._entries.move_to_end(key)
+            return entry[1], entry[2]
+        prefix, late = prefix_graph(graph, step), _chains_after(graph, step)
+        self._entries[key] = (weakref.ref(graph), prefix, late)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return prefix, late
+
+
+_PREFIXES = _PrefixCache()
 
 
 # ------------------------------------------------------------------ batching
