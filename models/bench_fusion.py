@@ -96,6 +96,28 @@ def verdict(workspace: FusionWorkspace, llmrg: PairedDifference | None,
     return text
 
 
+#: LLMRG's ablation rows and the stage each one leaves out, for the verdict.
+ABLATIONS = (("llmrg-no-verify", "verification"), ("llmrg-no-div", "divergent extension"))
+
+
+def ablation_sentences(rows: Sequence[dict[str, Any]]) -> str:
+    """What each LLMRG stage adds, read from its ablation row's difference to LLMRG: the
+    stage's contribution is LLMRG minus the row without it (a sentence per ablation run)."""
+    by_name = {row["name"]: row for row in rows}
+    text = ""
+    for name, stage in ABLATIONS:
+        paired = (by_name.get(name) or {}).get("vs_llmrg")
+        if not paired:
+            continue
+        diff = paired["NDCG@10"]["diff"]   # the ablation minus LLMRG
+        low, high = -diff["high"], -diff["low"]
+        text += (f" LLMRG with {stage} against without it: {-diff['mean']:+.4f} NDCG@10 "
+                 f"[{low:+.4f}, {high:+.4f}]: {stage} "
+                 + ("helps, measurably." if low > 0 else "hurts, measurably." if high < 0
+                    else "makes no measurable difference on this sample."))
+    return text
+
+
 def _why_unchanged(best_epoch: int, signals: Sequence[CandidateSignal]) -> str:
     """When validation kept the base model for LLMRG, the plain reason, with the numbers of
     the test points' candidate signal."""
@@ -287,6 +309,7 @@ def bench_fusion(workspace: FusionWorkspace, *, variants: Sequence[str] = tuple(
                 "llmrg": over_control.b.mean, **_difference(over_control)},
             "verdict": verdict(workspace, tables.get("llmrg", {}).get("NDCG@10"),
                                tables.get("seqgraph", {}).get("NDCG@10"), over_control)}
+        result["verdict"] += ablation_sentences(rows)
         if "llmrg" in runs:
             signals = [candidate_signal(workspace.points, workspace.base_ranks(role), role)
                        for role in ROLES]
