@@ -60,3 +60,11 @@ def shift_rows(top_k: TopK, counterfactual: Counterfactual | None = None) -> lis
     order = sorted(refs, key=lambda i: (fused.get(i, 10**9), base.get(i, 10**9), i))
     return [ShiftRow(i, refs[i].item_id, refs[i].title, base.get(i), fused.get(i), after.get(i))
             for i in order]
+
+
+def score_change(delta: float) -> str:
+    """A signed score change to 3 decimals, or to 2 significant digits when it is smaller
+    than that shows (a real effect never reads as "-0.000")."""
+    if delta == 0 or abs(delta) >= 0.0005:
+        return f"{delta:+.3f}"
+    return f"{delta:+.2g}" if abs(delta) >= 1e-4 else f"{delta:+.1e}"

@@ -14,7 +14,7 @@ from models.explain_schema import (Effect, ExplanationPath, ItemExplanation, Pat
                                    RankedItem)
 from reasoning.graph import EdgeKind, NodeKind
 from reasoning.graph_nodes import session_items
-from reasonrec.report_rows import shift_rows
+from reasonrec.report_rows import score_change, shift_rows
 from reasonrec.report_svg import chain_names, deletion_svg, esc, graph_svg, node_words, slope_svg
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ def _effect_words(effect: Effect, k: int) -> str:
     else:
         move = "leaves its rank unchanged"
     out = "" if effect.in_top_k_after else f", out of the top {k}"
-    return f"{move}{out} (score change {effect.delta_score:+.3f})"
+    return f"{move}{out} (score change {score_change(effect.delta_score)})"
 
 
 def _path_html(path: ExplanationPath, names: dict[str, str], k: int) -> str:

@@ -21,6 +21,7 @@ from app.components.effect_state import md
 from reasonrec.explain_api import (Effect, EvidenceFact, EvidenceKind, ExplanationPath,
                                    ItemExplanation, PathFlag, PathKind, PointInfo)
 from reasonrec.reasoning_api import NodeKind
+from reasonrec.report_rows import score_change
 
 SHOW_HIDDEN_LABEL = "Show paths with no measured effect"
 FLAG_WORDS = {PathFlag.NO_EVIDENCE: "no fact from the data links it to this film",
@@ -56,7 +57,7 @@ def effect_words(effect: Effect, k: int) -> str:
         where = f"rises to {ordinal(effect.rank_after)}"
     else:
         where = f"stays {ordinal(effect.rank_after)}"
-    return f"without it the film {where} (score {effect.delta_score:+.3f})"
+    return f"without it the film {where} (score {score_change(effect.delta_score)})"
 
 
 def path_words(path: ExplanationPath, chains: Sequence[str]) -> str:
