@@ -25,6 +25,7 @@ catalogue.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -48,6 +49,32 @@ class InterestSimilarity(Protocol):
     def encoder_scores(self, text: str) -> np.ndarray:
         """``[n_items]`` similarities of ``text`` and each item (catalogue index - 1)."""
         ...
+
+
+class CachedSimilarity:
+    """An :class:`InterestSimilarity` that remembers the scores of its latest texts.
+
+    An explanation asks for the same interests once per explained item (ten items, the
+    same handful of interests); each ask is a product with every item's vector. The
+    scores of a text never change, so the most recent ``size`` are kept, read-only.
+    """
+
+    def __init__(self, similarity: InterestSimilarity, size: int = 256) -> None:
+        self.similarity = similarity
+        self.size = size
+        self._scores: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def encoder_scores(self, text: str) -> np.ndarray:
+        scores = self._scores.get(text)
+        if scores is None:
+            scores = np.asarray(self.similarity.encoder_scores(text), dtype=np.float64)
+            scores.setflags(write=False)
+            self._scores[text] = scores
+            while len(self._scores) > self.size:
+                self._scores.popitem(last=False)
+        else:
+            self._scores.move_to_end(text)
+        return scores
 
 
 @dataclass(frozen=True)

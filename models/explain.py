@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from models.data import Dataset
-from models.evidence import CoWatchIndex, InterestSimilarity
+from models.evidence import CachedSimilarity, CoWatchIndex, InterestSimilarity
 from models.explain_faithfulness import (REACTING, deletion_curve, explanation_order_faster,
                                          fidelity, rank_rows, summarize, supports, user_outcome)
 from models.explain_paths import (CandidatePath, candidate_paths, has_no_effect,
@@ -121,6 +121,7 @@ class Explainer(CounterfactualScorer):
         self.interest_similarity = interest_similarity
         self.extras = dict(extras or {})
         self._co_watch: CoWatchIndex | None = None
+        self._similarity: CachedSimilarity | None = None
 
     # --------------------------------------------------------------- the views
     def item_ref(self, index: int) -> ItemRef:
@@ -244,10 +245,20 @@ class Explainer(CounterfactualScorer):
             self._co_watch = CoWatchIndex(train, self.dataset.n_items)
         return self._co_watch
 
+    @property
+    def cached_similarity(self) -> CachedSimilarity | None:
+        """``interest_similarity`` with its scores per interest text remembered (rebuilt when
+        the attribute is replaced)."""
+        if self.interest_similarity is None:
+            return None
+        if self._similarity is None or self._similarity.similarity is not self.interest_similarity:
+            self._similarity = CachedSimilarity(self.interest_similarity)
+        return self._similarity
+
     def paths(self, point: ExplainPoint, item: int) -> list[CandidatePath]:
         """Candidate paths of ``item`` at ``point``, with their facts (unmeasured, unordered)."""
         return candidate_paths(point.prefix, item, self.dataset.catalogue, self.co_watch,
-                               self.interest_similarity, reasoning_elements(point.prefix)[0])
+                               self.cached_similarity, reasoning_elements(point.prefix)[0])
 
     def all_reasoning(self, point: ExplainPoint) -> Removal:
         """Every chain and interest at the point: removing it leaves the plain session."""
