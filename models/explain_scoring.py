@@ -59,6 +59,7 @@ class ExplainPoint:
     fused_raw: Tensor = field(default_factory=lambda: torch.empty(0))
     _cache: dict[Removal, Tensor] = field(default_factory=dict, repr=False)
     _rows: dict[bytes, Tensor] = field(default_factory=dict, repr=False)
+    _inputs: dict[tuple[frozenset, ...], ModelInput] = field(default_factory=dict, repr=False)
 
     @property
     def base_scores(self) -> Tensor:
@@ -179,8 +180,14 @@ class CounterfactualScorer:
             # (which may be provided ones, e.g. stored LM scores, that no graph holds).
             return ModelInput(tuple(point.user.window[: point.step + 1]),
                               self.variant.sample_inputs(point.user, point.step))
-        return self.variant.counterfactual_input(point.user.graph, self.intents, point.step,
-                                                 removal)
+        # The same removals in another order (a deletion curve's random orders reach the
+        # same sets) give the same graph: each set is built once per point.
+        key = (frozenset(removal.chains), frozenset(removal.nodes), frozenset(removal.edges))
+        found = point._inputs.get(key)
+        if found is None:
+            found = point._inputs[key] = self.variant.counterfactual_input(
+                point.user.graph, self.intents, point.step, removal)
+        return found
 
     @torch.no_grad()
     def scores(self, point: ExplainPoint, removals: Sequence[Removal],
