@@ -47,26 +47,39 @@ def remove(graph: nx.DiGraph, chains: Collection[str] = (),
     Raises:
         KeyError: a chain or node id that is not in the graph.
     """
-    known_chains, _ = reasoning_elements(graph)
+    known_chains = reasoning_elements(graph)[0] if chains else []
     unknown = [c for c in chains if c not in known_chains] + [n for n in nodes if n not in graph]
     if unknown:
         raise KeyError(f"not in the graph: {', '.join(map(str, unknown))}")
-    out = graph.copy()
     drop_chains = set(chains)
-    out.remove_edges_from([(e.source, e.target) for e in graph_edges(out, EdgeKind.CHAIN)
-                           if e.chain in drop_chains])
-    out.remove_nodes_from([i.id for i in intents(out) if i.chain in drop_chains])
+    # What goes regardless of order (the chains' edges and intents, removed intents and
+    # candidates) is never copied; removed session items go one by one, bridged over.
+    gone = {i.id for i in intents(graph) if i.chain in drop_chains}
+    gone |= {n for n in nodes if node_kind(graph, n) != NodeKind.SESSION_ITEM}
+    dropped_edges = {(e.source, e.target) for e in graph_edges(graph, EdgeKind.CHAIN)
+                     if e.chain in drop_chains}
+    out = _copy_without(graph, gone, dropped_edges)
     for node in nodes:
-        if node not in out:   # already gone with a removed chain
+        if node in gone or node not in out:
             continue
-        if node_kind(out, node) == NodeKind.SESSION_ITEM:
-            _bridge_chains(out, node)
+        _bridge_chains(out, node)
         out.remove_node(node)
     for kind in (NodeKind.INTENT, NodeKind.CANDIDATE_ITEM):
         orphans = [n for n in node_ids(out, kind)
                    if not any(edge_kind(out, p, n) == EdgeKind.DIVERGE for p in out.predecessors(n))]
         out.remove_nodes_from(orphans)
     out.graph["chains"] = [c for c in chain_records(out) if c.id not in drop_chains]
+    return out
+
+
+def _copy_without(graph: nx.DiGraph, nodes: set[str], edges: set[tuple[str, str]]) -> nx.DiGraph:
+    """A copy of ``graph`` (own attribute dicts, same order) without ``nodes``, their edges
+    and ``edges``: ``graph.copy()`` then removing them, without copying what goes."""
+    out = graph.__class__()
+    out.graph.update(graph.graph)
+    out.add_nodes_from((n, attrs) for n, attrs in graph.nodes(data=True) if n not in nodes)
+    out.add_edges_from((u, v, attrs) for u, v, attrs in graph.edges(data=True)
+                       if u not in nodes and v not in nodes and (u, v) not in edges)
     return out
 
 
