@@ -252,7 +252,9 @@ def _rea_graph(graph: nx.DiGraph, options: GraphOptions,
 
 def _div_graph(graph: nx.DiGraph, intents: IntentIndex, options: GraphOptions) -> GraphData:
     diverge = graph_edges(graph, EdgeKind.DIVERGE) if options.divergent else []
-    members = {n: node_record(graph, n) for e in diverge for n in (e.source, e.target)}
+    # Each node once (a candidate proposed by many intents ends many edges).
+    members = {n: node_record(graph, n)
+               for n in dict.fromkeys(n for e in diverge for n in (e.source, e.target))}
     anchors = sorted((r for r in members.values() if isinstance(r, SessionItemNode)),
                      key=lambda r: r.step)
     # Chain ends merge by item like G_rea's session items; intents keep their
