@@ -57,7 +57,9 @@ def _chain_sentence(path: ExplanationPath, title: str, k: int) -> str:
                 f"{watched.source.title} later watched {title}")
     else:
         genre = next(f for f in facts if f.kind == EvidenceKind.SHARED_GENRES)
-        link = f"{title} shares {', '.join(genre.genres)} with them"
+        sources = list(dict.fromkeys(sources))
+        them = "it" if len(sources) == 1 else "them"   # the films named just before
+        link = f"{title} shares {', '.join(genre.genres)} with {them}"
     sources = list(dict.fromkeys(sources))
     because = (f"you watched {sources[0]}" if len(sources) == 1
                else f"of your run of films ({_titles(sources)})")

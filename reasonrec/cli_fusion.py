@@ -15,6 +15,7 @@ import typer
 from reasonrec import cli_common as common
 from reasonrec.cli_common import CommandGroups
 from reasonrec.fusion import build_missing_graph, graph_source, workspace
+from reasonrec.report_rows import score_change
 
 if TYPE_CHECKING:
     from reasonrec.studio import Studio
@@ -101,9 +102,10 @@ def _explanation_text(payload: dict[str, Any]) -> str:
                      f"{raised}")
     for item in payload["items"]:
         best = item["paths"][0] if item["paths"] else None
-        why = (f"strongest path {best['id']}: dscore {best['effect']['delta_score']:+.3f}, "
-               f"drank {best['effect']['delta_rank']:+d}") if best else "no reasoning path"
-        lines.append(f"  {item['rank']:>2}. {item['title'][:40]}: {why}")
+        effect = (f" [strongest path {best['id']}: score "
+                  f"{score_change(best['effect']['delta_score'])}, rank "
+                  f"{best['effect']['delta_rank']:+d}]") if best else ""
+        lines.append(f"  {item['rank']:>2}. {item['title'][:40]}: {item['summary']}{effect}")
     return "\n".join(lines)
 
 

@@ -118,6 +118,9 @@ def test_summary_names_only_titles_in_the_facts(shipped, explanations) -> None:
             elif not any(p.shown for p in item.paths):   # reached, every path without effect
                 assert item.summary.startswith(f"Reasoning paths reach {item.title}, but "
                                                "removing them does not lower it")
+            # one film named: "shares Comedy with it", never "with them"
+            if item.summary.startswith("Recommended mainly because you watched "):
+                assert " with them" not in item.summary, item.summary
 
 
 def test_removing_a_path_moves_the_item_as_explained(shipped, explanations) -> None:

@@ -100,6 +100,11 @@ def test_fit_then_explain_reuses_the_run_and_validates(cli_args: list[str], fitt
                             "--step", "4", "--item", "50")
     assert code == 0, err
     assert "user 196 at step 4 of 10" in out and "Star Wars" in out
+    # each explained film's plain sentence, as the app shows it
+    (line,) = [line for line in out.splitlines() if ". Star Wars: " in line]  # --item 50
+    assert any(opening in line for opening in ("Recommended mainly because",
+                                               "Reasoning paths reach",
+                                               "No reasoning path reaches")), line
 
 
 def test_bad_input_is_one_line_and_exit_2(cli_args: list[str]) -> None:
