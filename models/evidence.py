@@ -25,6 +25,7 @@ catalogue.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,17 +64,20 @@ class CachedSimilarity:
         self.similarity = similarity
         self.size = size
         self._scores: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
 
     def encoder_scores(self, text: str) -> np.ndarray:
-        scores = self._scores.get(text)
-        if scores is None:
-            scores = np.asarray(self.similarity.encoder_scores(text), dtype=np.float64)
-            scores.setflags(write=False)
+        with self._lock:   # an explainer may serve several app sessions' threads
+            scores = self._scores.get(text)
+            if scores is not None:
+                self._scores.move_to_end(text)
+                return scores
+        scores = np.asarray(self.similarity.encoder_scores(text), dtype=np.float64)
+        scores.setflags(write=False)
+        with self._lock:
             self._scores[text] = scores
             while len(self._scores) > self.size:
                 self._scores.popitem(last=False)
-        else:
-            self._scores.move_to_end(text)
         return scores
 
 

@@ -50,6 +50,7 @@ removed session items; :func:`counterfactual_pair` converts the result.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Collection, Sequence
@@ -356,18 +357,21 @@ class _PrefixCache:
         self.size = size
         self._entries: OrderedDict[tuple[int, int], tuple[weakref.ref[nx.DiGraph], nx.DiGraph,
                                                           frozenset[str]]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, graph: nx.DiGraph, step: int) -> tuple[nx.DiGraph, frozenset[str]]:
         key = (id(graph), int(step))
-        entry = self._entries.get(key)
-        if entry is not None and entry[0]() is graph:
-            self._entries.move_to_end(key)
-            return entry[1], entry[2]
+        with self._lock:   # the app explains in several sessions' threads at once
+            entry = self._entries.get(key)
+            if entry is not None and entry[0]() is graph:
+                self._entries.move_to_end(key)
+                return entry[1], entry[2]
         prefix, late = prefix_graph(graph, step), _chains_after(graph, step)
-        self._entries[key] = (weakref.ref(graph), prefix, late)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        with self._lock:
+            self._entries[key] = (weakref.ref(graph), prefix, late)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
         return prefix, late
 
 
