@@ -334,7 +334,9 @@ def counterfactual_pair(graph: nx.DiGraph, intents: IntentIndex, step: int | Non
                         options: GraphOptions = GraphOptions()) -> GraphPair:
     """:func:`reasoning_pair` of the prefix graph with ``chains`` and ``nodes`` removed.
 
-    The prefix is taken first, so ids must exist at that prefix.
+    The prefix is taken first, so ids must exist at that prefix. The prefix of a recent
+    (graph, step) is reused (:class:`_PrefixCache`): change no graph after its first
+    counterfactual.
     """
     unscored: frozenset[str] = frozenset()
     if step is not None:
