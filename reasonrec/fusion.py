@@ -278,9 +278,10 @@ def below_base_note(run: FusionRun) -> str | None:
         return None
     return (f"No round of training beat the base model on the held-out validation films "
             f"(NDCG@10 {best:.4f} against the base model's {start:.4f}). This fused model is "
-            "its best trained round: the reasoning does move films in it, and the "
-            "explanations below measure how, but on average it does not recommend better "
-            "than the base model. The Evaluation page compares the two on the test films.")
+            "its best trained round: the reasoning changes its scores, and sometimes its "
+            "order, and the explanations below measure how; but on average it does not "
+            "recommend better than the base model. The Evaluation page compares the two on "
+            "the test films.")
 
 
 def strategy_description(name: str) -> str | None:
