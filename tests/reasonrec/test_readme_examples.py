@@ -9,7 +9,9 @@ Commands that take hours run at a small size, by the rules in
 :data:`SMALL_SIZE` (documented here, so the README stays what a user types):
 
 * every command reads a config with ``[train] epochs = 1``, so base models train
-  one epoch;
+  one epoch, and ``[fusion] latency_users = 10``, ``faithfulness_users = 10``, so ``bench
+  fusion`` times and explains 10 users, not 100 (neither is part of a fused run's
+  fingerprint: the shipped runs are still the ones used);
 * ``bench models`` trains ``--models pop,sasrec`` only, and over the first two of the README's
   seeds (two seeds take the same mean-and-spread path as three);
 * ``bench reference`` runs RecBole's SR-GNN only, one epoch (``--models srgnn
@@ -84,7 +86,8 @@ def fresh_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """An empty data dir and a one-epoch training config, as environment variables."""
     root = tmp_path_factory.mktemp("readme")
     config = root / "one-epoch.toml"
-    config.write_text("[train]\nepochs = 1\nprogress = false\n")
+    config.write_text("[train]\nepochs = 1\nprogress = false\n\n"
+                      "[fusion]\nlatency_users = 10\nfaithfulness_users = 10\n")
     data_dir = root / "data"
     data_dir.mkdir()
     return {**os.environ, "REASONREC_DATA_DIR": str(data_dir), "REASONREC_CONFIG": str(config),
