@@ -37,12 +37,11 @@ def register(groups: CommandGroups) -> None:
         """Start N llama_cpp.server processes on loopback and compare sessions per minute with
         one; give tokens per session and a server's tokens per second for the GPU-pool sum."""
         from reasonrec.bench_pool import bench_pool, pool_text
-        from reasonrec.fusion import reasoning_config
         from reasonrec.local_servers import ServerStartError
 
         st = common.studio(ctx)
         try:
-            payload = bench_pool(st.dataset, reasoning_config(st), servers, users, window=window,
+            payload = bench_pool(st.dataset, st.reasoning_settings(), servers, users, window=window,
                                  threads=threads, log=_log)
         except ServerStartError as exc:
             _log(f"bench pool: {exc}")

@@ -63,10 +63,9 @@ def register(groups: CommandGroups) -> None:
         """Verification AUC, template-reason share, localization hit@5 and MRR, divergent
         candidates' co-watch support, seconds and tokens per session, per model."""
         from reasonrec.bench_quality import bench_quality, default_excluded
-        from reasonrec.fusion import reasoning_config
 
         st = common.studio(ctx)
-        config = reasoning_config(st)
+        config = st.reasoning_settings()
         if threads:
             config = config.model_copy(update={"n_threads": threads})
         names = [m.strip() for m in models.split(",") if m.strip()]

@@ -151,20 +151,19 @@ def build_graphs(ctx: typer.Context,
     from tqdm import tqdm
 
     from reasoning.batch import BatchOutcome, build_batch
-    from reasoning.builder import open_builder
-    from reasoning.store import GraphStore
 
     overrides = _llm_overrides(model, window, backend, url, threads)
     overrides.update(concurrency=concurrency, http_server_concurrency=per_server)
     config = reasoning_config(ctx, **overrides)
-    dataset = common.studio(ctx).dataset
+    studio = common.studio(ctx)
+    dataset = studio.dataset
     if users.strip().lower() == "fusion":
         chosen = _fusion_sample(ctx)
     else:
         chosen = _choose_users(dataset.user_ids, users)
-    store = GraphStore(config.graphs_dir)
+    store = studio.graph_store(config)
     with _user_errors():
-        builder = open_builder(dataset, config)
+        builder = studio.open_builder(config)
         settings = builder.settings
         store.claim(dataset.name, settings)
         done = sum(store.is_done(u, settings["key"]) for u in chosen)
@@ -270,11 +269,9 @@ def _choose_users(user_ids: list[str], spec: str) -> list[str]:
 @contextmanager
 def _open_kb(ctx: typer.Context) -> Iterator[Any]:
     """The configured knowledge base, closed afterwards; its errors become one line."""
-    from reasoning.kb import KnowledgeBase
-
     config = reasoning_config(ctx)
     with _user_errors():
-        kb = KnowledgeBase(config.kb_path)
+        kb = common.studio(ctx).knowledge_base(config)
         try:
             yield kb
         finally:

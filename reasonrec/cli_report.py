@@ -51,7 +51,7 @@ def register(groups: CommandGroups) -> None:
         """A self-contained offline HTML report for one user: the top 5 and why, what the
         reasoning changed, then the details; the same file as the app's export."""
         from models.data.atomic import write_atomic
-        from reasonrec.fusion import graph_source, reasoning_config, workspace
+        from reasonrec.fusion import graph_source, workspace
         from reasonrec.report import report_html, report_input
 
         out = check_out(out)
@@ -60,7 +60,7 @@ def register(groups: CommandGroups) -> None:
         # An unknown user, a step outside the window or a missing graph fails before any
         # model work (the graph's own window is checked again when the point is placed).
         st.dataset.user_index(user)
-        window = reasoning_config(st).l_tru
+        window = st.reasoning_settings().l_tru
         if step is not None and step >= window:
             raise ValueError(f"--step {step} is outside the history window (steps 0..{window - 1})")
         if graph_source(st, settings).get(user) is None:

@@ -15,6 +15,8 @@ from models.explain_schema import (BranchEffects, Counterfactual, DeletionCurve,
                                    EvidenceFact, EvidenceKind, Explanation, ExplanationPath,
                                    ItemExplanation, PathFlag, PathKind, PointInfo, RankedItem,
                                    TopK)
+# What the counterfactual switches can turn off (chain ids; intent and candidate node ids).
+from models.graph_edits import reasoning_elements
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -26,14 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["BranchEffects", "Counterfactual", "DeletionCurve", "Effect", "EvidenceFact",
            "EvidenceKind", "Explanation", "ExplanationPath", "ItemExplanation", "PathFlag",
            "PathKind", "PointInfo", "RankedItem", "TopK", "place_graph", "reasoning_elements"]
-
-
-def reasoning_elements(graph: nx.DiGraph) -> tuple[list[str], list[str]]:
-    """Every chain id, and every divergent intent and candidate node id, of ``graph``: what
-    the counterfactual switches can turn off."""
-    from models.graph_edits import reasoning_elements as elements
-
-    return elements(graph)
 
 
 def place_graph(dataset: Dataset, user: str, graph: nx.DiGraph,

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from models.fusion.settings import FusionSettings
     from models.fusion.workspace import FusionWorkspace
     from models.graph_sources import GraphSource
-    from reasoning.config import ReasoningConfig
     from reasoning.sentence_encoder import SentenceEncoder
     from reasonrec.studio import Studio
 
@@ -39,14 +38,9 @@ def _quiet(_: str) -> None:
     return None
 
 
-def reasoning_config(studio: Studio) -> ReasoningConfig:
-    """The studio's ``[reasoning]`` settings, its data dir defaulting to the studio's."""
-    return studio.config.reasoning_settings()
-
-
 def graphs_dir(studio: Studio) -> Path:
     """The reasoning builder's graph store for this config (``ReasoningConfig.graphs_dir``)."""
-    return reasoning_config(studio).graphs_dir
+    return studio.reasoning_settings().graphs_dir
 
 
 def intent_encoder(studio: Studio) -> tuple[SentenceEncoder, Path]:
@@ -66,7 +60,7 @@ def intent_encoder(studio: Studio) -> tuple[SentenceEncoder, Path]:
     from reasoning.backend import ModelFileError
     from reasoning.sentence_encoder import open_text_encoder
 
-    config = reasoning_config(studio)
+    config = studio.reasoning_settings()
     try:
         encoder = open_text_encoder(config.encoder_path, config.resolved_data_dir, config.threads)
     except ModelFileError as exc:
@@ -99,7 +93,7 @@ def build_missing_graph(studio: Studio, user: str,
     """
     from reasoning.builder import session_window
 
-    config = reasoning_config(studio)
+    config = studio.reasoning_settings()
     session = session_window(studio.dataset, user, config.l_tru)
     builder = studio.open_builder(config)
     seen: set[str] = set()
@@ -153,7 +147,7 @@ def workspace(studio: Studio, settings: FusionSettings,
     return FusionWorkspace(dataset, split, base, source, settings, studio.runs_dir, log=log,
                            user_graphs=graphs, intent_encoder=encoder,
                            intent_cache_dir=cache_dir,
-                           interest_similarity=open_localizer(dataset, reasoning_config(studio)),
+                           interest_similarity=open_localizer(dataset, studio.reasoning_settings()),
                            providers=[lm_score_provider(studio, base),
                                       interest_provider(studio)])
 

@@ -76,9 +76,8 @@ def lm_score_provider(studio: Studio, base: BaseChoice, *, top_n: int = DEFAULT_
     for it (the GGUF is hashed once per process), so other variants pay nothing.
     """
     from models.fusion.lm_rank.inputs import LMScoreProvider
-    from reasonrec.fusion import reasoning_config
 
-    config = reasoning_config(studio)
+    config = studio.reasoning_settings()
 
     def key() -> LMScoreKey:
         return score_key(studio.dataset.name, base, configured_model_identity(config),
@@ -230,11 +229,10 @@ def explain_history(studio: Studio, user_id: str, history_length: int, items: Se
         reasoning.backend.LLMError: the LLM could not be loaded or failed.
     """
     from reasoning.backend import open_backend
-    from reasonrec.fusion import reasoning_config
 
     dataset = studio.dataset
     seen = dataset.histories[dataset.user_index(user_id)][:history_length]
     prompt_items = [dataset.catalogue[int(i)] for i in seen[-history:]]
-    backend = open_backend(reasoning_config(studio))
+    backend = open_backend(studio.reasoning_settings())
     evidence = history_effects(backend, prompt_items, [dataset.catalogue[int(i)] for i in items])
     return [asdict(e) for e in evidence]

@@ -27,14 +27,14 @@ USERS = 4
 def shipped():
     """The shipped fused run on the shipped graphs (as ``reasonrec explain`` loads them)."""
     from reasonrec.config import load_config
-    from reasonrec.fusion import reasoning_config, workspace
+    from reasonrec.fusion import workspace
     from reasonrec.studio import Studio
     from reasoning.localizer import open_localizer
 
     studio = Studio(load_config(None, {"fusion": {"graphs": "bundle"}}))
     ws = workspace(studio, studio.config.fusion)
     explainer = ws.explainer(ws.fused(studio.config.fusion.variant, train_if_missing=False))
-    explainer.interest_similarity = open_localizer(studio.dataset, reasoning_config(studio))
+    explainer.interest_similarity = open_localizer(studio.dataset, studio.reasoning_settings())
     return studio, ws, explainer
 
 
