@@ -209,9 +209,19 @@ def test_scores_with_a_cached_prefix_equal_scores_read_from_scratch(llama_backen
 
 
 @pytest.mark.llm
-def test_a_registered_scored_head_is_restored_and_scores_the_same(llama_backend: LLMBackend) -> None:
+def test_a_registered_scored_head_is_restored_and_scores_the_same() -> None:
     """A scored prompt's head (task and example) registered with prime_scored is restored, not read
-    again, after another prompt took the context; the options score exactly as before."""
+    again, after another prompt took the context; the options score exactly as before.
+
+    A backend of its own: the shared one may already hold this head from an earlier test."""
+    llama_backend = LlamaCppBackend(load_reasoning_config({}))
+    try:
+        _check_registered_head_restore(llama_backend)
+    finally:
+        llama_backend.close()
+
+
+def _check_registered_head_restore(llama_backend: LlamaCppBackend) -> None:
     prompt = load_prompt("reason_new")
     head = prompt.scored_head()
     prefix = prompt.scored_text(new="Heat (1995) [Action, Crime, Thriller]")
