@@ -33,7 +33,7 @@ from models.bench_fusion import AIM_FASTER_SHARE, faithfulness_of
 from models.explain import Explainer
 from models.explain_paths import reaches
 from models.explain_schema import EvidenceKind, Explanation, ItemExplanation, PathFlag
-from models.explain_summary import supports
+from models.explain_effect import supports
 
 #: The issue's aims, reported next to the measurements.
 AIM_REACHED = 0.90

@@ -37,10 +37,10 @@ from torch import Tensor
 
 from models.data import Dataset
 from models.evidence import CachedSimilarity, CoWatchIndex, InterestSimilarity
+from models.explain_effect import has_no_effect, strength, supports
 from models.explain_faithfulness import (REACTING, deletion_curve, explanation_order_faster,
-                                         fidelity, rank_rows, summarize, supports, user_outcome)
-from models.explain_paths import (CandidatePath, candidate_paths, has_no_effect,
-                                  path_json, reaches)
+                                         fidelity, rank_rows, summarize, user_outcome)
+from models.explain_paths import CandidatePath, candidate_paths, path_json, reaches
 from models.explain_removal import NOTHING, Edge, Removal
 from models.explain_scoring import CounterfactualScorer, ExplainPoint
 from models.explain_schema import (EXPLANATION_SCHEMA, BranchEffects, Counterfactual, DeletionCurve,
@@ -52,7 +52,7 @@ from models.fusion.samples import UserGraph
 from models.fusion.strategy import Counterfactuals, Need, RemovableKind
 from models.graph_data import IntentIndex, reasoning_elements
 from models.graph_sources import GraphSource, graph_backend, source_label
-from models.metrics import mask_padding, target_ranks, top_items
+from models.metrics import mask_padding, soft_rank, soft_rank_temperature, target_ranks, top_items
 from models.protocol import leave_one_out
 from models.recommenders import Recommender
 
@@ -157,9 +157,13 @@ class Explainer(CounterfactualScorer):
     def _effect(self, before: Tensor, after: Tensor, item: int) -> Effect:
         rank_before = int(_ranks(before[None], item)[0])
         rank_after = int(_ranks(after[None], item)[0])
+        # One temperature for both rows (the unchanged list's), so the change is comparable.
+        temperature = soft_rank_temperature(before)
         return Effect(delta_score=float(after[item] - before[item]),
                       delta_rank=rank_after - rank_before, rank_after=rank_after,
-                      in_top_k_after=rank_after <= self.k)
+                      in_top_k_after=rank_after <= self.k,
+                      delta_soft_rank=(soft_rank(after, item, temperature)
+                                       - soft_rank(before, item, temperature)))
 
     @property
     def removable(self) -> frozenset[RemovableKind]:
@@ -287,13 +291,9 @@ class Explainer(CounterfactualScorer):
         measured = self.scores(point, [p.removal for p in candidates] + [everything])
         effects = [self._effect(full, row, item) for row in measured[:-1]]
         without = self._effect(full, measured[-1], item)
-        # Strongest first by the measured effect on what the user sees, the rank: the
-        # path whose removal pushes the item down furthest; among equal rank changes,
-        # the larger score drop. (The item's score alone is shift-invariant noise to
-        # the ranking: a removal can lower it and still lift the item, when its
-        # competitors drop more; such a path does not support the item.)
-        ranked = sorted(zip(candidates, effects),
-                        key=lambda t: (-t[1].delta_rank, t[1].delta_score, t[0].id))
+        # Strongest first by the measured effect on what the user sees, the rank
+        # (exact, then smooth: models.explain_effect).
+        ranked = sorted(zip(candidates, effects), key=lambda t: (*strength(t[1]), t[0].id))
         # Every path of the model's reasoning that reaches the item is kept; the other
         # paths with an effect fill up to max_paths; paths without an effect come last,
         # flagged, and stay out of the deletion curve (they would only pad its order).

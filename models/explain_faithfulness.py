@@ -20,7 +20,7 @@ from torch import Tensor
 
 from models.explain_removal import NOTHING, REASONING_EDGES, Edge, Removal
 from models.graph_data import reasoning_elements
-from models.explain_schema import DeletionCurve, Effect, Faithfulness, Fidelity, ItemExplanation
+from models.explain_schema import DeletionCurve, Faithfulness, Fidelity, ItemExplanation
 from models.metrics import target_ranks
 from reasoning.graph_nodes import graph_edges, intents, node_chain
 
@@ -173,10 +173,3 @@ def user_outcome(summary: Faithfulness, items: Sequence[ItemExplanation]) -> str
         diff = _area_difference(reacting)
         return "faster" if diff > 1e-9 else "slower" if diff < -1e-9 else "tied"
     return "no_reaction" if summary.items_no_reaction else "too_few_paths"
-
-
-def supports(effect: Effect) -> bool:
-    """A path supports its item when removing it pushes the item down (rank first, then
-    score at an equal rank): the paths fidelity treats as the explanation."""
-    return effect.delta_rank > 0 or (effect.delta_rank == 0 and effect.delta_score < 0)
-

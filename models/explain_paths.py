@@ -30,14 +30,12 @@ from models.data import Catalogue
 from models.evidence import CoWatchIndex, InterestSimilarity, chain_facts, interest_facts
 from models.explain_schema import (Effect, EvidenceFact, ExplanationPath, PathEdge, PathEnd,
                                    PathFlag, PathKind, PathNode, PathRemoval)
+from models.explain_effect import has_no_effect, works_against
 from models.explain_removal import Removal
 from reasoning.graph import ChainStatus, EdgeKind, NodeKind
 from reasoning.graph_nodes import (IntentNode, candidate_of_item, chain_items, chain_status,
                                    graph_edge, graph_edges, intent_anchors, intents, node_kind,
                                    node_record, node_text)
-
-#: A change smaller than this in the item's score is rounding, not an effect.
-EFFECT_EPS = 1e-6
 
 
 @dataclass
@@ -141,7 +139,7 @@ def flags(path: CandidatePath, effect: Effect) -> list[PathFlag]:
         out.append(PathFlag.NO_EVIDENCE)
     if has_no_effect(effect):
         out.append(PathFlag.NO_EFFECT)
-    elif effect.delta_rank < 0 or (effect.delta_rank == 0 and effect.delta_score > 0):
+    elif works_against(effect):
         out.append(PathFlag.WORKS_AGAINST)
     if path.rejected:
         out.append(PathFlag.REJECTED_CHAIN)
@@ -151,10 +149,6 @@ def flags(path: CandidatePath, effect: Effect) -> list[PathFlag]:
 def reaches(path: ExplanationPath) -> bool:
     """A path of the reasoning the model reads (not a rejected chain's) reaches the item."""
     return path.reaches_item and PathFlag.REJECTED_CHAIN not in path.flags
-
-
-def has_no_effect(effect: Effect) -> bool:
-    return effect.delta_rank == 0 and abs(effect.delta_score) < EFFECT_EPS
 
 
 def path_json(prefix: nx.DiGraph, path: CandidatePath, effect: Effect, item: int,

@@ -55,6 +55,9 @@ class Effect(_Strict):
     delta_rank: int
     rank_after: int = Field(ge=1)
     in_top_k_after: bool
+    #: Change of the item's smooth rank (:func:`models.metrics.soft_rank`): positive when
+    #: the other films gain on it. None in documents saved before it existed.
+    delta_soft_rank: float | None = None
 
 
 class BranchEffects(ItemRef):
@@ -245,7 +248,7 @@ class Fidelity(_Strict):
     ``minus`` = 1 - [prediction unchanged with only the explanation kept] (all
     other reasoning removed; session items always stay). The explanation is
     the paths whose removal pushes the item down: a worse rank, or at an
-    unchanged rank a lower score.
+    unchanged rank a higher smooth rank (models.explain_effect).
     """
 
     explanation_paths: int = Field(ge=0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from models.explain_effect import supports
 from models.explain_schema import Effect, EvidenceKind, ExplanationPath, PathKind
 
 MAX_TITLES = 2
@@ -21,14 +22,11 @@ def ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def supports(effect: Effect) -> bool:
-    """Removing the path pushes the item down (rank first, then score at an equal rank)."""
-    return effect.delta_rank > 0 or (effect.delta_rank == 0 and effect.delta_score < 0)
-
-
 def _without(effect: Effect, k: int, what: str) -> str:
     if effect.delta_rank == 0:
-        return f"without that {what} it would still rank {ordinal(effect.rank_after)}, on a lower score"
+        # The smooth rank rose (other films gained on it); its own score may not have fallen.
+        how = "on a lower score" if effect.delta_score < 0 else "with other films gaining on it"
+        return f"without that {what} it would still rank {ordinal(effect.rank_after)}, {how}"
     if effect.rank_after > k:
         return f"without that {what} it would fall out of the top {k} (to {ordinal(effect.rank_after)})"
     return f"without that {what} it would rank {ordinal(effect.rank_after)}"

@@ -39,6 +39,34 @@ def top_items(scores: torch.Tensor, k: int) -> list[int]:
     return stable_top_k(scores, min(k, int(torch.isfinite(scores).sum()))).tolist()
 
 
+#: The smooth rank's temperature is the spread of this many best scores of the row.
+SOFT_RANK_SPREAD_OF = 50
+
+
+def soft_rank(scores: torch.Tensor, item: int, temperature: float) -> float:
+    """A smooth rank of ``item`` in the one row ``scores [N]`` (masked items ``-inf``).
+
+    The sum over the other ranked items of ``sigmoid((s_j - s_item) / temperature)``:
+    the expected number of items above it if scores carried logistic noise of
+    that scale (the rank surrogate of Qin et al., 2010). It moves with every
+    competitor that gains on the item or falls behind it, also where the exact
+    rank does not change.
+    """
+    # In float64: a sum of ~1,700 terms, whose float32 rounding would swamp small changes.
+    row = scores.double()
+    finite = row[torch.isfinite(row)]
+    return float(torch.sigmoid((finite - row[item]) / temperature).sum() - 0.5)
+
+
+def soft_rank_temperature(scores: torch.Tensor) -> float:
+    """The standard deviation of the row's :data:`SOFT_RANK_SPREAD_OF` best finite scores
+    (the scale on which the top of the list is decided); 1.0 for a flat row."""
+    finite = scores[torch.isfinite(scores)]
+    best = finite.topk(min(SOFT_RANK_SPREAD_OF, len(finite))).values
+    spread = float(best.std()) if len(best) > 1 else 0.0
+    return spread if spread > 0 else 1.0
+
+
 def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """0-based rank of each target among all items.
 

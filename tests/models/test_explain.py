@@ -17,6 +17,7 @@ from models.fusion.workspace import FusionWorkspace
 from models.graph_data import (GraphPair, IntentIndex, counterfactual_pair, reasoning_elements,
                                sequence_graph)
 from models.graph_sources import FirstGraphSource
+from models.metrics import soft_rank, soft_rank_temperature
 from models.recommenders import create
 from tests.models.fusion_setup import random_llmrg, small_workspace
 from tests.models.reasoning_graphs import INTENTS, example_graph
@@ -95,9 +96,9 @@ def test_removing_a_path_changes_the_score_exactly_as_explained(
         for item in [r.index for r in explainer.top_k(point).fused[:3]] + [point.target]:
             explanation = explainer.explain_item(point, item)
             # Ranked by measured effect: the largest rank drop first, then the largest
-            # score drop among equal rank changes; paths without an effect come last.
+            # smooth-rank rise among equal rank changes; paths without an effect come last.
             measured = active(explanation.paths)
-            effects = [(-p.effect.delta_rank, p.effect.delta_score) for p in measured]
+            effects = [(-p.effect.delta_rank, -p.effect.delta_soft_rank) for p in measured]
             assert effects == sorted(effects)
             assert explanation.paths[:len(measured)] == measured
             for path in explanation.paths:
@@ -110,6 +111,10 @@ def test_removing_a_path_changes_the_score_exactly_as_explained(
                 tied_before = (after == after[item]) & (torch.arange(len(after)) < item)
                 rank = int((after > after[item]).sum() + tied_before.sum())
                 assert path.effect.rank_after == rank + 1
+                temperature = soft_rank_temperature(before)
+                assert path.effect.delta_soft_rank == pytest.approx(
+                    soft_rank(after, item, temperature) - soft_rank(before, item, temperature),
+                    abs=1e-3)
                 moved += abs(path.effect.delta_score) > 1e-6
             if measured:   # the curve starts with the strongest path's removal
                 assert explanation.deletion.explanation_ranks[0] == measured[0].effect.rank_after

@@ -157,3 +157,21 @@ def test_stable_top_k_breaks_ties_by_item_index_as_the_ranks_do() -> None:
     row[[3, 5]] = -torch.inf
     best = top_items(row, 100)
     assert len(best) == 27 and not {0, 3, 5} & set(best) and best == stable_top_k(row, 27).tolist()
+
+
+def test_soft_rank_approaches_the_rank_and_moves_when_the_rank_does_not():
+    from models.metrics import soft_rank, soft_rank_temperature
+
+    scores = torch.tensor([-torch.inf, 5.0, 4.0, 3.0, -torch.inf, 0.0])
+    # A cold temperature gives the exact 0-based rank (items above), padding ignored.
+    assert soft_rank(scores, 3, 0.01) == pytest.approx(2.0, abs=1e-6)
+    assert soft_rank(scores, 1, 0.01) == pytest.approx(0.0, abs=1e-6)
+    # The item below closes in: the exact rank holds, the smooth rank rises.
+    closer = scores.clone()
+    closer[5] = 2.9
+    t = soft_rank_temperature(scores)
+    assert soft_rank(closer, 3, t) > soft_rank(scores, 3, t)
+    # Shifting every score leaves it unchanged (the item's score alone would not).
+    assert soft_rank(scores + 7.0, 3, t) == pytest.approx(soft_rank(scores, 3, t))
+    assert t == pytest.approx(float(torch.tensor([5.0, 4.0, 3.0, 0.0]).std()))
+    assert soft_rank_temperature(torch.tensor([-torch.inf, 1.0, 1.0])) == 1.0
