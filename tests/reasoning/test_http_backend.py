@@ -15,10 +15,8 @@ import pytest
 
 from models.data import Dataset
 from reasoning.backend import BackendInfo, LLMError, LLMRequest, LLMTimeout
-from reasoning.builder import GraphBuilder, session_window
 from reasoning.http_backend import HttpBackend
 from reasoning.llama_backend import default_model_path
-from reasoning.localizer import IntentLocalizer
 from reasoning.prompts import load_prompt
 from reasoning.schemas import IntentAnswer, answer_prefix, intent_schema
 from reasonrec.bench_app import free_port
@@ -105,37 +103,13 @@ def test_timeout_and_refused_connection(server_url: str, make_config: MakeConfig
         refused.complete(_request())
 
 
-def test_graph_over_http(server_url: str, make_config: MakeConfig, ml100k: Dataset,
-                         tmp_path: Path) -> None:
-    # Short window and one mask: the server decodes under a stock grammar sampler (slow on CPU).
-    # http_score_prefix: SmolLM2 adds no BOS token, and llama-cpp-python's echo needs one.
-    # One distractor: scoring over llama_cpp.server costs seconds per option.
-    config = make_config(backend="http", http_url=server_url, l_tru=2, masks_per_chain=1,
-                         n_distractors=1,
-                         lexical_weight=1.0, http_score_prefix="<|im_start|>")
-    backend = HttpBackend(config)
-    localizer = IntentLocalizer(ml100k.catalogue, _Unused(), tmp_path, lexical_weight=1.0)
-    graph = GraphBuilder(backend, ml100k.catalogue, config, None, localizer).build(
-        session_window(ml100k, "2", config.l_tru))
-    _check_graph(graph, ml100k, "2")
-    log = graph.graph["build_log"]
-    assert log.backend["backend"] == "http" and log.backend["model_identity"].startswith("http:")
-    # Scored over HTTP now: no piece stands in for a score the server could not give.
-    assert not [d for d in log.dropped if "scoring failed" in d.reason or "backend" in d.reason]
-    backend.close()
-
-
-class _Unused:
-    """A lexical-only localizer never encodes."""
-
-    identity = "unused"
-
-    def encode(self, texts: list[str]):
-        raise AssertionError("the encoder was used")
-
-
 def test_build_graphs_over_http_with_concurrent_users(server_url: str, ml100k_dir: Path,
-                                                      tmp_path: Path) -> None:
+                                                      ml100k: Dataset, tmp_path: Path) -> None:
+    """Two users' graphs, built at once over two servers, hold every graph invariant.
+
+    Short window and one mask: the server decodes under a stock grammar sampler and
+    computes echoed log-probabilities in Python (seconds per scored option on CPU).
+    http_score_prefix: SmolLM2 adds no BOS token, and llama-cpp-python's echo needs one."""
     from typer.testing import CliRunner
 
     from reasonrec.cli import app
@@ -164,3 +138,10 @@ def test_build_graphs_over_http_with_concurrent_users(server_url: str, ml100k_di
     store = GraphStore(tmp_path / "d" / "reasoning" / "graphs")
     assert store.users() == ["186", "196"]
     assert store.load("196").graph["build_log"].backend["concurrency"] == 2
+    for user in ("186", "196"):
+        graph = store.load(user)
+        _check_graph(graph, ml100k, user)
+        log = graph.graph["build_log"]
+        assert log.backend["backend"] == "http" and log.backend["model_identity"].startswith("http:")
+        # Scored over HTTP: no piece stands in for a score the server could not give.
+        assert not [d for d in log.dropped if "scoring failed" in d.reason or "backend" in d.reason]
