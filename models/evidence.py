@@ -25,14 +25,13 @@ catalogue.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
+from models.bounded_cache import BoundedCache
 from models.data import Catalogue
 from models.explain_schema import EvidenceFact, EvidenceKind, ItemRef
 
@@ -62,22 +61,14 @@ class CachedSimilarity:
 
     def __init__(self, similarity: InterestSimilarity, size: int = 256) -> None:
         self.similarity = similarity
-        self.size = size
-        self._scores: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
+        self._scores: BoundedCache[str, np.ndarray] = BoundedCache(size)
 
     def encoder_scores(self, text: str) -> np.ndarray:
-        with self._lock:   # an explainer may serve several app sessions' threads
-            scores = self._scores.get(text)
-            if scores is not None:
-                self._scores.move_to_end(text)
-                return scores
-        scores = np.asarray(self.similarity.encoder_scores(text), dtype=np.float64)
-        scores.setflags(write=False)
-        with self._lock:
-            self._scores[text] = scores
-            while len(self._scores) > self.size:
-                self._scores.popitem(last=False)
+        scores = self._scores.get(text)
+        if scores is None:
+            scores = np.asarray(self.similarity.encoder_scores(text), dtype=np.float64)
+            scores.setflags(write=False)
+            self._scores.put(text, scores)
         return scores
 
 

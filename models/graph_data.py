@@ -50,9 +50,7 @@ removed session items; :func:`counterfactual_pair` converts the result.
 
 from __future__ import annotations
 
-import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +59,7 @@ import networkx as nx
 import torch
 from torch_geometric.data import Batch, Data
 
+from models.bounded_cache import BoundedCache
 from models.graph_edits import reasoning_elements, remove  # noqa: F401  (re-exported)
 # The intent table and the counterfactual edits have their own modules; other code imports
 # them from here, as it always has.
@@ -356,24 +355,16 @@ class _PrefixCache:
     """
 
     def __init__(self, size: int = 64) -> None:
-        self.size = size
-        self._entries: OrderedDict[tuple[int, int], tuple[weakref.ref[nx.DiGraph], nx.DiGraph,
-                                                          frozenset[str]]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._entries: BoundedCache[tuple[int, int], tuple[weakref.ref[nx.DiGraph], nx.DiGraph,
+                                                           frozenset[str]]] = BoundedCache(size)
 
     def get(self, graph: nx.DiGraph, step: int) -> tuple[nx.DiGraph, frozenset[str]]:
         key = (id(graph), int(step))
-        with self._lock:   # the app explains in several sessions' threads at once
-            entry = self._entries.get(key)
-            if entry is not None and entry[0]() is graph:
-                self._entries.move_to_end(key)
-                return entry[1], entry[2]
+        entry = self._entries.get(key)
+        if entry is not None and entry[0]() is graph:
+            return entry[1], entry[2]
         prefix, late = prefix_graph(graph, step), _chains_after(graph, step)
-        with self._lock:
-            self._entries[key] = (weakref.ref(graph), prefix, late)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+        self._entries.put(key, (weakref.ref(graph), prefix, late))
         return prefix, late
 
 

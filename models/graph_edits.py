@@ -60,7 +60,7 @@ def remove(graph: nx.DiGraph, chains: Collection[str] = (),
                      if e.chain in drop_chains}
     out = _copy_without(graph, gone, dropped_edges)
     for node in nodes:
-        if node in gone or node not in out:
+        if node not in out:   # gone with a removed chain, or not a session item
             continue
         _bridge_chains(out, node)
         out.remove_node(node)
