@@ -10,8 +10,12 @@ default), for every fused top-k item at the user's last window step:
   carries at least one numeric fact (a co-watch count, an encoder similarity
   or the builder's match; shared genres alone are not numeric) *and* has a
   nonzero measured effect (removing it changes the item's score or rank);
+* **reliance**: the item's rank and smooth rank with all reasoning removed,
+  the most any path's removal can do;
 * **faithfulness**: the deletion-curve comparison of ``bench fusion``
-  (``models.bench_fusion.faithfulness_of``) on the same explanations.
+  (``models.bench_fusion.faithfulness_of``) on the same explanations, on
+  exact ranks (users with an item whose rank reacts) and on smooth ranks
+  (users with an item of 2+ paths).
 
 Also reported, so the headline shares are not read for more than they are:
 reached through a co-watch count, items whose strongest reaching path
@@ -89,6 +93,19 @@ def item_counts(explanations: Sequence[Explanation]) -> dict[str, Any]:
     }
 
 
+def reliance(explanations: Sequence[Explanation]) -> dict[str, Any]:
+    """How much the fused model leans on its reasoning at all: each item with *all* chains
+    and interests removed (the ceiling of any path's effect, and so of the deletion curves)."""
+    effects = [i.without_reasoning for e in explanations for i in e.items
+               if i.without_reasoning is not None]
+    smooth = [abs(f.delta_soft_rank) for f in effects if f.delta_soft_rank is not None]
+    return {"items": len(effects),
+            "share_rank_moves": _share(sum(f.delta_rank != 0 for f in effects), len(effects)),
+            "mean_abs_rank_change": float(np.mean([abs(f.delta_rank) for f in effects]))
+            if effects else None,
+            "median_abs_smooth_rank_change": float(np.median(smooth)) if smooth else None}
+
+
 def examples(explanations: Sequence[Explanation], n: int = EXAMPLES) -> list[dict[str, Any]]:
     """The first users' top item each: its sentence and the facts of its strongest paths."""
     rows = []
@@ -130,7 +147,7 @@ def bench_explanations(explainer: Explainer, user_ids: Sequence[str], *,
     return {
         "users": len(user_ids), "k": explainer.k,
         "interest_similarity": explainer.interest_similarity is not None,
-        "reach": reach, "faithfulness": faithful,
+        "reach": reach, "faithfulness": faithful, "reliance": reliance(explanations),
         "meets": {
             "reached": reach["share_reached"] is not None
             and reach["share_reached"] >= AIM_REACHED,

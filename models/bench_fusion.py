@@ -40,6 +40,7 @@ import torch
 
 from models.explain import Explainer, explanation_order_faster, user_outcome
 from models.explain_schema import Explanation
+from models.explain_faithfulness import smooth_area_difference, smooth_outcome
 from models.bench_fusion_extras import (POPULAR_SHARE, llm_cost, popular_items,
                                         popularity_share)
 from models.fusion.graph_signal import CandidateSignal, candidate_signal, signal_sentence
@@ -185,6 +186,8 @@ def faithfulness_of(explanations: Sequence[Explanation], random_orders: int) -> 
     users: Counter[str] = Counter()
     items: Counter[str] = Counter()
     legacy_faster = legacy_users = 0
+    smooth_users: Counter[str] = Counter()
+    smooth_items: Counter[str] = Counter()
     plus, minus, paths, seconds = [], [], [], []
     supported = 0
     for explanation in explanations:
@@ -195,6 +198,12 @@ def faithfulness_of(explanations: Sequence[Explanation], random_orders: int) -> 
         if legacy:
             legacy_users += 1
             legacy_faster += explanation_order_faster(legacy)
+        # The smooth-rank curves: every item with 2+ paths, whether or not its rank moves.
+        smooth = [d for d in (smooth_area_difference(i.deletion) for i in explanation.items)
+                  if d is not None]
+        if smooth:
+            smooth_users[smooth_outcome(smooth)] += 1
+            smooth_items.update(smooth_outcome([d]) for d in smooth)
         for item in explanation.items:
             paths.append(len(item.paths))
             supported += item.fidelity.explanation_paths > 0
@@ -219,6 +228,7 @@ def faithfulness_of(explanations: Sequence[Explanation], random_orders: int) -> 
             # The definition before the no-reaction split: every item with 2+ paths compared,
             # flat ones counting as "not faster". Kept for comparison with older benches.
             "legacy_share_users_faster": legacy_faster / legacy_users if legacy_users else None,
+            **_smooth_shares(smooth_users, smooth_items),
             "fidelity_plus": float(np.mean(plus)) if plus else None,
             "fidelity_minus": float(np.mean(minus)) if minus else None,
             "share_items_with_support": supported / len(plus) if plus else None,
@@ -227,6 +237,16 @@ def faithfulness_of(explanations: Sequence[Explanation], random_orders: int) -> 
             "explain_seconds_p50": float(np.median(seconds)) if seconds else None,
             "aim_share": AIM_FASTER_SHARE,
             "meets_aim": share is not None and share >= AIM_FASTER_SHARE}
+
+
+def _smooth_shares(users: Counter[str], items: Counter[str]) -> dict[str, Any]:
+    """The deletion comparison on smooth ranks (users and items with 2+ paths), JSON-ready."""
+    n_users, n_items = sum(users.values()), sum(items.values())
+    return {"smooth_users_compared": n_users, "smooth_users_faster": users["faster"],
+            "smooth_users_slower": users["slower"], "smooth_users_tied": users["tied"],
+            "smooth_share_users_faster": users["faster"] / n_users if n_users else None,
+            "smooth_items_compared": n_items, "smooth_items_faster": items["faster"],
+            "smooth_share_items_faster": items["faster"] / n_items if n_items else None}
 
 
 def bench_fusion(workspace: FusionWorkspace, *, variants: Sequence[str] = tuple(VARIANTS),

@@ -21,7 +21,7 @@ from torch import Tensor
 from models.explain_removal import NOTHING, REASONING_EDGES, Edge, Removal
 from models.graph_data import reasoning_elements
 from models.explain_schema import DeletionCurve, Faithfulness, Fidelity, ItemExplanation
-from models.metrics import target_ranks
+from models.metrics import soft_rank, soft_rank_temperature, soft_ranks, target_ranks
 from reasoning.graph_nodes import graph_edges, intents, node_chain
 
 if TYPE_CHECKING:
@@ -65,7 +65,8 @@ def deletion_curve(explainer: Explainer, point: ExplainPoint, item: int,
     there are at most ``random_orders`` orders (the exact expectation, no
     sampling noise with 2 or 3 paths), else over ``random_orders`` seeded
     random permutations. Areas are compared exactly (integer rank sums), so
-    equal curves are a tie, never a rounding accident.
+    equal curves are a tie, never a rounding accident. The same scores give the
+    smooth-rank curves (``*_smooth``; see :func:`smooth_outcome`).
     """
     start = int(rank_rows(point.fused_scores[None], item)[0])
     m = len(units)
@@ -82,8 +83,13 @@ def deletion_curve(explainer: Explainer, point: ExplainPoint, item: int,
         for j in order:
             acc = acc.union(units[j])
             removals.append(acc)
-    ranks = (rank_rows(explainer.scores(point, removals), item).view(len(orders), m)
-             if m else torch.empty(len(orders), 0, dtype=torch.long))
+    scores = explainer.scores(point, removals) if m else None
+    ranks = (rank_rows(scores, item).view(len(orders), m) if scores is not None
+             else torch.empty(len(orders), 0, dtype=torch.long))
+    # One temperature, the unchanged list's, for every row (as the paths' effects).
+    temperature = soft_rank_temperature(point.fused_scores)
+    smooth = (soft_ranks(scores, item, temperature).view(len(orders), m) if scores is not None
+              else torch.empty(len(orders), 0, dtype=torch.float64))
     explanation, random = ranks[0], ranks[1:].double().mean(dim=0)
     sum_e, sum_r = int(explanation.sum()), int(ranks[1:].sum())   # sum_r over all orders
     outcome: Literal["faster", "slower", "tied", "no_reaction", "too_few_paths"]
@@ -99,7 +105,32 @@ def deletion_curve(explainer: Explainer, point: ExplainPoint, item: int,
                          random_orders=len(randoms), area_explanation=float(sum_e),
                          area_random=sum_r / len(randoms) if randoms else 0.0,
                          faster=None if m < 2 else outcome == "faster",
-                         random_exact=exact, outcome=outcome)
+                         random_exact=exact, outcome=outcome,
+                         start_smooth=soft_rank(point.fused_scores, item, temperature),
+                         explanation_smooth=[float(r) for r in smooth[0]],
+                         random_smooth=[float(r) for r in smooth[1:].mean(dim=0)])
+
+
+#: Smooth-rank area differences within this (in places, per curve) are a tie: float noise.
+SMOOTH_TIE = 1e-6
+
+
+def smooth_area_difference(curve: DeletionCurve) -> float | None:
+    """Explanation order's smooth-rank area minus the random orders' mean area; None for
+    fewer than 2 paths or a curve saved without smooth ranks."""
+    if curve.explanation_smooth is None or curve.random_smooth is None:
+        return None
+    if len(curve.explanation_smooth) < 2:
+        return None
+    return sum(curve.explanation_smooth) - sum(curve.random_smooth)
+
+
+def smooth_outcome(differences: Sequence[float]) -> Literal["faster", "slower", "tied"]:
+    """Whether explanation order pushes the smooth rank up faster than random, summed over
+    the curves' :func:`smooth_area_difference` (one item's, or a user's items')."""
+    total = sum(differences)
+    tie = SMOOTH_TIE * max(1, len(differences))
+    return "faster" if total > tie else "slower" if total < -tie else "tied"
 
 
 def fidelity(explainer: Explainer, point: ExplainPoint, item: int,

@@ -228,6 +228,12 @@ class DeletionCurve(_Strict):
       shares and counted apart);
     * ``faster`` / ``slower`` / ``tied``: explanation order pushes the item down
       faster than (larger area), slower than, or exactly as fast as random.
+
+    The ``*_smooth`` fields are the same curves on the item's smooth rank
+    (:func:`models.metrics.soft_rank`, the list's temperature before any
+    removal), read from the same scores. They move where the exact rank does
+    not, so they compare the orders for items whose rank no removal changes too
+    (None in documents saved before them).
     """
 
     start_rank: int = Field(ge=1)
@@ -239,6 +245,9 @@ class DeletionCurve(_Strict):
     faster: bool | None
     random_exact: bool = False
     outcome: Literal["faster", "slower", "tied", "no_reaction", "too_few_paths"] | None = None
+    start_smooth: float | None = None
+    explanation_smooth: list[float] | None = None
+    random_smooth: list[float] | None = None
 
 
 class Fidelity(_Strict):

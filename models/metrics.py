@@ -52,10 +52,19 @@ def soft_rank(scores: torch.Tensor, item: int, temperature: float) -> float:
     competitor that gains on the item or falls behind it, also where the exact
     rank does not change.
     """
+    return float(soft_ranks(scores[None], item, temperature)[0])
+
+
+def soft_ranks(scores: torch.Tensor, item: int, temperature: float) -> torch.Tensor:
+    """:func:`soft_rank` of ``item`` in each row of ``scores``.
+
+    Shapes:
+        ``[R, N]`` (masked items ``-inf``; ``item`` finite in every row) -> ``[R]`` float64.
+    """
     # In float64: a sum of ~1,700 terms, whose float32 rounding would swamp small changes.
-    row = scores.double()
-    finite = row[torch.isfinite(row)]
-    return float(torch.sigmoid((finite - row[item]) / temperature).sum() - 0.5)
+    # A masked item's sigmoid((-inf - s) / t) is exactly 0; the item's own term is 0.5.
+    rows = scores.double()
+    return torch.sigmoid((rows - rows[:, item:item + 1]) / temperature).sum(dim=1) - 0.5
 
 
 def soft_rank_temperature(scores: torch.Tensor) -> float:

@@ -41,7 +41,12 @@ def _text(result: dict[str, Any]) -> str:
         f"{_pct(reach['share_reached_and_supported'])}",
         f"explanation order beats random on the deletion curve for "
         f"{_pct(faithful['share_users_faster'])} of {faithful['users_compared']} users "
-        f"(aim {faithful['aim_share']:.0%})"]
+        f"(aim {faithful['aim_share']:.0%}); on smooth ranks, which move for every item "
+        f"with 2+ paths: {_pct(faithful.get('smooth_share_users_faster'))} of "
+        f"{faithful.get('smooth_users_compared', 0)} users"]
+    moved = result.get("reliance", {}).get("share_rank_moves")
+    if moved is not None:
+        lines.append(f"removing all reasoning moves the item's rank for {_pct(moved)} of items")
     for example in result["examples"]:
         lines.append(f"user {example['user']}, #{example['rank']} {example['item']}: "
                      f"{example['summary']}")

@@ -9,6 +9,7 @@ import torch
 
 from models.data import Dataset, load_dataset
 from models.explain import NOTHING, Explainer, ExplainPoint, Removal, summarize, user_outcome
+from models.explain_faithfulness import smooth_area_difference, smooth_outcome
 from models.explain_paths import reaches
 from models.explain_schema import (DeletionCurve, EvidenceKind, Explanation, ExplanationPath,
                                    Fidelity, ItemExplanation, PathFlag)
@@ -325,8 +326,26 @@ def test_deletion_curve_separates_no_reaction_and_uses_every_order_when_few(
                 "tied" if (alone[0] != curve.start_rank or both != curve.start_rank)
                 else "no_reaction")
     assert curve.outcome == expected
+    # The smooth-rank curves come from the same rows, at the unchanged list's temperature.
+    t = soft_rank_temperature(point.fused_scores)
+    soft_alone = [soft_rank(explainer.scores(point, [u])[0], item, t) for u in (c1, c3)]
+    soft_both = soft_rank(explainer.scores(point, [c1.union(c3)])[0], item, t)
+    assert curve.start_smooth == pytest.approx(soft_rank(point.fused_scores, item, t))
+    assert curve.explanation_smooth == pytest.approx([soft_alone[0], soft_both])
+    assert curve.random_smooth == pytest.approx([sum(soft_alone) / 2, soft_both])
+    assert smooth_area_difference(curve) == pytest.approx((soft_alone[0] - soft_alone[1]) / 2)
     one = explainer._deletion(point, item, [c1])
     assert one.outcome == "too_few_paths" and one.faster is None
+    assert smooth_area_difference(one) is None and len(one.explanation_smooth) == 1
+
+
+def test_smooth_outcome_sums_curves_and_ties_only_float_noise() -> None:
+    assert smooth_outcome([0.02, -0.01]) == "faster"
+    assert smooth_outcome([-0.02, 0.01]) == "slower"
+    assert smooth_outcome([1e-9, -2e-9]) == "tied"
+    assert smooth_outcome([3e-6]) == "faster"
+    # Curves saved before smooth ranks have no smooth comparison.
+    assert smooth_area_difference(_item("faster", 10, 8).deletion) is None
 
 
 def _rank(scores: torch.Tensor, item: int) -> int:

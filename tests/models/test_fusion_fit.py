@@ -317,6 +317,12 @@ def test_bench_refuses_a_small_sample_and_reports_rows(workspace: FusionWorkspac
     assert result["latency"]["users"] == 5 and result["latency"]["p95_ms"] > 0
     assert result["faithfulness"]["users"] == 3
     assert 0 <= result["faithfulness"]["fidelity_plus"] <= 1
+    smooth = result["faithfulness"]
+    assert smooth["smooth_users_compared"] == (smooth["smooth_users_faster"]
+                                               + smooth["smooth_users_slower"]
+                                               + smooth["smooth_users_tied"])
+    # Smooth ranks compare every user with an item of 2+ paths, the exact ranks fewer.
+    assert smooth["users_compared"] <= smooth["smooth_users_compared"] <= 3
     assert set(VARIANTS) >= {r["name"] for r in result["rows"][1:]}
     # The candidate signal, per role; when LLMRG stays at the base, the verdict says why.
     assert [s["role"] for s in result["candidate_signal"]] == ["train", "valid", "test"]
