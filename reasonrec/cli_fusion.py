@@ -48,9 +48,12 @@ def _table(result: dict[str, Any]) -> str:
     if "faithfulness" in result:
         f = result["faithfulness"]
         share = "n/a" if f["share_users_faster"] is None else f"{f['share_users_faster']:.0%}"
+        smooth = f.get("smooth_share_users_faster")
+        smooth_share = "n/a" if smooth is None else f"{smooth:.0%}"
         lines.append(f"faithfulness: explanation order faster than random for {share} of "
-                     f"{f['users_compared']} users; fidelity+ {f['fidelity_plus']:.2f}, "
-                     f"fidelity- {f['fidelity_minus']:.2f}")
+                     f"{f['users_compared']} users whose rank reacts ({smooth_share} of "
+                     f"{f.get('smooth_users_compared', 0)} on smooth ranks); fidelity+ "
+                     f"{f['fidelity_plus']:.2f}, fidelity- {f['fidelity_minus']:.2f}")
     return "\n".join(lines)
 
 

@@ -178,8 +178,14 @@ with fusion_tab:
         if faithfulness.get("share_users_faster") is not None:
             findings.append(f"Removing explanation paths in their stated order lowers the "
                             f"items faster than a random order for "
-                            f"{faithfulness['share_users_faster']:.0%} of the users where the "
-                            "order can be compared.")
+                            f"{faithfulness['share_users_faster']:.0%} of the "
+                            f"{faithfulness.get('users_compared', '?')} users whose ranks "
+                            "move at all.")
+        if faithfulness.get("smooth_share_users_faster") is not None:
+            findings.append(f"Counting also how close the other films come to each item, "
+                            f"which moves for every user, it does so for "
+                            f"{faithfulness['smooth_share_users_faster']:.0%} of "
+                            f"{faithfulness['smooth_users_compared']} users.")
         if findings:
             st.markdown(" ".join(findings))
 
