@@ -182,8 +182,8 @@ with fusion_tab:
                             f"{faithfulness.get('users_compared', '?')} users whose ranks "
                             "move at all.")
         if faithfulness.get("smooth_share_users_faster") is not None:
-            findings.append(f"Counting also how close the other films come to each item, "
-                            f"which moves for every user, it does so for "
+            findings.append(f"A finer measure, how close the other films come to each item, "
+                            f"moves for every user: on it the stated order is faster for "
                             f"{faithfulness['smooth_share_users_faster']:.0%} of "
                             f"{faithfulness['smooth_users_compared']} users.")
         if findings:
