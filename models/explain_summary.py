@@ -4,7 +4,9 @@ The sentence names the item, the titles of the strongest path's facts and
 nothing else (no title or number the facts and the measured effect do not
 hold), so it can be checked against them. When no reasoning path reaches the
 item it says so, and how far removing all reasoning moves it; a candidate
-merely near the item is never offered as the reason.
+merely near the item is never offered as the reason. It says "recommended mainly
+because" only where removing the path changes the item's rank; where it only
+lowers the score, the path "supports" the item.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def _titles(titles: Sequence[str]) -> str:
     return ", ".join(titles)
 
 
-def _chain_sentence(path: ExplanationPath, title: str, k: int) -> str:
+def _chain_sentence(path: ExplanationPath, title: str, k: int, decides: bool) -> str:
     facts = path.evidence
     sources = [f.source.title for f in facts if f.source is not None]
     watched = next((f for f in facts if f.kind == EvidenceKind.CO_WATCH), None)
@@ -59,12 +61,17 @@ def _chain_sentence(path: ExplanationPath, title: str, k: int) -> str:
         them = "it" if len(sources) == 1 else "them"   # the films named just before
         link = f"{title} shares {', '.join(genre.genres)} with {them}"
     sources = list(dict.fromkeys(sources))
-    because = (f"you watched {sources[0]}" if len(sources) == 1
-               else f"of your run of films ({_titles(sources)})")
-    return f"Recommended mainly because {because}: {link}; {_without(path.effect, k, 'chain')}."
+    if decides:
+        because = (f"you watched {sources[0]}" if len(sources) == 1
+                   else f"of your run of films ({_titles(sources)})")
+        opening = f"Recommended mainly because {because}"
+    else:
+        opening = (f"Supported by {sources[0]}, which you watched" if len(sources) == 1
+                   else f"Supported by your run of films ({_titles(sources)})")
+    return f"{opening}: {link}; {_without(path.effect, k, 'chain')}"
 
 
-def _interest_sentence(path: ExplanationPath, title: str, k: int) -> str:
+def _interest_sentence(path: ExplanationPath, title: str, k: int, decides: bool) -> str:
     fact = path.evidence[0]
     interest = fact.interest or ""
     similar = next((f for f in path.evidence if f.kind == EvidenceKind.INTEREST_SIMILARITY),
@@ -73,8 +80,10 @@ def _interest_sentence(path: ExplanationPath, title: str, k: int) -> str:
         link = f"{title} is closer to it than {similar.closer_than:.0%} of films"
     else:
         link = f"the reasoning matched it to {title}"
-    return (f"Recommended mainly because your recent films suggest an interest in "
-            f"\u201c{interest}\u201d, and {link}; {_without(path.effect, k, 'interest')}.")
+    opening = (f"Recommended mainly because your recent films suggest an interest in "
+               f"\u201c{interest}\u201d, and" if decides else
+               f"Supported by an interest your recent films suggest, \u201c{interest}\u201d:")
+    return f"{opening} {link}; {_without(path.effect, k, 'interest')}"
 
 
 def summary(title: str, paths: Sequence[ExplanationPath], without_reasoning: Effect | None,
@@ -90,9 +99,15 @@ def summary(title: str, paths: Sequence[ExplanationPath], without_reasoning: Eff
     shown = [p for p in paths if p.shown]
     best = next((p for p in shown if supports(p.effect)), None)
     if best is not None:
-        if best.kind == PathKind.CHAIN:
-            return _chain_sentence(best, title, k)
-        return _interest_sentence(best, title, k)
+        # "Mainly because" only where the path decides the rank; where its removal just
+        # lowers the score, it supports the item, and the reasoning as a whole may still
+        # move it.
+        decides = best.effect.delta_rank > 0
+        sentence = (_chain_sentence if best.kind == PathKind.CHAIN
+                    else _interest_sentence)(best, title, k, decides)
+        if not decides and without_reasoning is not None and without_reasoning.delta_rank:
+            sentence += f"; {_moves(without_reasoning)}"
+        return sentence + "."
     # Paths hidden for having no effect still reach the item: say so, not "no path".
     if shown or any(p.reaches_item for p in paths):
         return (f"Reasoning paths reach {title}, but removing them does not lower it; it comes "

@@ -16,7 +16,8 @@ import pytest
 
 from models.explain import Explainer, Removal
 from models.explain_paths import reaches
-from models.explain_schema import EvidenceKind, Explanation, PathFlag
+from models.explain_schema import (Effect, EvidenceFact, EvidenceKind, Explanation, ExplanationPath,
+                                   ItemRef, PathEnd, PathFlag, PathKind)
 from models.explain_summary import ordinal, summary, supports
 from tests.models.single_thread import one_torch_thread  # noqa: F401  (autouse fixture)
 
@@ -119,8 +120,15 @@ def test_summary_names_only_titles_in_the_facts(shipped, explanations) -> None:
                 assert item.summary.startswith(f"Reasoning paths reach {item.title}, but "
                                                "removing them does not lower it")
             # one film named: "shares Comedy with it", never "with them"
-            if item.summary.startswith("Recommended mainly because you watched "):
+            if item.summary.startswith("Recommended mainly because you watched ") or (
+                    ", which you watched:" in item.summary):
                 assert " with them" not in item.summary, item.summary
+            # "mainly because" only where the strongest supporting path moves the rank
+            best = next((p for p in item.paths if p.shown and supports(p.effect)), None)
+            if best is not None:
+                assert item.summary.startswith("Recommended mainly because") == (
+                    best.effect.delta_rank > 0), item.summary
+                assert item.summary.startswith(("Recommended mainly because", "Supported by"))
 
 
 def test_removing_a_path_moves_the_item_as_explained(shipped, explanations) -> None:
@@ -165,9 +173,33 @@ def test_paths_reach_the_item_or_say_they_do_not(explanations) -> None:
     assert any(reached), "no item reached: the checks above would be vacuous"
 
 
-def test_summary_template_without_paths() -> None:
-    from models.explain_schema import Effect
+def _chain_path(delta_rank: int, rank_after: int) -> ExplanationPath:
+    shadow, die_hard = (ItemRef(index=i, item_id=str(i), title=t)
+                        for i, t in ((1, "The Shadow"), (2, "Die Hard 2")))
+    fact = EvidenceFact(kind=EvidenceKind.CO_WATCH, text="41 of 120 ...", numeric=True,
+                        source=die_hard, target=shadow, viewers_source=120, viewers_both=41)
+    effect = Effect(delta_score=-0.2, delta_rank=delta_rank, rank_after=rank_after,
+                    in_top_k_after=rank_after <= 10, delta_soft_rank=0.3)
+    return ExplanationPath(id="c1", kind=PathKind.CHAIN, ends_at=PathEnd.ITEM, chain="c1",
+                           nodes=[], edges=[], effect=effect, evidence=[fact],
+                           reaches_item=True, shown=True)
 
+
+def test_summary_says_mainly_because_only_where_the_path_moves_the_rank() -> None:
+    link = "41 of 120 viewers who watched Die Hard 2 later watched The Shadow"
+    decisive = summary("The Shadow", [_chain_path(6, 7)], None, 10)
+    assert decisive == (f"Recommended mainly because you watched Die Hard 2: {link}; without "
+                        "that chain it would rank 7th.")
+    nudge = summary("The Shadow", [_chain_path(0, 1)], None, 10)
+    assert nudge == (f"Supported by Die Hard 2, which you watched: {link}; without that chain "
+                     "it would still rank 1st, on a lower score.")
+    # No single path moves it, the reasoning as a whole does: the sentence says so.
+    together = Effect(delta_score=-0.5, delta_rank=2, rank_after=3, in_top_k_after=True)
+    assert summary("The Shadow", [_chain_path(0, 1)], together, 10) == (
+        nudge[:-1] + "; removing all reasoning moves it 2 places down.")
+
+
+def test_summary_template_without_paths() -> None:
     down = Effect(delta_score=-0.5, delta_rank=4, rank_after=9, in_top_k_after=True)
     text = summary("The Shadow", [], down, 10)
     assert text == ("No reasoning path reaches this item; it comes from the base model "

@@ -102,7 +102,7 @@ def test_fit_then_explain_reuses_the_run_and_validates(cli_args: list[str], fitt
     assert "user 196 at step 4 of 10" in out and "Star Wars" in out
     # each explained film's plain sentence, as the app shows it
     (line,) = [line for line in out.splitlines() if ". Star Wars: " in line]  # --item 50
-    assert any(opening in line for opening in ("Recommended mainly because",
+    assert any(opening in line for opening in ("Recommended mainly because", "Supported by",
                                                "Reasoning paths reach",
                                                "No reasoning path reaches")), line
 
