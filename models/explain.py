@@ -52,7 +52,8 @@ from models.fusion.samples import UserGraph
 from models.fusion.strategy import Counterfactuals, Need, RemovableKind
 from models.graph_data import IntentIndex, reasoning_elements
 from models.graph_sources import GraphSource, graph_backend, source_label
-from models.metrics import mask_padding, soft_rank, soft_rank_temperature, target_ranks, top_items
+from models.metrics import (mask_padding, soft_rank, soft_rank_temperature, soft_ranks,
+                            target_ranks, top_items)
 from models.protocol import leave_one_out
 from models.recommenders import Recommender
 
@@ -155,15 +156,21 @@ class Explainer(CounterfactualScorer):
                                        point.base_scores))
 
     def _effect(self, before: Tensor, after: Tensor, item: int) -> Effect:
+        return self._effects(before, after[None], item)[0]
+
+    def _effects(self, before: Tensor, rows: Tensor, item: int) -> list[Effect]:
+        """The item's change from the row ``before [n + 1]`` to each of ``rows [R, n + 1]``."""
         rank_before = int(_ranks(before[None], item)[0])
-        rank_after = int(_ranks(after[None], item)[0])
-        # One temperature for both rows (the unchanged list's), so the change is comparable.
+        ranks_after = _ranks(rows, item).tolist()
+        # One temperature for every row (the unchanged list's), so the changes are comparable.
         temperature = soft_rank_temperature(before)
-        return Effect(delta_score=float(after[item] - before[item]),
-                      delta_rank=rank_after - rank_before, rank_after=rank_after,
-                      in_top_k_after=rank_after <= self.k,
-                      delta_soft_rank=(soft_rank(after, item, temperature)
-                                       - soft_rank(before, item, temperature)))
+        soft_before = soft_rank(before, item, temperature)
+        soft_after = soft_ranks(rows, item, temperature).tolist()
+        return [Effect(delta_score=float(row[item] - before[item]),
+                       delta_rank=rank_after - rank_before, rank_after=rank_after,
+                       in_top_k_after=rank_after <= self.k,
+                       delta_soft_rank=soft - soft_before)
+                for row, rank_after, soft in zip(rows, ranks_after, soft_after)]
 
     @property
     def removable(self) -> frozenset[RemovableKind]:
@@ -289,8 +296,7 @@ class Explainer(CounterfactualScorer):
         candidates = self.paths(point, item)
         everything = self.all_reasoning(point)
         measured = self.scores(point, [p.removal for p in candidates] + [everything])
-        effects = [self._effect(full, row, item) for row in measured[:-1]]
-        without = self._effect(full, measured[-1], item)
+        *effects, without = self._effects(full, measured, item)
         # Strongest first by the measured effect on what the user sees, the rank
         # (exact, then smooth: models.explain_effect).
         ranked = sorted(zip(candidates, effects), key=lambda t: (*strength(t[1]), t[0].id))
